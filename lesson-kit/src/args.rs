@@ -1,0 +1,233 @@
+//! A small command-line parser, written by hand so a lesson builds in a second.
+//!
+//! A lesson loops over [`Parser::next`] and matches the option names itself, so its `--help`
+//! text and its options sit side by side in the lesson:
+//!
+//! ```
+//! # use lesson_kit::args::{Parser, UsageError};
+//! # fn demo() -> Result<(), UsageError> {
+//! let mut parser = Parser::new("demo", ["--count", "3", "--no-gap"]);
+//! let mut count = None;
+//! let mut gap = true;
+//! while let Some(arg) = parser.next()? {
+//!     match arg.as_str() {
+//!         "--count" => count = Some(parser.value::<u64>(&arg)?),
+//!         "--no-gap" => gap = false,
+//!         _ => return Err(parser.unexpected(&arg)),
+//!     }
+//! }
+//! assert_eq!((count, gap), (Some(3), false));
+//! # Ok(()) }
+//! # demo().unwrap();
+//! ```
+//!
+//! Both `--count 3` and `--count=3` work; `--` ends the options; a word that does not start
+//! with `-` is a positional argument and is returned as it is.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::process::ExitCode;
+use std::str::FromStr;
+
+/// The exit code for a usage error (bad option, bad value), as documented in the README.
+pub const EXIT_USAGE: u8 = 2;
+
+/// What went wrong on the command line. Printed with the usage text, then exit code 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Command-line arguments, consumed one at a time.
+pub struct Parser {
+    program: String,
+    args: VecDeque<String>,
+    /// The value glued to the last option with `=` (`--count=3`), waiting for `value()`.
+    glued: Option<String>,
+    only_positionals: bool,
+}
+
+impl Parser {
+    /// Parses the arguments of this process. A non-UTF-8 argument is a usage error.
+    pub fn from_env(program: &str) -> Result<Parser, UsageError> {
+        let mut args = Vec::new();
+        for arg in std::env::args_os().skip(1) {
+            match arg.into_string() {
+                Ok(arg) => args.push(arg),
+                Err(raw) => {
+                    return Err(UsageError(format!("argument {raw:?} is not valid UTF-8")));
+                }
+            }
+        }
+        Ok(Parser::new(program, args))
+    }
+
+    /// Parses the given arguments (the program name not included).
+    pub fn new<I, S>(program: &str, args: I) -> Parser
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Parser {
+            program: program.to_owned(),
+            args: args.into_iter().map(Into::into).collect(),
+            glued: None,
+            only_positionals: false,
+        }
+    }
+
+    /// The name the lesson gave itself, for messages.
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// The next option (`--count`, `-h`) or positional argument, or `None` at the end.
+    ///
+    /// Fails if the previous option was given a value with `=` that nobody asked for
+    /// (`--no-gap=yes`).
+    #[allow(clippy::should_implement_trait)] // it returns a Result, unlike Iterator::next
+    pub fn next(&mut self) -> Result<Option<String>, UsageError> {
+        if let Some(value) = self.glued.take() {
+            return Err(UsageError(format!(
+                "an option does not take a value: ={value}"
+            )));
+        }
+        let Some(arg) = self.args.pop_front() else {
+            return Ok(None);
+        };
+        if self.only_positionals || !arg.starts_with('-') || arg == "-" {
+            return Ok(Some(arg));
+        }
+        if arg == "--" {
+            self.only_positionals = true;
+            return self.next();
+        }
+        if let Some((name, value)) = arg.split_once('=')
+            && name.starts_with("--")
+        {
+            self.glued = Some(value.to_owned());
+            return Ok(Some(name.to_owned()));
+        }
+        Ok(Some(arg))
+    }
+
+    /// The value of `option` (the next argument, or what followed `=`), parsed as `T`.
+    /// The error names the option and the value, so the user sees what to fix.
+    pub fn value<T>(&mut self, option: &str) -> Result<T, UsageError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        let text = match self.glued.take() {
+            Some(text) => text,
+            None => self
+                .args
+                .pop_front()
+                .ok_or_else(|| UsageError(format!("{option} needs a value")))?,
+        };
+        text.parse()
+            .map_err(|err| UsageError(format!("{option} {text:?}: {err}")))
+    }
+
+    /// The error for an option or argument the lesson does not know.
+    pub fn unexpected(&self, arg: &str) -> UsageError {
+        if arg.starts_with('-') && !self.only_positionals {
+            UsageError(format!("unknown option {arg}"))
+        } else {
+            UsageError(format!("unexpected argument {arg:?}"))
+        }
+    }
+}
+
+/// Prints a usage error and the usage text to stderr; the caller returns the exit code.
+///
+/// ```text
+/// anon-pipe: --count "x": invalid digit found in string
+///
+/// Usage: anon-pipe [--count N] [--speed X] [--no-gap]
+/// ...
+/// ```
+pub fn usage_failure(program: &str, err: &UsageError, usage: &str) -> ExitCode {
+    eprintln!("{program}: {err}\n\n{usage}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// A positive, finite float (for `--speed`): `0`, negatives, `inf` and `NaN` are refused.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Positive(pub f64);
+
+impl FromStr for Positive {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let value: f64 = text.parse().map_err(|_| "not a number".to_owned())?;
+        if value.is_finite() && value > 0.0 {
+            Ok(Positive(value))
+        } else {
+            Err("must be a positive number".to_owned())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(args: &[&str]) -> Result<Vec<String>, UsageError> {
+        let mut parser = Parser::new("t", args.iter().copied());
+        let mut seen = Vec::new();
+        while let Some(arg) = parser.next()? {
+            if arg == "--n" {
+                let n: u32 = parser.value(&arg)?;
+                seen.push(format!("n={n}"));
+            } else {
+                seen.push(arg);
+            }
+        }
+        Ok(seen)
+    }
+
+    #[test]
+    fn values_may_follow_or_be_glued_with_equals() {
+        assert_eq!(collect(&["--n", "3"]).unwrap(), ["n=3"]);
+        assert_eq!(collect(&["--n=4", "x"]).unwrap(), ["n=4", "x"]);
+    }
+
+    #[test]
+    fn double_dash_ends_options() {
+        assert_eq!(
+            collect(&["--n", "1", "--", "--n=2", "-x"]).unwrap(),
+            ["n=1", "--n=2", "-x"]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_option_and_the_value() {
+        assert_eq!(collect(&["--n"]).unwrap_err().0, "--n needs a value");
+        let err = collect(&["--n", "x"]).unwrap_err().0;
+        assert!(err.starts_with("--n \"x\": "), "{err}");
+        let err = collect(&["--flag=1"]).unwrap_err().0;
+        assert_eq!(err, "an option does not take a value: =1");
+    }
+
+    #[test]
+    fn unexpected_distinguishes_options_from_words() {
+        let parser = Parser::new("t", Vec::<String>::new());
+        assert_eq!(parser.unexpected("--what").0, "unknown option --what");
+        assert_eq!(parser.unexpected("what").0, "unexpected argument \"what\"");
+    }
+
+    #[test]
+    fn positive_refuses_zero_negative_and_non_finite() {
+        assert_eq!("2.5".parse::<Positive>(), Ok(Positive(2.5)));
+        for bad in ["0", "-1", "inf", "NaN", "fast"] {
+            assert!(bad.parse::<Positive>().is_err(), "{bad}");
+        }
+    }
+}

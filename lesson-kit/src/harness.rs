@@ -1,0 +1,687 @@
+//! The test harness every lesson's tests use.
+//!
+//! Tests never fork inside the test process (see the book's chapter on the shared crate):
+//! they run the lesson's binary as a subprocess, in a process group of its own, with a
+//! deadline. On expiry the whole group is killed and the test fails with everything the
+//! lesson printed, so a regression that hangs fails in seconds instead of stalling CI.
+//! When the lesson exits, [`Running::finish`] checks that its process group is empty: a
+//! child still running is an orphan, a child left a zombie was never reaped.
+//!
+//! ```no_run
+//! # use lesson_kit::harness::Lesson;
+//! let run = Lesson::new(env!("CARGO_PKG_NAME")).args(["--count", "3"]).run();
+//! assert_eq!(run.code(), Some(0), "{}", run.transcript());
+//! ```
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// The deadline when a test sets none: long enough for a slow CI machine, short enough to
+/// fail fast.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
+
+/// How long the group may take to empty after the lesson exits (children finishing their
+/// last write, the kernel tearing down).
+const GROUP_GRACE: Duration = Duration::from_secs(3);
+
+/// A line the lesson printed on stdout, and when it arrived (since the start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedLine {
+    pub at: Duration,
+    pub text: String,
+}
+
+/// A lesson binary to run: a [`Command`] with a deadline.
+pub struct Lesson {
+    command: Command,
+    label: String,
+    deadline: Duration,
+    merged: bool,
+    stdin: bool,
+}
+
+impl Lesson {
+    /// A lesson binary, usually `env!("CARGO_BIN_EXE_<name>")`.
+    pub fn new(program: impl AsRef<OsStr>) -> Lesson {
+        let program = program.as_ref();
+        Lesson {
+            command: Command::new(program),
+            label: program.to_string_lossy().into_owned(),
+            deadline: DEFAULT_DEADLINE,
+            merged: false,
+            stdin: false,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Lesson {
+        self.label.push(' ');
+        self.label.push_str(&arg.as_ref().to_string_lossy());
+        self.command.arg(arg);
+        self
+    }
+
+    pub fn args<I, S>(self, args: I) -> Lesson
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        args.into_iter().fold(self, Lesson::arg)
+    }
+
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Lesson {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Lesson {
+        self.command.env_remove(key);
+        self
+    }
+
+    pub fn current_dir(mut self, dir: impl AsRef<std::path::Path>) -> Lesson {
+        self.command.current_dir(dir);
+        self
+    }
+
+    /// The whole run (until [`Running::finish`] returns) must fit in `deadline`.
+    pub fn deadline(mut self, deadline: Duration) -> Lesson {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Send stderr into the same pipe as stdout, so the lines come in the order they were
+    /// written (for transcripts). [`Finished::stderr`] is then empty.
+    pub fn merge_stderr(mut self) -> Lesson {
+        self.merged = true;
+        self
+    }
+
+    /// Give the lesson a pipe as stdin ([`Running::stdin`]); by default stdin is `/dev/null`.
+    pub fn piped_stdin(mut self) -> Lesson {
+        self.stdin = true;
+        self
+    }
+
+    /// Starts the lesson in a new process group (its pid is the group id).
+    pub fn spawn(mut self) -> Running {
+        let stderr_buf = Arc::new(Mutex::new(Vec::new()));
+        let stdout_buf = Arc::new(Mutex::new(Vec::new()));
+        self.command.process_group(0).stdin(if self.stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        let (out_reader, out_writer) = std::io::pipe().expect("harness: pipe for stdout");
+        let err_pipe = if self.merged {
+            let copy = out_writer.try_clone().expect("harness: dup stdout pipe");
+            self.command.stderr(copy);
+            None
+        } else {
+            let (reader, writer) = std::io::pipe().expect("harness: pipe for stderr");
+            self.command.stderr(writer);
+            Some(reader)
+        };
+        self.command.stdout(out_writer);
+        // ANCHOR: spawn
+        let started = Instant::now();
+        let mut child = self
+            .command
+            .spawn()
+            .unwrap_or_else(|err| panic!("harness: cannot start {}: {err}", self.label));
+        // The Command still holds our copies of the pipes' write ends. Drop it now, or the
+        // readers below would never see EOF (the lessons' own EOF rule applies to us too).
+        drop(self.command);
+        // ANCHOR_END: spawn
+
+        let (line_tx, lines) = channel();
+        let out_thread = thread::spawn({
+            let stdout_buf = Arc::clone(&stdout_buf);
+            move || {
+                let mut reader = out_reader;
+                let mut pending = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = match reader.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let at = started.elapsed();
+                    stdout_buf.lock().unwrap().extend_from_slice(&chunk[..n]);
+                    pending.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = pending.drain(..=end).collect();
+                        let text = String::from_utf8_lossy(&line[..end]).into_owned();
+                        let _ = line_tx.send(TimedLine { at, text });
+                    }
+                }
+                if !pending.is_empty() {
+                    let text = String::from_utf8_lossy(&pending).into_owned();
+                    let at = started.elapsed();
+                    let _ = line_tx.send(TimedLine { at, text });
+                }
+            }
+        });
+        let err_thread = err_pipe.map(|mut reader| {
+            let stderr_buf = Arc::clone(&stderr_buf);
+            thread::spawn(move || {
+                let mut chunk = [0u8; 4096];
+                while let Ok(n @ 1..) = reader.read(&mut chunk) {
+                    stderr_buf.lock().unwrap().extend_from_slice(&chunk[..n]);
+                }
+            })
+        });
+
+        let pid = i32::try_from(child.id()).expect("pid fits in i32");
+        Running {
+            stdin: child.stdin.take(),
+            child: Some(child),
+            pid,
+            label: self.label,
+            started,
+            deadline: started + self.deadline,
+            lines,
+            seen: Vec::new(),
+            stdout_buf,
+            stderr_buf,
+            readers: [Some(out_thread), err_thread],
+        }
+    }
+
+    /// Runs the lesson to the end ([`Lesson::spawn`] then [`Running::finish`]).
+    pub fn run(self) -> Finished {
+        self.spawn().finish()
+    }
+}
+
+/// A lesson that is running. Dropping it (a failed assertion, say) kills its process group.
+pub struct Running {
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    pid: i32,
+    label: String,
+    started: Instant,
+    deadline: Instant,
+    lines: Receiver<TimedLine>,
+    seen: Vec<TimedLine>,
+    stdout_buf: Arc<Mutex<Vec<u8>>>,
+    stderr_buf: Arc<Mutex<Vec<u8>>>,
+    readers: [Option<JoinHandle<()>>; 2],
+}
+
+/// What the group check after exit allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leftovers {
+    /// Nothing at all may remain: no orphan, no zombie.
+    None,
+    /// Zombies may remain, live processes may not. For tests that kill the lesson's parent
+    /// process on purpose: its children then lose the parent that would have reaped them
+    /// (on this kind of machine, pid 1 does not reap orphans either).
+    Zombies,
+}
+
+impl Running {
+    /// The lesson's pid, which is also its process group id.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The lesson's stdin, if it was started with [`Lesson::piped_stdin`].
+    pub fn stdin(&mut self) -> &mut ChildStdin {
+        self.stdin
+            .as_mut()
+            .expect("start the lesson with piped_stdin()")
+    }
+
+    /// Closes the lesson's stdin (it reads EOF).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Time since the lesson started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The next line of stdout, waiting at most until the deadline (then the test fails).
+    /// `None` when stdout is closed.
+    pub fn next_line(&mut self) -> Option<TimedLine> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        match self.lines.recv_timeout(left) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                Some(line)
+            }
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => {
+                self.fail("deadline passed waiting for a stdout line")
+            }
+        }
+    }
+
+    /// Waits until stderr contains `needle` (or the deadline passes) and returns stderr.
+    pub fn wait_for_stderr(&mut self, needle: &str) -> String {
+        loop {
+            let text = self.stderr_text();
+            if text.contains(needle) {
+                return text;
+            }
+            if Instant::now() >= self.deadline {
+                self.fail(&format!("deadline passed waiting for {needle:?} on stderr"));
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Sends `signal` to the lesson's own process (not its group).
+    pub fn signal(&self, signal: Signal) {
+        send(self.pid, signal);
+    }
+
+    /// Sends `signal` to the whole process group, as a terminal's Ctrl-C does.
+    pub fn signal_group(&self, signal: Signal) {
+        // ESRCH: the group is already empty, which is fine for a test that ends things.
+        let _ = killpg(Pid::from_raw(self.pid), signal);
+    }
+
+    /// Waits for the lesson to exit and for its output to close, then checks that its
+    /// process group is empty. Any of these that misses the deadline fails the test.
+    pub fn finish(self) -> Finished {
+        self.finish_allowing(Leftovers::None)
+    }
+
+    /// [`Running::finish`], with a weaker group check (see [`Leftovers`]).
+    pub fn finish_allowing(mut self, allowed: Leftovers) -> Finished {
+        self.stdin = None;
+        let status = loop {
+            let child = self.child.as_mut().expect("child is there until finish");
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < self.deadline => {
+                    thread::sleep(Duration::from_millis(5));
+                }
+                Ok(None) => self.fail("deadline passed waiting for the lesson to exit"),
+                Err(err) => self.fail(&format!("waitpid on the lesson: {err}")),
+            }
+        };
+        self.child = None; // reaped
+        let elapsed = self.started.elapsed();
+
+        // Output closes only when every process holding the pipes has exited.
+        for reader in &mut self.readers {
+            while reader.as_ref().is_some_and(|r| !r.is_finished()) {
+                if Instant::now() >= self.deadline {
+                    self.fail("the lesson exited but something still holds its stdout/stderr");
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
+            if let Some(reader) = reader.take() {
+                let _ = reader.join();
+            }
+        }
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+
+        // ANCHOR: group_check
+        let grace_end = Instant::now() + GROUP_GRACE;
+        loop {
+            let members = group_members(self.pid);
+            let live: Vec<_> = members.iter().filter(|m| m.state != 'Z').collect();
+            let bad = match allowed {
+                Leftovers::None => !members.is_empty(),
+                Leftovers::Zombies => !live.is_empty(),
+            };
+            if !bad {
+                break;
+            }
+            if Instant::now() >= grace_end {
+                let list: Vec<String> = members.iter().map(Member::describe).collect();
+                let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+                self.fail(&format!(
+                    "the lesson exited ({}) but left processes in its group \
+                     (running: an orphan; Z: a child nobody reaped): {}",
+                    describe_status(status),
+                    list.join(", ")
+                ));
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        // ANCHOR_END: group_check
+
+        Finished {
+            status,
+            pid: self.pid,
+            elapsed,
+            label: self.label.clone(),
+            stdout: self.stdout_buf.lock().unwrap().clone(),
+            stderr: self.stderr_text(),
+            lines: std::mem::take(&mut self.seen),
+        }
+    }
+
+    fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr_buf.lock().unwrap()).into_owned()
+    }
+
+    /// Kills the group and fails the test with everything the lesson printed so far.
+    fn fail(&mut self, why: &str) -> ! {
+        let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+        thread::sleep(Duration::from_millis(50)); // let the readers catch the last bytes
+        panic!(
+            "{why}\n--- command: {}\n--- after {:?}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.label,
+            self.started.elapsed(),
+            String::from_utf8_lossy(&self.stdout_buf.lock().unwrap()),
+            self.stderr_text()
+        );
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Only reached with the child unreaped when a test failed half-way: clean up so a
+        // failing test leaves no processes behind either.
+        if let Some(mut child) = self.child.take() {
+            let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A lesson that has exited, with everything it printed.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub pid: i32,
+    pub elapsed: Duration,
+    pub label: String,
+    /// Every byte of stdout, exactly.
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+    /// Stdout split into lines, with arrival times (the reader's view).
+    pub lines: Vec<TimedLine>,
+}
+
+impl Finished {
+    /// The exit code, or `None` if a signal killed the lesson.
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// Stdout as text (invalid UTF-8 replaced).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// The lines of stdout, without times.
+    pub fn texts(&self) -> Vec<&str> {
+        self.lines.iter().map(|line| line.text.as_str()).collect()
+    }
+
+    /// Everything printed, for assertion messages.
+    pub fn transcript(&self) -> String {
+        format!(
+            "--- command: {}\n--- {} after {:?}\n--- stdout:\n{}--- stderr:\n{}",
+            self.label,
+            describe_status(self.status),
+            self.elapsed,
+            self.stdout_text(),
+            self.stderr
+        )
+    }
+}
+
+/// `exited with status 3` / `killed by SIGKILL`.
+pub fn describe_status(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (_, Some(signal)) => match Signal::try_from(signal) {
+            Ok(signal) => format!("killed by {signal}"),
+            Err(_) => format!("killed by signal {signal}"),
+        },
+        _ => format!("{status:?}"),
+    }
+}
+
+/// Sends a signal to one process, failing the test if that is impossible (it is gone).
+pub fn send(pid: i32, signal: Signal) {
+    if let Err(err) = kill(Pid::from_raw(pid), signal) {
+        panic!("kill -{signal} {pid}: {err}");
+    }
+}
+
+/// Whether a process exists (a zombie counts).
+pub fn exists(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None) != Err(Errno::ESRCH)
+}
+
+/// A process found in `/proc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub pid: i32,
+    pub ppid: i32,
+    /// `R`, `S`, `Z`... as in `ps`.
+    pub state: char,
+    pub command: String,
+}
+
+impl Member {
+    fn describe(&self) -> String {
+        format!(
+            "{} {} (state {}, parent {})",
+            self.pid, self.command, self.state, self.ppid
+        )
+    }
+}
+
+/// The processes whose process group is `pgid`, read from `/proc/<pid>/stat`.
+pub fn group_members(pgid: i32) -> Vec<Member> {
+    processes()
+        .into_iter()
+        .filter(|(_, pgrp)| *pgrp == pgid)
+        .map(|(m, _)| m)
+        .collect()
+}
+
+/// The processes whose parent is `ppid`.
+pub fn children_of(ppid: i32) -> Vec<Member> {
+    processes()
+        .into_iter()
+        .map(|(m, _)| m)
+        .filter(|m| m.ppid == ppid)
+        .collect()
+}
+
+/// One process's `/proc/<pid>/stat`, or `None` if it is gone.
+pub fn process(pid: i32) -> Option<Member> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(pid, &stat).map(|(member, _)| member)
+}
+
+fn processes() -> Vec<(Member, i32)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| {
+        let pid: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        parse_stat(pid, &stat)
+    })
+    .collect()
+}
+
+/// `pid (comm) state ppid pgrp ...`; comm may contain spaces and parentheses, so split at
+/// the last `)`.
+fn parse_stat(pid: i32, stat: &str) -> Option<(Member, i32)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let command = stat.get(open + 1..close)?.to_owned();
+    let mut fields = stat.get(close + 1..)?.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((
+        Member {
+            pid,
+            ppid,
+            state,
+            command,
+        },
+        pgrp,
+    ))
+}
+
+/// Replaces Unix timestamps (`1628658450.6990933`: nine or more digits, an optional
+/// fraction) with `<time>`, so runs at different moments compare equal.
+pub fn mask_times(text: &str) -> String {
+    map_numbers(text, |number| {
+        let whole = number.split('.').next().unwrap_or(number);
+        (whole.len() >= 9).then(|| "<time>".to_owned())
+    })
+}
+
+/// Replaces the whole number `value` wherever it stands alone (not inside a longer number)
+/// with `token`: `mask_number("Parent 9788 got", 9788, "<pid>")`.
+pub fn mask_number(text: &str, value: i64, token: &str) -> String {
+    let value = value.to_string();
+    map_numbers(text, |number| (number == value).then(|| token.to_owned()))
+}
+
+/// Normalizes a transcript for comparison: timestamps become `<time>`, and every other
+/// number of two or more digits (pids, mostly) becomes `<#1>`, `<#2>`... in order of first
+/// appearance, so the structure survives (the same pid on every line) but the values do not.
+pub fn normalize(text: &str) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    map_numbers(&mask_times(text), |number| {
+        if number.len() < 2 || number.contains('.') {
+            return None;
+        }
+        let index = match seen.iter().position(|known| known == number) {
+            Some(index) => index,
+            None => {
+                seen.push(number.to_owned());
+                seen.len() - 1
+            }
+        };
+        Some(format!("<#{}>", index + 1))
+    })
+}
+
+/// Compares `output` with the transcript file the book includes, after [`normalize`].
+/// With `UPDATE_TRANSCRIPTS=1` in the environment it writes the file instead, so the book
+/// always shows real output: `UPDATE_TRANSCRIPTS=1 cargo test --workspace`.
+pub fn check_transcript(path: &std::path::Path, output: &str) {
+    if std::env::var_os("UPDATE_TRANSCRIPTS").is_some() {
+        std::fs::write(path, output)
+            .unwrap_or_else(|err| panic!("write {}: {err}", path.display()));
+        return;
+    }
+    let recorded = std::fs::read_to_string(path).unwrap_or_else(|err| {
+        panic!(
+            "read {}: {err}\n(run UPDATE_TRANSCRIPTS=1 cargo test to create it)",
+            path.display()
+        )
+    });
+    assert_eq!(
+        normalize(&recorded),
+        normalize(output),
+        "the book's transcript {} no longer matches the lesson's output; \
+         if the change is intended, run UPDATE_TRANSCRIPTS=1 cargo test --workspace",
+        path.display()
+    );
+}
+
+/// Calls `replace` on every number in `text` (digits, with a `.fraction` if one follows)
+/// and substitutes what it returns; `None` keeps the number.
+fn map_numbers(text: &str, mut replace: impl FnMut(&str) -> Option<String>) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i + 1 < bytes.len() && bytes[i] == b'.' && bytes[i + 1].is_ascii_digit() {
+            i += 1;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+        // Digits and '.' are ASCII, so start and i are on character boundaries.
+        if let Some(replacement) = replace(&text[start..i]) {
+            out.push_str(&text[copied..start]);
+            out.push_str(&replacement);
+            copied = i;
+        }
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_times_hides_timestamps_but_not_small_numbers() {
+        assert_eq!(
+            mask_times("Parent 9788 got [b'Spam 0'] at 1628658450.6990933"),
+            "Parent 9788 got [b'Spam 0'] at <time>"
+        );
+        assert_eq!(mask_times("at 1628658450.0 and 12.5"), "at <time> and 12.5");
+    }
+
+    #[test]
+    fn mask_number_replaces_whole_numbers_only() {
+        assert_eq!(
+            mask_number("Parent 97 got 970 and 97", 97, "<pid>"),
+            "Parent <pid> got 970 and <pid>"
+        );
+    }
+
+    #[test]
+    fn normalize_keeps_structure_but_not_values() {
+        let a = "Parent 97 forked child 98\nParent 97 got [b'Spam 1'] at 1628658450.5\n";
+        let b = "Parent 1234 forked child 1240\nParent 1234 got [b'Spam 1'] at 1795328890.25\n";
+        assert_eq!(normalize(a), normalize(b));
+        let swapped = "Parent 1240 forked child 1234\nParent 1234 got [b'Spam 1'] at 1.0e9\n";
+        assert_ne!(normalize(a), normalize(swapped));
+    }
+
+    #[test]
+    fn parse_stat_handles_parentheses_in_the_command() {
+        let (member, pgrp) = parse_stat(42, "42 (a (b) c) Z 1 40 40 0").unwrap();
+        assert_eq!(member.command, "a (b) c");
+        assert_eq!((member.state, member.ppid, pgrp), ('Z', 1, 40));
+    }
+
+    #[test]
+    fn describe_status_names_signals() {
+        assert_eq!(
+            describe_status(ExitStatus::from_raw(3 << 8)),
+            "exited with status 3"
+        );
+        assert_eq!(
+            describe_status(ExitStatus::from_raw(9)),
+            "killed by SIGKILL"
+        );
+    }
+}

@@ -1,0 +1,101 @@
+//! Plumbing shared by the lessons, kept out of them so each lesson reads as its system calls.
+//!
+//! Nothing here makes a system call on a lesson's behalf: pipes, forks, reads, writes and
+//! waits all stay in the lessons, where students can see them. What lives here:
+//!
+//! - [`args`]: a hand-written command-line parser (`--help`, `Usage:`, exit code 2);
+//! - [`pace`]: the `--count` and `--speed` options every paced lesson shares;
+//! - [`pyfmt`]: Python's `bytes` repr and `time.time()` text, to match the documents;
+//! - [`Failure`] and [`Context`]: error messages that name the call and the object
+//!   (`read pipe: EIO: I/O error`);
+//! - [`harness`]: for tests only — run a lesson binary as a subprocess in its own process
+//!   group, with a deadline, and check that it left nothing behind.
+
+pub mod args;
+pub mod harness;
+pub mod pace;
+pub mod pyfmt;
+
+use std::fmt;
+
+/// The exit codes every lesson documents in its `--help` and the README.
+pub mod exit {
+    /// The lesson did what it was asked.
+    pub const OK: u8 = 0;
+    /// A system call failed, or a process the lesson watches ended badly.
+    pub const RUNTIME: u8 = 1;
+    /// Bad command line.
+    pub const USAGE: u8 = crate::args::EXIT_USAGE;
+    /// The lesson's own time limit ran out, or it detected a deadlock.
+    pub const TIMEOUT: u8 = 3;
+}
+
+/// A failed operation, with the call and the object it was applied to.
+///
+/// `main` functions return `Result<ExitCode, Failure>`; when one fails, Rust prints
+/// `Error: ` and this message, and the process exits with code 1.
+pub struct Failure {
+    what: String,
+    cause: String,
+}
+
+impl Failure {
+    /// A failure that is not an error code: `Failure::new("child 42", "killed by SIGKILL")`.
+    pub fn new(what: impl fmt::Display, cause: impl fmt::Display) -> Failure {
+        Failure {
+            what: what.to_string(),
+            cause: cause.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.what, self.cause)
+    }
+}
+
+/// `main` returning `Err` prints the `Debug` form; make it the readable one.
+impl fmt::Debug for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Labels an error with the operation and object: `.context("write pipe")`.
+pub trait Context<T> {
+    /// Turns the error into a [`Failure`] whose message starts with `what`.
+    fn context(self, what: impl fmt::Display) -> Result<T, Failure>;
+}
+
+impl<T> Context<T> for nix::Result<T> {
+    fn context(self, what: impl fmt::Display) -> Result<T, Failure> {
+        // nix prints an errno as `EPIPE: Broken pipe`: the name to search for, then the text.
+        self.map_err(|errno| Failure::new(what, errno))
+    }
+}
+
+impl<T> Context<T> for std::io::Result<T> {
+    fn context(self, what: impl fmt::Display) -> Result<T, Failure> {
+        self.map_err(|err| Failure::new(what, err))
+    }
+}
+
+/// How a child ended, in the words the lessons print: `exited with status 3`,
+/// `killed by SIGKILL`, `killed by SIGSEGV (core dumped)`.
+pub fn describe_wait(status: nix::sys::wait::WaitStatus) -> String {
+    use nix::sys::wait::WaitStatus;
+    match status {
+        WaitStatus::Exited(_, code) => format!("exited with status {code}"),
+        WaitStatus::Signaled(_, signal, false) => format!("killed by {signal}"),
+        WaitStatus::Signaled(_, signal, true) => format!("killed by {signal} (core dumped)"),
+        other => format!("changed state: {other:?}"),
+    }
+}
+
+/// Whether a wait status is a clean exit (status 0).
+pub fn exited_ok(status: nix::sys::wait::WaitStatus) -> bool {
+    matches!(status, nix::sys::wait::WaitStatus::Exited(_, 0))
+}

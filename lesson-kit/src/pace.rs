@@ -1,0 +1,107 @@
+//! Pacing: `--count N` (stop after N messages) and `--speed X` (wait X times less).
+//!
+//! With neither option a lesson runs like the document: forever, at the document's cadence.
+
+use crate::args::{Parser, Positive, UsageError};
+use std::time::Duration;
+
+/// The help lines for the two pacing options, for a lesson's usage text.
+pub const PACING_HELP: &str = "\
+  --count N    stop after N messages (default: run until interrupted, like the document)
+  --speed X    make every wait X times shorter (default 1; 20 turns 4 s into 0.2 s)";
+
+/// How many messages to send and how fast.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pacing {
+    /// `None`: forever, as in the document.
+    pub count: Option<u64>,
+    /// Waits are divided by this; always positive and finite.
+    pub speed: f64,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Pacing {
+            count: None,
+            speed: 1.0,
+        }
+    }
+}
+
+impl Pacing {
+    // ANCHOR: pacing
+    /// Takes `--count` or `--speed` from the parser if `option` is one of them.
+    /// Returns `Ok(false)` for any other option, so the lesson can go on matching.
+    pub fn accept(&mut self, option: &str, parser: &mut Parser) -> Result<bool, UsageError> {
+        match option {
+            "--count" => {
+                let count: u64 = parser.value(option)?;
+                if count == 0 {
+                    return Err(UsageError("--count must be at least 1".to_owned()));
+                }
+                self.count = Some(count);
+            }
+            "--speed" => self.speed = parser.value::<Positive>(option)?.0,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+    // ANCHOR_END: pacing
+
+    /// The message numbers to send: `0..count`, or `0..` without `--count`.
+    pub fn messages(&self) -> impl Iterator<Item = u64> + use<> {
+        (0..).take_while({
+            let count = self.count;
+            move |i| count.is_none_or(|count| *i < count)
+        })
+    }
+
+    /// A wait of the document's length, shortened by `--speed`.
+    pub fn scaled(&self, document_wait: Duration) -> Duration {
+        document_wait.div_f64(self.speed)
+    }
+
+    /// A wait of `seconds` document seconds, shortened by `--speed`.
+    pub fn secs(&self, seconds: f64) -> Duration {
+        self.scaled(Duration::from_secs_f64(seconds))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Pacing, UsageError> {
+        let mut parser = Parser::new("t", args.iter().copied());
+        let mut pacing = Pacing::default();
+        while let Some(arg) = parser.next()? {
+            if !pacing.accept(&arg, &mut parser)? {
+                return Err(parser.unexpected(&arg));
+            }
+        }
+        Ok(pacing)
+    }
+
+    #[test]
+    fn defaults_are_the_documents_forever_at_full_length() {
+        let pacing = parse(&[]).unwrap();
+        assert_eq!(pacing.count, None);
+        assert_eq!(pacing.secs(4.0), Duration::from_secs(4));
+        assert_eq!(pacing.messages().take(1000).count(), 1000);
+    }
+
+    #[test]
+    fn count_and_speed_are_applied() {
+        let pacing = parse(&["--count", "3", "--speed=20"]).unwrap();
+        assert_eq!(pacing.messages().collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(pacing.secs(4.0), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors_naming_the_option() {
+        assert!(parse(&["--count", "0"]).unwrap_err().0.contains("--count"));
+        assert!(parse(&["--count", "-3"]).unwrap_err().0.contains("--count"));
+        assert!(parse(&["--speed", "0"]).unwrap_err().0.contains("--speed"));
+        assert!(parse(&["--other"]).unwrap_err().0.contains("--other"));
+    }
+}

@@ -1,0 +1,133 @@
+//! Python-style formatting, so a lesson's output can be compared with the documents' line
+//! for line.
+//!
+//! The documents print with Python's `format`, which shows a `bytes` object as its repr
+//! (`b'Spam 0'`) and a float from `time.time()` as the shortest text that reads back as the
+//! same float (`1628658450.6990933`). These functions reproduce exactly that and nothing more.
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+// ANCHOR: bytes_repr
+/// Python's `repr()` of a `bytes` object: `b'Spam 0'`.
+///
+/// The rules are CPython's (`bytes_repr` in `Objects/bytesobject.c`):
+/// - the quotes are single, unless the bytes contain `'` and no `"`, then double;
+/// - `\` and the chosen quote are escaped with a backslash;
+/// - tab, newline and carriage return are written `\t`, `\n`, `\r`;
+/// - any other byte outside printable ASCII (below 0x20, or 0x7f and above) is `\xhh`,
+///   with lowercase hex digits.
+pub fn bytes_repr(bytes: &[u8]) -> String {
+    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(bytes.len() + 3);
+    out.push('b');
+    out.push(quote);
+    for &byte in bytes {
+        match byte {
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            _ if char::from(byte) == quote => {
+                out.push('\\');
+                out.push(quote);
+            }
+            0x20..=0x7e => out.push(char::from(byte)),
+            _ => {
+                // Writing to a String cannot fail.
+                let _ = write!(out, "\\x{byte:02x}");
+            }
+        }
+    }
+    out.push(quote);
+    out
+}
+// ANCHOR_END: bytes_repr
+
+/// Python's `time.time()`: seconds since the Unix epoch as a float.
+pub fn time_now() -> f64 {
+    // A clock set before 1970 is the only way this fails; Python would print a negative
+    // number, and so do we.
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(since) => since.as_secs_f64(),
+        Err(before) => -before.duration().as_secs_f64(),
+    }
+}
+
+/// A float the way Python's `str()`/`format()` prints it: the shortest digits that read back
+/// as the same value, with `.0` on whole numbers (`1628658450.0`).
+///
+/// Rust's `{:?}` for `f64` follows the same shortest-round-trip rule and also keeps the
+/// `.0`; the two differ only in when they switch to exponent notation (Python at 1e16 and
+/// below 1e-4), far outside the range of the timestamps and durations the lessons print.
+pub fn float_str(value: f64) -> String {
+    format!("{value:?}")
+}
+
+/// `time.time()` formatted as the documents print it.
+pub fn time_str() -> String {
+    float_str(time_now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_repr_matches_python_for_the_documents_messages() {
+        assert_eq!(bytes_repr(b"Spam 0"), "b'Spam 0'");
+        assert_eq!(bytes_repr(b"Spam 4Spam 0"), "b'Spam 4Spam 0'");
+        assert_eq!(bytes_repr(b""), "b''");
+        assert_eq!(bytes_repr(b"how are you\n"), "b'how are you\\n'");
+    }
+
+    #[test]
+    fn bytes_repr_chooses_quotes_like_python() {
+        // repr(b"it's") == b"it's"; repr(b'say "hi"') == b'say "hi"';
+        // repr(b'it\'s "x"') == b'it\'s "x"'
+        assert_eq!(bytes_repr(b"it's"), "b\"it's\"");
+        assert_eq!(bytes_repr(b"say \"hi\""), "b'say \"hi\"'");
+        assert_eq!(bytes_repr(b"it's \"x\""), "b'it\\'s \"x\"'");
+    }
+
+    #[test]
+    fn bytes_repr_escapes_like_python() {
+        // repr(bytes([0, 7, 9, 10, 13, 27, 92, 127, 128, 255]))
+        let all = [0u8, 7, 9, 10, 13, 27, 92, 127, 128, 255];
+        assert_eq!(
+            bytes_repr(&all),
+            "b'\\x00\\x07\\t\\n\\r\\x1b\\\\\\x7f\\x80\\xff'"
+        );
+        // Every printable ASCII byte but the quote and the backslash stands for itself.
+        let printable: Vec<u8> = (0x20..=0x7e)
+            .filter(|b| *b != b'\'' && *b != b'\\')
+            .collect();
+        let repr = bytes_repr(&printable);
+        assert_eq!(&repr.as_bytes()[2..repr.len() - 1], printable.as_slice());
+    }
+
+    #[test]
+    fn float_str_prints_shortest_round_trip_digits_like_python() {
+        // Values from the documents' transcripts.
+        for text in [
+            "1628658450.6990933",
+            "1628658451.710451",
+            "1628658460.76058",
+        ] {
+            let value: f64 = text.parse().unwrap();
+            assert_eq!(float_str(value), text);
+        }
+        assert_eq!(float_str(1628658450.0), "1628658450.0");
+        assert_eq!(float_str(0.5), "0.5");
+    }
+
+    #[test]
+    fn time_now_is_after_the_documents_were_written() {
+        // The documents' first timestamp is from August 2021.
+        assert!(time_now() > 1_628_658_450.0);
+    }
+}
