@@ -126,13 +126,12 @@ fn main() -> Result<ExitCode, Failure> {
 /// The child's whole life: write `Spam <n>` on the document's cadence, then exit. It never
 /// returns to `main`, so nothing after the fork in `main` runs twice.
 fn child(write_end: OwnedFd, options: &Options) -> ! {
-    let mut n: u32 = 0;
-    for _ in options.pacing.messages() {
+    for beat in options.pacing.spam_beats() {
         if options.gap {
             sleep(GAP); // keeps two writes apart, so one read rarely gets both
         }
-        sleep(options.pacing.secs(f64::from(n))); // the document's simulated work
-        let message = format!("Spam {n}"); // no newline: pipe_1 has no framing at all
+        sleep(beat.pause); // the document's simulated work: 0, 1, 2, 3, 4 s, and again
+        let message = format!("Spam {}", beat.n); // no newline: pipe_1 has no framing at all
         match write(&write_end, message.as_bytes()) {
             // A write of at most PIPE_BUF (4096) bytes to a pipe is all-or-nothing.
             Ok(_) => {}
@@ -150,7 +149,6 @@ fn child(write_end: OwnedFd, options: &Options) -> ! {
                 exit_child(exit::RUNTIME);
             }
         }
-        n = (n + 1) % 5;
     }
     drop(write_end); // the last write end: the parent's next read returns 0 (EOF)
     exit_child(exit::OK)

@@ -1,7 +1,8 @@
 //! The lesson's promises, checked by running its binary as a subprocess with a deadline.
 
 use lesson_kit::harness::{
-    Leftovers, Lesson, check_transcript, mask_number, mask_times, process, send,
+    Leftovers, Lesson, check_transcript, mask_number, mask_times, number_after, parse_bytes_repr,
+    process, send,
 };
 use nix::sys::signal::Signal;
 use std::path::Path;
@@ -26,22 +27,14 @@ fn lesson() -> Lesson {
 
 /// The child's pid, from the parent's `Parent <pid> forked child <pid>` note on stderr.
 fn child_pid(stderr: &str) -> i32 {
-    let rest = stderr
-        .split("forked child ")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no 'forked child' note in stderr: {stderr}"));
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().expect("a pid after 'forked child'")
+    number_after(stderr, "forked child ")
 }
 
-/// The bytes a `b'...'` repr stands for. The messages are plain ASCII letters, digits and
-/// spaces, so no escapes can appear; anything else fails the test.
+/// The bytes one read returned, as text: the repr between `[` and `] at `.
 fn unrepr(line: &str) -> String {
-    let start = line.find("[b'").expect("a bytes repr in the line") + 3;
-    let end = line.rfind("'] at ").expect("the end of the repr");
-    let body = &line[start..end];
-    assert!(!body.contains('\\'), "unexpected escape in {line}");
-    body.to_owned()
+    let start = line.find("[b").expect("a bytes repr in the line") + 1;
+    let end = line.rfind("] at ").expect("the end of the repr");
+    String::from_utf8(parse_bytes_repr(&line[start..end])).expect("ASCII messages")
 }
 
 #[test]

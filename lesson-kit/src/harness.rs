@@ -543,6 +543,53 @@ fn parse_stat(pid: i32, stat: &str) -> Option<(Member, i32)> {
     ))
 }
 
+/// The whole number that follows `marker` in `text`, for reading pids out of a lesson's
+/// notes: `number_after(&stderr, "forked child ")`. Fails the test if there is none.
+pub fn number_after(text: &str, marker: &str) -> i32 {
+    let rest = text
+        .split_once(marker)
+        .unwrap_or_else(|| panic!("{marker:?} not found in:\n{text}"))
+        .1;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {marker:?} in:\n{text}"))
+}
+
+/// The bytes a Python `bytes` repr stands for (`b'Spam 4Spam 0'`, `b"it's"`, `b'\\x00'`):
+/// the inverse of [`crate::pyfmt::bytes_repr`], for tests that check nothing was lost.
+pub fn parse_bytes_repr(repr: &str) -> Vec<u8> {
+    let body = repr
+        .strip_prefix("b'")
+        .and_then(|rest| rest.strip_suffix('\''))
+        .or_else(|| {
+            repr.strip_prefix("b\"")
+                .and_then(|rest| rest.strip_suffix('"'))
+        })
+        .unwrap_or_else(|| panic!("not a bytes repr: {repr}"));
+    let mut bytes = Vec::with_capacity(body.len());
+    let mut chars = body.bytes();
+    while let Some(byte) = chars.next() {
+        if byte != b'\\' {
+            bytes.push(byte);
+            continue;
+        }
+        match chars.next() {
+            Some(b't') => bytes.push(b'\t'),
+            Some(b'n') => bytes.push(b'\n'),
+            Some(b'r') => bytes.push(b'\r'),
+            Some(b'x') => {
+                let hex: Vec<u8> = chars.by_ref().take(2).collect();
+                let hex = std::str::from_utf8(&hex).expect("ASCII");
+                bytes.push(u8::from_str_radix(hex, 16).expect("two hex digits"));
+            }
+            Some(other) => bytes.push(other), // \\, \', \"
+            None => panic!("dangling backslash in {repr}"),
+        }
+    }
+    bytes
+}
+
 /// Replaces Unix timestamps (`1628658450.6990933`: nine or more digits, an optional
 /// fraction) with `<time>`, so runs at different moments compare equal.
 pub fn mask_times(text: &str) -> String {
@@ -664,6 +711,20 @@ mod tests {
         assert_eq!(normalize(a), normalize(b));
         let swapped = "Parent 1240 forked child 1234\nParent 1234 got [b'Spam 1'] at 1.0e9\n";
         assert_ne!(normalize(a), normalize(swapped));
+    }
+
+    #[test]
+    fn parse_bytes_repr_inverts_bytes_repr() {
+        let all: Vec<u8> = (0..=255).collect();
+        for sample in [&all[..], b"it's", b"say \"hi\"", b"it's \"x\"", b""] {
+            assert_eq!(parse_bytes_repr(&crate::pyfmt::bytes_repr(sample)), sample);
+        }
+    }
+
+    #[test]
+    fn number_after_reads_a_pid_from_a_note() {
+        let note = "Parent 41 forked child 42 (stop it with: kill 42)";
+        assert_eq!(number_after(note, "forked child "), 42);
     }
 
     #[test]

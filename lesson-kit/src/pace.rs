@@ -56,6 +56,20 @@ impl Pacing {
         })
     }
 
+    /// The documents' cadence: message `i` is `Spam n` with `n = i % 5`, sent after a pause
+    /// of `n` seconds (shortened by `--speed`): 0, 1, 2, 3, 4, 0, 1... for as many messages
+    /// as `--count` allows.
+    pub fn spam_beats(&self) -> impl Iterator<Item = Beat> + use<> {
+        let pacing = *self;
+        self.messages().map(move |i| {
+            let n = u32::try_from(i % 5).expect("below 5");
+            Beat {
+                n,
+                pause: pacing.secs(f64::from(n)),
+            }
+        })
+    }
+
     /// A wait of the document's length, shortened by `--speed`.
     pub fn scaled(&self, document_wait: Duration) -> Duration {
         document_wait.div_f64(self.speed)
@@ -65,6 +79,13 @@ impl Pacing {
     pub fn secs(&self, seconds: f64) -> Duration {
         self.scaled(Duration::from_secs_f64(seconds))
     }
+}
+
+/// One message of the documents' cadence: wait `pause`, then send `Spam <n>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Beat {
+    pub n: u32,
+    pub pause: Duration,
 }
 
 #[cfg(test)]
@@ -95,6 +116,27 @@ mod tests {
         let pacing = parse(&["--count", "3", "--speed=20"]).unwrap();
         assert_eq!(pacing.messages().collect::<Vec<_>>(), [0, 1, 2]);
         assert_eq!(pacing.secs(4.0), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn spam_beats_follow_the_documents_cadence() {
+        let pacing = parse(&["--count", "7", "--speed", "10"]).unwrap();
+        let beats: Vec<(u32, u64)> = pacing
+            .spam_beats()
+            .map(|beat| (beat.n, beat.pause.as_millis() as u64))
+            .collect();
+        assert_eq!(
+            beats,
+            [
+                (0, 0),
+                (1, 100),
+                (2, 200),
+                (3, 300),
+                (4, 400),
+                (0, 0),
+                (1, 100)
+            ]
+        );
     }
 
     #[test]
