@@ -117,6 +117,17 @@ impl Parser {
         Ok(Some(arg))
     }
 
+    /// Whether `--` has been seen: from then on, every argument is positional.
+    pub fn options_ended(&self) -> bool {
+        self.only_positionals
+    }
+
+    /// Everything not consumed yet, as it is: for a lesson that runs a program named on its
+    /// command line (`bidir-spawn -- cat -n`), the program's own arguments.
+    pub fn rest(&mut self) -> Vec<String> {
+        self.args.drain(..).collect()
+    }
+
     /// The value of `option` (the next argument, or what followed `=`), parsed as `T`.
     /// The error names the option and the value, so the user sees what to fix.
     pub fn value<T>(&mut self, option: &str) -> Result<T, UsageError>

@@ -28,6 +28,10 @@ pub mod exit {
     pub const USAGE: u8 = crate::args::EXIT_USAGE;
     /// The lesson's own time limit ran out, or it detected a deadlock.
     pub const TIMEOUT: u8 = 3;
+    /// A program could be found but not executed (the shell's convention).
+    pub const NOT_EXECUTABLE: u8 = 126;
+    /// A program could not be found (the shell's convention).
+    pub const NOT_FOUND: u8 = 127;
 }
 
 /// A failed operation, with the call and the object it was applied to.
