@@ -33,6 +33,50 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
 /// last write, the kernel tearing down).
 const GROUP_GRACE: Duration = Duration::from_secs(3);
 
+/// A fresh directory for one test's files (FIFOs), removed with everything in it on drop.
+pub struct TempDir {
+    path: std::path::PathBuf,
+}
+
+impl TempDir {
+    /// Creates `<tmp>/<prefix>-<pid>-<n>`, unique within and across test processes.
+    pub fn new(prefix: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path); // a leftover from a crashed run with our pid
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|err| panic!("create {}: {err}", path.display()));
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The names of the entries in the directory, sorted.
+    pub fn entries(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.path)
+            .expect("read temp dir")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
 /// A line the lesson printed on stdout, and when it arrived (since the start).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimedLine {
