@@ -73,6 +73,44 @@ pub fn time_str() -> String {
     float_str(time_now())
 }
 
+/// Python's `time.ctime()` (C's `ctime`, local time): `Sun Nov  2 05:53:10 2026`, the day
+/// of the month padded with a space. The signal programs print their times this way.
+pub fn ctime_now() -> String {
+    let seconds = match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(since) => since.as_secs() as libc::time_t,
+        Err(_) => 0,
+    };
+    ctime(seconds)
+}
+
+/// [`ctime_now`] for a given number of seconds since the epoch.
+pub fn ctime(seconds: libc::time_t) -> String {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    // SAFETY: `tm` is plain data, for which all zeroes is a valid value; localtime_r only
+    // writes into the struct we pass and reads `seconds`, both valid for the call, and is
+    // the thread-safe form of localtime.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&seconds, &mut tm).is_null() {
+            return format!("(time {seconds})");
+        }
+        tm
+    };
+    let day = DAYS.get(tm.tm_wday as usize).copied().unwrap_or("???");
+    let month = MONTHS.get(tm.tm_mon as usize).copied().unwrap_or("???");
+    format!(
+        "{day} {month} {:>2} {:02}:{:02}:{:02} {}",
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        tm.tm_year + 1900
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +161,28 @@ mod tests {
         }
         assert_eq!(float_str(1628658450.0), "1628658450.0");
         assert_eq!(float_str(0.5), "0.5");
+    }
+
+    #[test]
+    fn ctime_has_cs_shape_with_a_space_padded_day() {
+        // Whatever the local time zone, the shape is fixed: 24 characters.
+        let text = ctime(1_628_658_450);
+        assert_eq!(text.len(), 24, "{text}");
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        assert_eq!(fields.len(), 5, "{text}");
+        assert!(
+            fields[3].len() == 8 && fields[3].as_bytes()[2] == b':',
+            "{text}"
+        );
+        if std::env::var("TZ").is_ok_and(|tz| tz == "UTC") {
+            assert_eq!(text, "Wed Aug 11 05:07:30 2021");
+        }
+        // A single-digit day is padded with a space, as C does: "Nov  2".
+        let padded = ctime(1_793_590_390); // 2026-11-02 around noon, any time zone
+        assert!(
+            padded.contains("Nov  2") || padded.contains("Nov  1") || padded.contains("Nov  3"),
+            "{padded}"
+        );
     }
 
     #[test]

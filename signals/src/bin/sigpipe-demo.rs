@@ -1,0 +1,93 @@
+//! sigpipe-demo: what a writer sees when nobody is left to read.
+//!
+//! Not in the documents; the signals chapter needs it. The program makes a pipe, closes the
+//! read end, and writes. By default, as in every Rust program, SIGPIPE is ignored, so the
+//! write fails with EPIPE and the program reports it. With `--default` it first restores
+//! SIGPIPE's default action: the kernel then kills it on the write, and a shell shows exit
+//! status 141 (128 + 13).
+//!
+//! Usage: sigpipe-demo [--default]
+//!
+//! Try it:
+//!     cargo run -q -p signals --bin sigpipe-demo; echo "status $?"
+//!     cargo run -q -p signals --bin sigpipe-demo -- --default; echo "status $?"
+
+use lesson_kit::args::{Parser, UsageError, usage_failure};
+use lesson_kit::{Context, Failure, exit};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::signal::{SigHandler, Signal, signal};
+use nix::unistd::{pipe2, write};
+use std::process::ExitCode;
+
+const PROGRAM: &str = "sigpipe-demo";
+
+// ANCHOR: main
+fn main() -> Result<ExitCode, Failure> {
+    let default_action = match parse_options() {
+        Ok(Some(default_action)) => default_action,
+        Ok(None) => {
+            print!("{}", usage());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(err) => return Ok(usage_failure(PROGRAM, &err, &usage())),
+    };
+
+    let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
+    drop(read_end); // the only read end: from now on nobody can read this pipe
+
+    if default_action {
+        // SAFETY: SIG_DFL installs no handler, so no code of ours will run in signal
+        // context; it only tells the kernel to apply the default action (terminate).
+        unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.context("signal SIGPIPE SIG_DFL")?;
+        eprintln!("{PROGRAM}: SIGPIPE restored to its default action (terminate the process)");
+    } else {
+        eprintln!("{PROGRAM}: SIGPIPE is ignored, as Rust sets it up before main");
+    }
+    eprintln!("{PROGRAM}: writing to a pipe that has no reader...");
+
+    match write(&write_end, b"is anyone there?\n") {
+        // With SIGPIPE at its default, the kernel ends the process inside this write:
+        // none of the lines below runs, and the exit status says "killed by SIGPIPE".
+        Err(Errno::EPIPE) => {
+            eprintln!("{PROGRAM}: write pipe: EPIPE (Broken pipe): the write failed, we live on");
+            Ok(ExitCode::from(exit::RUNTIME))
+        }
+        Err(errno) => Err(errno).context("write pipe"),
+        Ok(n) => Err(Failure::new(
+            "write pipe",
+            format!("wrote {n} bytes with no reader?"),
+        )),
+    }
+}
+// ANCHOR_END: main
+
+fn parse_options() -> Result<Option<bool>, UsageError> {
+    let mut parser = Parser::from_env(PROGRAM)?;
+    let mut default_action = false;
+    while let Some(arg) = parser.next()? {
+        match arg.as_str() {
+            "--default" => default_action = true,
+            "-h" | "--help" => return Ok(None),
+            _ => return Err(parser.unexpected(&arg)),
+        }
+    }
+    Ok(Some(default_action))
+}
+
+fn usage() -> String {
+    format!(
+        "\
+Usage: {PROGRAM} [--default]
+
+Writes to a pipe whose read end is closed. By default SIGPIPE is ignored (as in every
+Rust program): the write fails with EPIPE, reported, exit status 1. With --default,
+SIGPIPE's default action is restored first: the kernel kills the process during the
+write, and the shell shows status 141 (128 + 13).
+
+Options:
+  --default    restore SIGPIPE's default action before writing
+  -h, --help   print this help
+"
+    )
+}
