@@ -20,7 +20,7 @@
 //! Caveat: the 10 ms gap before each write only makes merged reads unlikely. A pipe is a
 //! byte stream; pipe_2 (the `fdopen-lines` lesson) adds real framing.
 
-use lesson_kit::args::{Parser, UsageError, usage_failure};
+use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pace::{PACING_HELP, Pacing};
 use lesson_kit::pyfmt::{bytes_repr, time_str};
 use lesson_kit::{Context, Failure, describe_wait, exit, exited_ok};
@@ -52,13 +52,9 @@ struct Options {
 
 // ANCHOR: main
 fn main() -> Result<ExitCode, Failure> {
-    let options = match parse_options() {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            print!("{}", usage());
-            return Ok(ExitCode::SUCCESS);
-        }
-        Err(err) => return Ok(usage_failure(PROGRAM, &err, &usage())),
+    let options = match parse_command_line(PROGRAM, parse_options, usage) {
+        Ok(options) => options,
+        Err(code) => return Ok(code), // --help printed, or a usage error reported
     };
 
     // ANCHOR: pipe

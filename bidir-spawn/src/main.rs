@@ -29,7 +29,7 @@
 //! into the parent's code; a child that exits early or never replies is detected, never
 //! waited for forever (exit 3 with an explanation); the child is always reaped.
 
-use lesson_kit::args::{Parser, Positive, UsageError, usage_failure};
+use lesson_kit::args::{Parser, Positive, UsageError, parse_command_line, usage_failure};
 use lesson_kit::{Context, Failure, describe_wait, exit};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -70,13 +70,9 @@ struct Options {
 
 // ANCHOR: main
 fn main() -> Result<ExitCode, Failure> {
-    let options = match parse_options() {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            print!("{}", usage());
-            return Ok(ExitCode::SUCCESS);
-        }
-        Err(err) => return Ok(usage_failure(PROGRAM, &err, &usage())),
+    let options = match parse_command_line(PROGRAM, parse_options, usage) {
+        Ok(options) => options,
+        Err(code) => return Ok(code), // --help printed, or a usage error reported
     };
     if let Some(arg) = &options.child_arg {
         return pipes_test_child(arg, &options);

@@ -1,6 +1,8 @@
 //! The lesson's promises, checked by running its binary as a subprocess with a deadline.
 
-use lesson_kit::harness::{Lesson, check_transcript, children_of, mask_number, number_after};
+use lesson_kit::harness::{
+    Lesson, assert_usage_errors, check_transcript, children_of, mask_number, number_after,
+};
 use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -298,20 +300,7 @@ fn bad_options_exit_2_with_usage() {
         (&["--child", "a", "b"], "--child takes exactly one argument"),
         (&["--verbose"], "unknown option --verbose"),
     ];
-    for (args, message) in cases {
-        let run = lesson().args(*args).run();
-        assert_eq!(run.code(), Some(2), "{args:?}\n{}", run.transcript());
-        assert!(
-            run.stderr.contains(message),
-            "{args:?}\n{}",
-            run.transcript()
-        );
-        assert!(
-            run.stderr.contains("Usage: bidir-spawn"),
-            "{}",
-            run.transcript()
-        );
-    }
+    assert_usage_errors(lesson, "Usage: bidir-spawn", cases);
 }
 
 #[test]

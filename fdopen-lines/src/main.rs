@@ -21,7 +21,7 @@
 //!   character); a line that is not UTF-8, or longer than `--max-line`, is a clear error,
 //!   never unbounded memory.
 
-use lesson_kit::args::{Parser, UsageError, usage_failure};
+use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pace::{PACING_HELP, Pacing};
 use lesson_kit::pyfmt::time_str;
 use lesson_kit::{Context, Failure, describe_wait, exit, exited_ok};
@@ -61,13 +61,9 @@ struct Options {
 
 // ANCHOR: main
 fn main() -> Result<ExitCode, Failure> {
-    let options = match parse_options() {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            print!("{}", usage());
-            return Ok(ExitCode::SUCCESS);
-        }
-        Err(err) => return Ok(usage_failure(PROGRAM, &err, &usage())),
+    let options = match parse_command_line(PROGRAM, parse_options, usage) {
+        Ok(options) => options,
+        Err(code) => return Ok(code), // --help printed, or a usage error reported
     };
 
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;

@@ -1,6 +1,8 @@
 //! The lesson's promises, checked by running its binary as a subprocess with a deadline.
 
-use lesson_kit::harness::{Lesson, check_transcript, mask_number, mask_times, number_after, send};
+use lesson_kit::harness::{
+    Lesson, assert_matches_document, assert_usage_errors, check_transcript, number_after, send,
+};
 use nix::sys::signal::Signal;
 use std::io::Write;
 use std::path::Path;
@@ -45,16 +47,7 @@ fn from_stdin(input: &[u8], extra: &[&str]) -> lesson_kit::harness::Finished {
 fn output_matches_the_documents_transcript_line_for_line() {
     let run = lesson().args(["--count", "6", "--speed", "10"]).run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
-    let ours: Vec<String> = run
-        .texts()
-        .iter()
-        .map(|line| mask_number(&mask_times(line), run.pid.into(), "<pid>"))
-        .collect();
-    let theirs: Vec<String> = DOCUMENT
-        .iter()
-        .map(|line| mask_number(&mask_times(line), 12480, "<pid>"))
-        .collect();
-    assert_eq!(ours, theirs, "{}", run.transcript());
+    assert_matches_document(&run, DOCUMENT, 12480);
 }
 
 #[test]
@@ -182,20 +175,7 @@ fn bad_options_exit_2_with_usage_naming_the_option() {
         ),
         (&["--loud"], "unknown option --loud"),
     ];
-    for (args, message) in cases {
-        let run = lesson().args(*args).run();
-        assert_eq!(run.code(), Some(2), "{args:?}\n{}", run.transcript());
-        assert!(
-            run.stderr.contains(message),
-            "{args:?}\n{}",
-            run.transcript()
-        );
-        assert!(
-            run.stderr.contains("Usage: fdopen-lines"),
-            "{}",
-            run.transcript()
-        );
-    }
+    assert_usage_errors(lesson, "Usage: fdopen-lines", cases);
     let help = lesson().arg("--help").run();
     assert_eq!(help.code(), Some(0), "{}", help.transcript());
     assert!(help.stdout_text().contains("--max-line BYTES"));

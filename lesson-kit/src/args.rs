@@ -156,6 +156,37 @@ impl Parser {
     }
 }
 
+/// Runs a lesson's option parser and deals with the two ways it can end the program:
+/// `Ok(None)` means `--help` (print the usage on stdout, exit 0), `Err` a usage error
+/// (print it and the usage on stderr, exit 2). `Err(code)` is the code to exit with.
+///
+/// ```
+/// # use lesson_kit::args::{parse_command_line, UsageError};
+/// # use std::process::ExitCode;
+/// fn parse() -> Result<Option<u32>, UsageError> { Ok(Some(7)) }
+/// fn usage() -> String { "Usage: demo\n".to_owned() }
+/// # fn main() -> ExitCode {
+/// let options = match parse_command_line("demo", parse, usage) {
+///     Ok(options) => options,
+///     Err(code) => return code, // --help printed, or a usage error reported
+/// };
+/// # assert_eq!(options, 7); ExitCode::SUCCESS }
+/// ```
+pub fn parse_command_line<T>(
+    program: &str,
+    parse: impl FnOnce() -> Result<Option<T>, UsageError>,
+    usage: impl Fn() -> String,
+) -> Result<T, ExitCode> {
+    match parse() {
+        Ok(Some(options)) => Ok(options),
+        Ok(None) => {
+            print!("{}", usage());
+            Err(ExitCode::SUCCESS)
+        }
+        Err(err) => Err(usage_failure(program, &err, &usage())),
+    }
+}
+
 /// Prints a usage error and the usage text to stderr; the caller returns the exit code.
 ///
 /// ```text

@@ -487,6 +487,45 @@ impl Finished {
     }
 }
 
+/// Runs a lesson once per case and checks that each is a usage error: exit status 2, the
+/// case's message and the `Usage:` line on stderr, nothing on stdout.
+pub fn assert_usage_errors(
+    lesson: impl Fn() -> Lesson,
+    usage_line: &str,
+    cases: &[(&[&str], &str)],
+) {
+    for (args, message) in cases {
+        let run = lesson().args(*args).run();
+        assert_eq!(run.code(), Some(2), "{args:?}\n{}", run.transcript());
+        assert!(
+            run.stderr.contains(message),
+            "{args:?}: {message:?}\n{}",
+            run.transcript()
+        );
+        assert!(
+            run.stderr.contains(usage_line),
+            "{args:?}\n{}",
+            run.transcript()
+        );
+        assert!(run.stdout.is_empty(), "{args:?}\n{}", run.transcript());
+    }
+}
+
+/// Checks a run's stdout against the first lines of a document's transcript, line for
+/// line, after masking timestamps and the pids (the run's own, the document's).
+pub fn assert_matches_document(run: &Finished, document: &[&str], document_pid: i64) {
+    let ours: Vec<String> = run
+        .texts()
+        .iter()
+        .map(|line| mask_number(&mask_times(line), run.pid.into(), "<pid>"))
+        .collect();
+    let theirs: Vec<String> = document
+        .iter()
+        .map(|line| mask_number(&mask_times(line), document_pid, "<pid>"))
+        .collect();
+    assert_eq!(ours, theirs, "{}", run.transcript());
+}
+
 /// `exited with status 3` / `killed by SIGKILL`.
 pub fn describe_status(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {

@@ -23,7 +23,7 @@
 //! The pipe is `std::io::pipe()` (Rust 1.87+): portable (Unix and Windows), close-on-exec,
 //! and its two ends are ordinary `Read`/`Write` values.
 
-use lesson_kit::args::{Parser, UsageError, usage_failure};
+use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pace::{PACING_HELP, Pacing};
 use lesson_kit::pyfmt::{bytes_repr, time_str};
 use lesson_kit::{Context, Failure, exit};
@@ -63,13 +63,9 @@ static STOP_SIGNAL: AtomicUsize = AtomicUsize::new(0);
 
 // ANCHOR: main
 fn main() -> Result<ExitCode, Failure> {
-    let options = match parse_options() {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            print!("{}", usage());
-            return Ok(ExitCode::SUCCESS);
-        }
-        Err(err) => return Ok(usage_failure(PROGRAM, &err, &usage())),
+    let options = match parse_command_line(PROGRAM, parse_options, usage) {
+        Ok(options) => options,
+        Err(code) => return Ok(code), // --help printed, or a usage error reported
     };
 
     // ANCHOR: signals

@@ -1,7 +1,8 @@
 //! The lesson's promises, checked by running its binary as a subprocess with a deadline.
 
 use lesson_kit::harness::{
-    Lesson, check_transcript, children_of, mask_number, mask_times, parse_bytes_repr,
+    Lesson, assert_matches_document, assert_usage_errors, check_transcript, children_of,
+    parse_bytes_repr,
 };
 use nix::sys::signal::Signal;
 use std::path::Path;
@@ -34,18 +35,9 @@ fn chunk(line: &str) -> Vec<u8> {
 fn output_matches_the_documents_transcript_with_a_single_pid() {
     let run = lesson().args(["--count", "6", "--speed", "10"]).run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
-    let ours: Vec<String> = run
-        .texts()
-        .iter()
-        .map(|line| mask_number(&mask_times(line), run.pid.into(), "<pid>"))
-        .collect();
-    let theirs: Vec<String> = DOCUMENT
-        .iter()
-        .map(|line| mask_number(&mask_times(line), 14472, "<pid>"))
-        .collect();
     // Masking the lesson's own pid turns every line into the document's: the threads
     // share one process, so there is no other pid.
-    assert_eq!(ours, theirs, "{}", run.transcript());
+    assert_matches_document(&run, DOCUMENT, 14472);
 }
 
 #[test]
@@ -161,20 +153,7 @@ fn bad_options_exit_2_with_usage_naming_the_option() {
         (&["--speed", "fast"], "--speed \"fast\": not a number"),
         (&["now"], "unexpected argument \"now\""),
     ];
-    for (args, message) in cases {
-        let run = lesson().args(*args).run();
-        assert_eq!(run.code(), Some(2), "{args:?}\n{}", run.transcript());
-        assert!(
-            run.stderr.contains(message),
-            "{args:?}\n{}",
-            run.transcript()
-        );
-        assert!(
-            run.stderr.contains("Usage: pipe-thread"),
-            "{}",
-            run.transcript()
-        );
-    }
+    assert_usage_errors(lesson, "Usage: pipe-thread", cases);
 }
 
 #[test]

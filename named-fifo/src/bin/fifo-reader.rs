@@ -16,7 +16,7 @@
 //! can be bounded (`--wait`) and is always interruptible; a path that is not a FIFO is
 //! refused; the FIFO is removed by whichever program made it (unless `--keep`).
 
-use lesson_kit::args::{Parser, Positive, UsageError, usage_failure};
+use lesson_kit::args::{Parser, Positive, UsageError, parse_command_line};
 use lesson_kit::{Context, Failure, exit};
 use named_fifo::{COMMON_HELP, DEFAULT_PATH, Fifo, WaitError, stop_on_signals, wait_for};
 use nix::errno::Errno;
@@ -46,13 +46,9 @@ struct Options {
 
 // ANCHOR: main
 fn main() -> Result<ExitCode, Failure> {
-    let options = match parse_options() {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            print!("{}", usage());
-            return Ok(ExitCode::SUCCESS);
-        }
-        Err(err) => return Ok(usage_failure(PROGRAM, &err, &usage())),
+    let options = match parse_command_line(PROGRAM, parse_options, usage) {
+        Ok(options) => options,
+        Err(code) => return Ok(code), // --help printed, or a usage error reported
     };
     stop_on_signals()?;
     let deadline = options.wait.map(|wait| Instant::now() + wait);

@@ -17,7 +17,7 @@
 //! made it (unless `--keep`); `--messages` streams many records, to show EOF, several
 //! writers and atomic writes.
 
-use lesson_kit::args::{Parser, Positive, UsageError, usage_failure};
+use lesson_kit::args::{Parser, Positive, UsageError, parse_command_line};
 use lesson_kit::{Context, Failure, exit};
 use named_fifo::{
     COMMON_HELP, DEFAULT_PATH, Fifo, Gave, WaitError, pause, sleep_until, stop_on_signals, wait_for,
@@ -50,13 +50,9 @@ struct Options {
 
 // ANCHOR: main
 fn main() -> Result<ExitCode, Failure> {
-    let options = match parse_options() {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            print!("{}", usage());
-            return Ok(ExitCode::SUCCESS);
-        }
-        Err(err) => return Ok(usage_failure(PROGRAM, &err, &usage())),
+    let options = match parse_command_line(PROGRAM, parse_options, usage) {
+        Ok(options) => options,
+        Err(code) => return Ok(code), // --help printed, or a usage error reported
     };
     stop_on_signals()?;
     let deadline = options.wait.map(|wait| Instant::now() + wait);

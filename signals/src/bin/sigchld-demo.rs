@@ -12,7 +12,7 @@
 //!     cargo run -q -p signals --bin sigchld-demo
 //!     cargo run -q -p signals --bin sigchld-demo -- --children 10 --busy 0
 
-use lesson_kit::args::{Parser, UsageError, usage_failure};
+use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::{Context, Failure, describe_wait, exit};
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
@@ -38,13 +38,9 @@ struct Options {
 
 // ANCHOR: main
 fn main() -> Result<ExitCode, Failure> {
-    let options = match parse_options() {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            print!("{}", usage());
-            return Ok(ExitCode::SUCCESS);
-        }
-        Err(err) => return Ok(usage_failure(PROGRAM, &err, &usage())),
+    let options = match parse_command_line(PROGRAM, parse_options, usage) {
+        Ok(options) => options,
+        Err(code) => return Ok(code), // --help printed, or a usage error reported
     };
 
     // Register before forking, so no child can exit before we are listening. Signals::new

@@ -15,7 +15,7 @@
 //! one of them is the signal being watched); signals that cannot or must not be caught are
 //! refused with a clear message.
 
-use lesson_kit::args::{Parser, UsageError, usage_failure};
+use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pyfmt::ctime_now;
 use lesson_kit::{Context, Failure, exit};
 use nix::sys::signal::Signal;
@@ -35,13 +35,9 @@ struct Options {
 
 // ANCHOR: main
 fn main() -> Result<ExitCode, Failure> {
-    let options = match parse_options() {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            print!("{}", usage());
-            return Ok(ExitCode::SUCCESS);
-        }
-        Err(err) => return Ok(usage_failure(PROGRAM, &err, &usage())),
+    let options = match parse_command_line(PROGRAM, parse_options, usage) {
+        Ok(options) => options,
+        Err(code) => return Ok(code), // --help printed, or a usage error reported
     };
     let watched = options.signal as i32;
 

@@ -15,7 +15,7 @@
 //! before the alarm is set and collected with `sigwait`, which cannot miss it. SIGINT and
 //! SIGTERM are collected the same way and end the program cleanly.
 
-use lesson_kit::args::{Parser, UsageError, usage_failure};
+use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pace::{PACING_HELP, Pacing};
 use lesson_kit::pyfmt::ctime_now;
 use lesson_kit::{Context, Failure, exit};
@@ -31,13 +31,9 @@ const ALARM_SECS: f64 = 5.0;
 
 // ANCHOR: main
 fn main() -> Result<ExitCode, Failure> {
-    let pacing = match parse_options() {
-        Ok(Some(pacing)) => pacing,
-        Ok(None) => {
-            print!("{}", usage());
-            return Ok(ExitCode::SUCCESS);
-        }
-        Err(err) => return Ok(usage_failure(PROGRAM, &err, &usage())),
+    let pacing = match parse_command_line(PROGRAM, parse_options, usage) {
+        Ok(pacing) => pacing,
+        Err(code) => return Ok(code), // --help printed, or a usage error reported
     };
 
     // ANCHOR: block

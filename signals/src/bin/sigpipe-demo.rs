@@ -12,7 +12,7 @@
 //!     cargo run -q -p signals --bin sigpipe-demo; echo "status $?"
 //!     cargo run -q -p signals --bin sigpipe-demo -- --default; echo "status $?"
 
-use lesson_kit::args::{Parser, UsageError, usage_failure};
+use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::{Context, Failure, exit};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -24,13 +24,9 @@ const PROGRAM: &str = "sigpipe-demo";
 
 // ANCHOR: main
 fn main() -> Result<ExitCode, Failure> {
-    let default_action = match parse_options() {
-        Ok(Some(default_action)) => default_action,
-        Ok(None) => {
-            print!("{}", usage());
-            return Ok(ExitCode::SUCCESS);
-        }
-        Err(err) => return Ok(usage_failure(PROGRAM, &err, &usage())),
+    let default_action = match parse_command_line(PROGRAM, parse_options, usage) {
+        Ok(default_action) => default_action,
+        Err(code) => return Ok(code), // --help printed, or a usage error reported
     };
 
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
