@@ -121,16 +121,6 @@ impl Lesson {
         args.into_iter().fold(self, Lesson::arg)
     }
 
-    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Lesson {
-        self.command.env(key, value);
-        self
-    }
-
-    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Lesson {
-        self.command.env_remove(key);
-        self
-    }
-
     pub fn current_dir(mut self, dir: impl AsRef<std::path::Path>) -> Lesson {
         self.command.current_dir(dir);
         self
@@ -290,11 +280,6 @@ impl Running {
         self.stdin = None;
     }
 
-    /// Time since the lesson started.
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
-    }
-
     /// The next line of stdout, waiting at most until the deadline (then the test fails).
     /// `None` when stdout is closed.
     pub fn next_line(&mut self) -> Option<TimedLine> {
@@ -328,12 +313,6 @@ impl Running {
     /// Sends `signal` to the lesson's own process (not its group).
     pub fn signal(&self, signal: Signal) {
         send(self.pid, signal);
-    }
-
-    /// Sends `signal` to the whole process group, as a terminal's Ctrl-C does.
-    pub fn signal_group(&self, signal: Signal) {
-        // ESRCH: the group is already empty, which is fine for a test that ends things.
-        let _ = killpg(Pid::from_raw(self.pid), signal);
     }
 
     /// Waits for the lesson to exit and for its output to close, then checks that its
