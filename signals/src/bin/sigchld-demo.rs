@@ -19,13 +19,18 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpid};
 use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM};
+use signal_hook::flag;
 use signal_hook::iterator::Signals;
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 const PROGRAM: &str = "sigchld-demo";
+
+/// Set by Ctrl-C or SIGTERM, so that a busy parent notices them.
+static STOP: AtomicBool = AtomicBool::new(false);
 
 /// When the children exit, after the start.
 const CHILDREN_EXIT_AFTER: Duration = Duration::from_millis(100);
@@ -46,6 +51,13 @@ fn main() -> Result<ExitCode, Failure> {
     // Register before forking, so no child can exit before we are listening. Signals::new
     // starts no thread: the process stays single-threaded for the forks below.
     let mut signals = Signals::new([SIGCHLD, SIGINT, SIGTERM]).context("register handlers")?;
+    // Ctrl-C and SIGTERM also set a flag, so the busy period below can end early; a second
+    // one exits at once.
+    for signal in [SIGINT, SIGTERM] {
+        let what = format!("install handler for signal {signal}");
+        flag::register_conditional_shutdown(signal, 128 + signal, &STOP).context(&what)?;
+        flag::register(signal, &STOP).context(&what)?;
+    }
 
     // ANCHOR: fork
     let exit_at = Instant::now() + CHILDREN_EXIT_AFTER;
@@ -73,8 +85,16 @@ fn main() -> Result<ExitCode, Failure> {
     );
 
     // Busy elsewhere for a while, as real programs are: the children exit meanwhile, and
-    // their SIGCHLDs pile up into one pending signal.
-    sleep(options.busy);
+    // their SIGCHLDs pile up into one pending signal. (Busy, but still looking at the stop
+    // flag every 20 ms; the signal itself waits in `signals` for the loop below.)
+    let busy_until = Instant::now() + options.busy;
+    while Instant::now() < busy_until && !STOP.load(Ordering::SeqCst) {
+        sleep(
+            busy_until
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(20)),
+        );
+    }
 
     // ANCHOR: reap
     let mut notifications = 0;
