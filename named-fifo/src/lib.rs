@@ -191,10 +191,11 @@ impl Fifo {
 /// a name does not close anything, it only stops new programs from finding it.
 impl Drop for Fifo {
     fn drop(&mut self) {
-        if self.created && !self.keep {
-            if let Err(errno) = unlink(&self.path) {
-                eprintln!("warning: unlink {}: {errno}", self.path.display());
-            }
+        if self.created
+            && !self.keep
+            && let Err(errno) = unlink(&self.path)
+        {
+            eprintln!("warning: unlink {}: {errno}", self.path.display());
         }
     }
 }
