@@ -266,6 +266,29 @@ fn sigchld_demo_ends_promptly_on_sigterm_and_reaps_its_children() {
     );
 }
 
+/// Compares a transcript whose lines end in a time of day (`... at Sun Nov 22 10:15:02 2026`)
+/// with the recorded one by shape: everything before ` at `. With UPDATE_TRANSCRIPTS,
+/// records it instead.
+fn check_timed_transcript(path: &Path, text: &str) {
+    let shape = |text: &str| -> String {
+        text.lines()
+            .map(|line| line.split(" at ").next().unwrap_or(line).to_owned() + "\n")
+            .collect()
+    };
+    if std::env::var_os("UPDATE_TRANSCRIPTS").is_some() {
+        check_transcript(path, text);
+    } else {
+        let recorded = std::fs::read_to_string(path).expect("a recorded transcript");
+        // Pids differ from run to run: normalize them like every transcript.
+        assert_eq!(
+            lesson_kit::harness::normalize(&shape(&recorded)),
+            lesson_kit::harness::normalize(&shape(text)),
+            "{}",
+            path.display()
+        );
+    }
+}
+
 #[test]
 fn book_transcripts_match_fresh_runs() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/src/transcripts");
@@ -276,18 +299,32 @@ fn book_transcripts_match_fresh_runs() {
         run.stdout_text()
     );
     // Times of day differ from run to run; compare the shape.
-    let shape = |text: &str| -> String {
-        text.lines()
-            .map(|line| line.split(" at ").next().unwrap_or(line).to_owned() + "\n")
-            .collect()
-    };
-    let path = dir.join("signal2.txt");
-    if std::env::var_os("UPDATE_TRANSCRIPTS").is_some() {
-        check_transcript(&path, &text);
-    } else {
-        let recorded = std::fs::read_to_string(&path).expect("the signal2 transcript");
-        assert_eq!(shape(&recorded), shape(&text), "{}", path.display());
+    check_timed_transcript(&dir.join("signal2.txt"), &text);
+
+    // signal1, with the signals a person would send from another terminal.
+    let mut running = lesson(SIGNAL1)
+        .args(["USR1", "--count", "2"])
+        .merge_stderr()
+        .spawn();
+    let pid = running.pid();
+    // The two notes on stderr come first: the pid and kill commands.
+    while !running
+        .next_line()
+        .expect("output")
+        .text
+        .contains("to stop it")
+    {}
+    for _ in 0..2 {
+        send(pid, Signal::SIGUSR1);
+        running.next_line().expect("Got signal ...");
     }
+    let run = running.finish();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let text = format!(
+        "$ cargo run -q -p signals --bin signal1 -- USR1 --count 2   # then kill -USR1 twice\n{}",
+        run.stdout_text()
+    );
+    check_timed_transcript(&dir.join("signal1.txt"), &text);
 
     // Busy for 2 s while the children exit after 0.1 s: one merged SIGCHLD, every time.
     let run = lesson(SIGCHLD_DEMO)
