@@ -13,7 +13,6 @@
 //! assert_eq!(run.code(), Some(0), "{}", run.transcript());
 //! ```
 
-use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use std::ffi::OsStr;
@@ -315,6 +314,33 @@ impl Running {
         send(self.pid, signal);
     }
 
+    /// Sends `signal` (SIGINT, SIGTERM) and checks the lessons' promise for it: the lesson
+    /// ends within a second, cleanly (exit status 128 + the signal number, group empty), and
+    /// says `stopped by SIG...` on stderr. Returns the run for further checks.
+    pub fn stop_with(self, signal: Signal) -> Finished {
+        let sent = Instant::now();
+        self.signal(signal);
+        let run = self.finish();
+        let took = sent.elapsed();
+        assert!(
+            took < Duration::from_secs(1),
+            "{signal} took {took:?} to stop it\n{}",
+            run.transcript()
+        );
+        assert_eq!(
+            run.code(),
+            Some(128 + signal as i32),
+            "{}",
+            run.transcript()
+        );
+        assert!(
+            run.stderr.contains(&format!("stopped by {signal}")),
+            "{}",
+            run.transcript()
+        );
+        run
+    }
+
     /// Waits for the lesson to exit and for its output to close, then checks that its
     /// process group is empty. Any of these that misses the deadline fails the test.
     pub fn finish(self) -> Finished {
@@ -522,11 +548,6 @@ pub fn send(pid: i32, signal: Signal) {
     if let Err(err) = kill(Pid::from_raw(pid), signal) {
         panic!("kill -{signal} {pid}: {err}");
     }
-}
-
-/// Whether a process exists (a zombie counts).
-pub fn exists(pid: i32) -> bool {
-    kill(Pid::from_raw(pid), None) != Err(Errno::ESRCH)
 }
 
 /// A process found in `/proc`.

@@ -6,7 +6,7 @@ use lesson_kit::harness::{
 };
 use nix::sys::signal::Signal;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pipe-thread");
 
@@ -64,16 +64,7 @@ fn sigint_ends_it_within_a_second() {
     running
         .next_line()
         .expect("a second message (after the 1 s pause)");
-    let sent_at = Instant::now();
-    running.signal(Signal::SIGINT);
-    let run = running.finish();
-    let took = sent_at.elapsed();
-    assert_eq!(run.code(), Some(130), "{}", run.transcript());
-    assert!(
-        took < Duration::from_secs(1),
-        "took {took:?}\n{}",
-        run.transcript()
-    );
+    let run = running.stop_with(Signal::SIGINT);
     assert!(
         run.stderr.contains("stopped by SIGINT after 2 messages"),
         "{}",
@@ -85,14 +76,7 @@ fn sigint_ends_it_within_a_second() {
 fn sigterm_ends_it_cleanly_too() {
     let mut running = lesson().args(["--speed", "2"]).spawn();
     running.next_line().expect("a first message");
-    running.signal(Signal::SIGTERM);
-    let run = running.finish();
-    assert_eq!(run.code(), Some(143), "{}", run.transcript());
-    assert!(
-        run.stderr.contains("stopped by SIGTERM"),
-        "{}",
-        run.transcript()
-    );
+    running.stop_with(Signal::SIGTERM);
 }
 
 #[test]
@@ -138,9 +122,7 @@ fn it_is_one_process_with_no_children() {
         children_of(running.pid()).is_empty(),
         "a thread is not a process"
     );
-    running.signal(Signal::SIGINT);
-    let run = running.finish();
-    assert_eq!(run.code(), Some(130), "{}", run.transcript());
+    running.stop_with(Signal::SIGINT);
 }
 
 #[test]
