@@ -1,6 +1,6 @@
 //! The lesson's promises, checked by running its binary as a subprocess with a deadline.
 
-use lesson_kit::harness::{
+use lesson_test::{
     Leftovers, Lesson, assert_matches_document, assert_usage_errors, check_transcript,
     number_after, parse_bytes_repr, process, send,
 };
@@ -122,7 +122,7 @@ fn killing_the_parent_ends_the_child() {
     running.signal(Signal::SIGKILL);
     // The child's next write (at most 0.2 s away) fails with EPIPE and it stops. With its
     // parent gone, nobody reaps it, so a zombie may remain; nothing may still run.
-    let run = running.finish_allowing(Leftovers::Zombies);
+    let run = running.finish_allowing(Leftovers::Orphans);
     assert_eq!(
         run.code(),
         None,

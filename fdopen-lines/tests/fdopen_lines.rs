@@ -1,10 +1,9 @@
 //! The lesson's promises, checked by running its binary as a subprocess with a deadline.
 
-use lesson_kit::harness::{
+use lesson_test::{
     Lesson, assert_matches_document, assert_usage_errors, check_transcript, number_after, send,
 };
 use nix::sys::signal::Signal;
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -32,13 +31,13 @@ fn message(line: &str) -> &str {
 }
 
 /// Runs the lesson with `--from-stdin`, feeding it `input`.
-fn from_stdin(input: &[u8], extra: &[&str]) -> lesson_kit::harness::Finished {
+fn from_stdin(input: &[u8], extra: &[&str]) -> lesson_test::Finished {
     let mut running = lesson()
         .arg("--from-stdin")
         .args(extra)
         .piped_stdin()
         .spawn();
-    running.stdin().write_all(input).expect("feed stdin");
+    running.write_stdin(input);
     running.close_stdin();
     running.finish()
 }

@@ -26,6 +26,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::io::Write;
 use std::process::ExitCode;
 use std::str::FromStr;
 
@@ -146,6 +147,33 @@ impl Parser {
             .map_err(|err| UsageError(format!("{option} {text:?}: {err}")))
     }
 
+    /// [`Parser::value`], refused unless it lies in `range`: every numeric option has a
+    /// range the program can honour (a wait that fits in a `Duration` and a `poll` timeout,
+    /// a size that fits in memory), and the error names it:
+    /// `--speed "1e-20": must be from 0.001 to 1000000`.
+    pub fn value_in<T>(
+        &mut self,
+        option: &str,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, UsageError>
+    where
+        T: FromStr + PartialOrd + fmt::Display,
+        T::Err: fmt::Display,
+    {
+        let text = self.glued.clone().or_else(|| self.args.front().cloned());
+        let value: T = self.value(option)?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(UsageError(format!(
+                "{option} {:?}: must be from {} to {}",
+                text.unwrap_or_default(),
+                range.start(),
+                range.end()
+            )))
+        }
+    }
+
     /// The error for an option or argument the lesson does not know.
     pub fn unexpected(&self, arg: &str) -> UsageError {
         if arg.starts_with('-') && !self.only_positionals {
@@ -180,8 +208,18 @@ pub fn parse_command_line<T>(
     match parse() {
         Ok(Some(options)) => Ok(options),
         Ok(None) => {
-            print!("{}", usage());
-            Err(ExitCode::SUCCESS)
+            // `--help > /dev/full` or `--help | true`: report it, never panic.
+            let mut stdout = std::io::stdout().lock();
+            match stdout
+                .write_all(usage().as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                Ok(()) => Err(ExitCode::SUCCESS),
+                Err(err) => {
+                    crate::note!("{program}: write stdout: {err}");
+                    Err(ExitCode::from(crate::exit::RUNTIME))
+                }
+            }
         }
         Err(err) => Err(usage_failure(program, &err, &usage())),
     }
@@ -196,7 +234,7 @@ pub fn parse_command_line<T>(
 /// ...
 /// ```
 pub fn usage_failure(program: &str, err: &UsageError, usage: &str) -> ExitCode {
-    eprintln!("{program}: {err}\n\n{usage}");
+    crate::note!("{program}: {err}\n\n{usage}");
     ExitCode::from(EXIT_USAGE)
 }
 
@@ -263,6 +301,18 @@ mod tests {
         let parser = Parser::new("t", Vec::<String>::new());
         assert_eq!(parser.unexpected("--what").0, "unknown option --what");
         assert_eq!(parser.unexpected("what").0, "unexpected argument \"what\"");
+    }
+
+    #[test]
+    fn value_in_refuses_values_outside_the_range_and_names_it() {
+        let mut parser = Parser::new("t", ["--w", "1e19", "--w=5", "--w", "-1"]);
+        parser.next().unwrap();
+        let err = parser.value_in::<f64>("--w", 0.0..=86400.0).unwrap_err().0;
+        assert_eq!(err, "--w \"1e19\": must be from 0 to 86400");
+        parser.next().unwrap();
+        assert_eq!(parser.value_in::<f64>("--w", 0.0..=86400.0), Ok(5.0));
+        parser.next().unwrap();
+        assert!(parser.value_in::<f64>("--w", 0.0..=86400.0).is_err());
     }
 
     #[test]

@@ -8,13 +8,47 @@
 //! - [`pyfmt`]: Python's `bytes` repr and `time.time()` text, to match the documents;
 //! - [`Failure`] and [`Context`]: error messages that name the call and the object
 //!   (`read pipe: EIO: I/O error`);
-//! - [`harness`]: for tests only — run a lesson binary as a subprocess in its own process
-//!   group, with a deadline, and check that it left nothing behind.
+//! - [`note!`]: a line on stderr that can never panic, even into `2>&1 | head -n 1` or
+//!   `2>/dev/full` (where `eprintln!` panics, and a panic would skip the clean-up);
+//! - [`signal_exit`] and [`signal_name`]: the shell's `128 + n` and `SIGINT` for a stop
+//!   signal.
+//!
+//! The test harness is in the dev-only crate `lesson-test`: no lesson runs with it.
 
 pub mod args;
-pub mod harness;
 pub mod pace;
 pub mod pyfmt;
+
+/// Writes one line to stderr, like `eprintln!`, but ignores a failed write instead of
+/// panicking. Lessons use it for every note: a note that cannot be written (stderr closed
+/// or full) must never stop the clean-up that follows it (kill, reap, unlink).
+///
+/// ```
+/// lesson_kit::note!("Parent {} forked child {}", 41, 42);
+/// ```
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        // A failed note is not worth a failure: stdout carries the lesson's output, and the
+        // exit status still tells what happened.
+        let _ = ::std::writeln!(::std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// The exit status for a lesson stopped by `signal`: the shell's `128 + n` (130 for SIGINT,
+/// 143 for SIGTERM, 129 for SIGHUP).
+pub fn signal_exit(signal: i32) -> std::process::ExitCode {
+    std::process::ExitCode::from(u8::try_from(128 + signal).unwrap_or(exit::RUNTIME))
+}
+
+/// The name of a signal number (`SIGINT`), or `signal 40` for one without a name.
+pub fn signal_name(signal: i32) -> String {
+    match nix::sys::signal::Signal::try_from(signal) {
+        Ok(signal) => signal.as_str().to_owned(),
+        Err(_) => format!("signal {signal}"),
+    }
+}
 
 use std::fmt;
 
@@ -102,4 +136,23 @@ pub fn describe_wait(status: nix::sys::wait::WaitStatus) -> String {
 /// Whether a wait status is a clean exit (status 0).
 pub fn exited_ok(status: nix::sys::wait::WaitStatus) -> bool {
     matches!(status, nix::sys::wait::WaitStatus::Exited(_, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_signals_map_to_the_shells_statuses_and_names() {
+        assert_eq!(signal_exit(2), std::process::ExitCode::from(130));
+        assert_eq!(signal_exit(15), std::process::ExitCode::from(143));
+        assert_eq!(signal_exit(1), std::process::ExitCode::from(129));
+        assert_eq!(
+            signal_exit(200),
+            std::process::ExitCode::from(exit::RUNTIME)
+        );
+        assert_eq!(signal_name(2), "SIGINT");
+        assert_eq!(signal_name(1), "SIGHUP");
+        assert_eq!(signal_name(99), "signal 99");
+    }
 }

@@ -2,13 +2,19 @@
 //!
 //! With neither option a lesson runs like the document: forever, at the document's cadence.
 
-use crate::args::{Parser, Positive, UsageError};
+use crate::args::{Parser, UsageError};
 use std::time::Duration;
+
+/// What `--speed` accepts: 1000 times slower to a million times faster. Every wait the
+/// documents make (at most a few seconds) then stays a `Duration` a `sleep` and a `poll`
+/// can take, and the value in the help is one a person would type.
+pub const SPEED_RANGE: std::ops::RangeInclusive<f64> = 0.001..=1_000_000.0;
 
 /// The help lines for the two pacing options, for a lesson's usage text.
 pub const PACING_HELP: &str = "\
   --count N    stop after N messages (default: run until interrupted, like the document)
-  --speed X    make every wait X times shorter (default 1; 20 turns 4 s into 0.2 s)";
+  --speed X    make every wait X times shorter, 0.001 to 1000000
+               (default 1; 20 turns 4 s into 0.2 s)";
 
 /// How many messages to send and how fast.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,7 +47,7 @@ impl Pacing {
                 }
                 self.count = Some(count);
             }
-            "--speed" => self.speed = parser.value::<Positive>(option)?.0,
+            "--speed" => self.speed = parser.value_in(option, SPEED_RANGE)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -144,6 +150,15 @@ mod tests {
         assert!(parse(&["--count", "0"]).unwrap_err().0.contains("--count"));
         assert!(parse(&["--count", "-3"]).unwrap_err().0.contains("--count"));
         assert!(parse(&["--speed", "0"]).unwrap_err().0.contains("--speed"));
+        for edge in ["1e-20", "1e-300", "1e7", "inf", "NaN"] {
+            let err = parse(&["--speed", edge]).unwrap_err().0;
+            assert!(
+                err.contains("--speed") && err.contains("must be from"),
+                "{err}"
+            );
+        }
+        assert_eq!(parse(&["--speed", "1000000"]).unwrap().speed, 1e6);
+        assert_eq!(parse(&["--speed", "0.001"]).unwrap().speed, 0.001);
         assert!(parse(&["--other"]).unwrap_err().0.contains("--other"));
     }
 }

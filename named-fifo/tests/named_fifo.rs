@@ -1,7 +1,7 @@
 //! The lesson's promises, checked by running both programs as subprocesses with deadlines,
 //! each test in a directory of its own.
 
-use lesson_kit::harness::{Finished, Lesson, Running, TempDir, check_transcript};
+use lesson_test::{Finished, Lesson, Running, TempDir, check_transcript};
 use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileTypeExt;

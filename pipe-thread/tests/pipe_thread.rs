@@ -1,6 +1,6 @@
 //! The lesson's promises, checked by running its binary as a subprocess with a deadline.
 
-use lesson_kit::harness::{
+use lesson_test::{
     Lesson, assert_matches_document, assert_usage_errors, check_transcript, children_of,
     parse_bytes_repr,
 };

@@ -1,7 +1,7 @@
 //! The lesson's promises, checked by running its binaries as subprocesses with deadlines.
 //! The tests send the signals themselves: no person at a terminal is needed.
 
-use lesson_kit::harness::{Lesson, check_transcript, number_after, send};
+use lesson_test::{Lesson, check_transcript, number_after, send};
 use nix::sys::signal::Signal;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -245,8 +245,8 @@ fn check_timed_transcript(path: &Path, text: &str) {
         let recorded = std::fs::read_to_string(path).expect("a recorded transcript");
         // Pids differ from run to run: normalize them like every transcript.
         assert_eq!(
-            lesson_kit::harness::normalize(&shape(&recorded)),
-            lesson_kit::harness::normalize(&shape(text)),
+            lesson_test::normalize(&shape(&recorded)),
+            lesson_test::normalize(&shape(text)),
             "{}",
             path.display()
         );

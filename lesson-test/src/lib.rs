@@ -1,14 +1,19 @@
-//! The test harness every lesson's tests use.
+//! The test harness every lesson's tests use (a dev-dependency only: no lesson runs with it).
 //!
 //! Tests never fork inside the test process (see the book's chapter on the shared crate):
 //! they run the lesson's binary as a subprocess, in a process group of its own, with a
 //! deadline. On expiry the whole group is killed and the test fails with everything the
 //! lesson printed, so a regression that hangs fails in seconds instead of stalling CI.
-//! When the lesson exits, [`Running::finish`] checks that its process group is empty: a
-//! child still running is an orphan, a child left a zombie was never reaped.
+//!
+//! The test process makes itself a *child subreaper* (`prctl(PR_SET_CHILD_SUBREAPER)`)
+//! before it starts the first lesson. A process the lesson leaves behind is then re-parented
+//! to the test process, not to pid 1, and stays visible: a child the lesson never reaped
+//! stays a zombie (state `Z`) until the harness looks, and an orphan stays in the lesson's
+//! process group. [`Running::finish`] checks the group right after the lesson exits: it must
+//! be empty, with no grace period, because a lesson that reaped its children has none left.
 //!
 //! ```no_run
-//! # use lesson_kit::harness::Lesson;
+//! # use lesson_test::Lesson;
 //! let run = Lesson::new(env!("CARGO_PKG_NAME")).args(["--count", "3"]).run();
 //! assert_eq!(run.code(), Some(0), "{}", run.transcript());
 //! ```
@@ -28,9 +33,35 @@ use std::time::{Duration, Instant};
 /// fail fast.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
 
-/// How long the group may take to empty after the lesson exits (children finishing their
-/// last write, the kernel tearing down).
-const GROUP_GRACE: Duration = Duration::from_secs(3);
+/// How long orphans may take to end after a test killed the lesson itself on purpose
+/// ([`Leftovers::Orphans`]): the lessons promise that a child whose parent dies ends
+/// promptly (it sees EOF, a broken pipe, or its parent-death signal).
+const ORPHAN_GRACE: Duration = Duration::from_secs(2);
+
+/// Makes the test process a child subreaper, once. Orphans of the lessons it starts are then
+/// re-parented to it instead of to pid 1 (which, on some machines, reaps them within a
+/// couple of seconds and so hides a lesson that never called `waitpid`).
+fn become_subreaper() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: PR_SET_CHILD_SUBREAPER takes one integer argument and changes only a flag
+        // of this process; no memory is passed to the kernel.
+        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(
+            rc,
+            0,
+            "harness: prctl(PR_SET_CHILD_SUBREAPER): {}",
+            std::io::Error::last_os_error()
+        );
+    });
+}
+
+/// Reaps `pid` if it is a zombie child of the test process (an orphan of a lesson, handed
+/// to us as subreaper). Never blocks.
+fn reap_if_ours(pid: i32) {
+    use nix::sys::wait::{WaitPidFlag, waitpid};
+    let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+}
 
 /// A fresh directory for one test's files (FIFOs), removed with everything in it on drop.
 pub struct TempDir {
@@ -87,6 +118,9 @@ pub struct TimedLine {
 pub struct Lesson {
     command: Command,
     label: String,
+    /// How the book shows the command (`cargo run -q -p anon-pipe --`), set by
+    /// [`Lesson::shown_as`]; the arguments are appended as they are given, once.
+    shown: Option<String>,
     deadline: Duration,
     merged: bool,
     stdin: bool,
@@ -99,6 +133,7 @@ impl Lesson {
         Lesson {
             command: Command::new(program),
             label: program.to_string_lossy().into_owned(),
+            shown: None,
             deadline: DEFAULT_DEADLINE,
             merged: false,
             stdin: false,
@@ -106,9 +141,23 @@ impl Lesson {
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Lesson {
+        let text = arg.as_ref().to_string_lossy();
         self.label.push(' ');
-        self.label.push_str(&arg.as_ref().to_string_lossy());
+        self.label.push_str(&text);
+        if let Some(shown) = &mut self.shown {
+            shown.push(' ');
+            shown.push_str(&shell_word(&text));
+        }
         self.command.arg(arg);
+        self
+    }
+
+    /// How a reader would type this run at the workspace root, without the arguments:
+    /// `shown_as("cargo run -q -p anon-pipe --")`. Set it before the arguments; they are
+    /// appended as given, so a transcript shows exactly the command that was run
+    /// ([`check_transcript_of`]).
+    pub fn shown_as(mut self, command: &str) -> Lesson {
+        self.shown = Some(command.to_owned());
         self
     }
 
@@ -146,6 +195,7 @@ impl Lesson {
 
     /// Starts the lesson in a new process group (its pid is the group id).
     pub fn spawn(mut self) -> Running {
+        become_subreaper();
         let stderr_buf = Arc::new(Mutex::new(Vec::new()));
         let stdout_buf = Arc::new(Mutex::new(Vec::new()));
         self.command.process_group(0).stdin(if self.stdin {
@@ -219,6 +269,7 @@ impl Lesson {
             child: Some(child),
             pid,
             label: self.label,
+            shown: self.shown,
             started,
             deadline: started + self.deadline,
             lines,
@@ -241,6 +292,7 @@ pub struct Running {
     stdin: Option<ChildStdin>,
     pid: i32,
     label: String,
+    shown: Option<String>,
     started: Instant,
     deadline: Instant,
     lines: Receiver<TimedLine>,
@@ -255,10 +307,11 @@ pub struct Running {
 pub enum Leftovers {
     /// Nothing at all may remain: no orphan, no zombie.
     None,
-    /// Zombies may remain, live processes may not. For tests that kill the lesson's parent
-    /// process on purpose: its children then lose the parent that would have reaped them
-    /// (on this kind of machine, pid 1 does not reap orphans either).
-    Zombies,
+    /// For tests that kill the lesson's own process on purpose (SIGKILL): its children lose
+    /// the parent that would have reaped them and come to the test process (the subreaper).
+    /// They must end by themselves within a short grace ([`ORPHAN_GRACE`]); the harness then
+    /// reaps them.
+    Orphans,
 }
 
 impl Running {
@@ -267,11 +320,41 @@ impl Running {
         self.pid
     }
 
-    /// The lesson's stdin, if it was started with [`Lesson::piped_stdin`].
-    pub fn stdin(&mut self) -> &mut ChildStdin {
-        self.stdin
-            .as_mut()
-            .expect("start the lesson with piped_stdin()")
+    /// Writes all of `bytes` to the lesson's stdin (started with [`Lesson::piped_stdin`]),
+    /// waiting at most until the deadline: a lesson that stops reading fails the test instead
+    /// of hanging it. Returns `false` if the lesson closed its stdin (EPIPE).
+    pub fn write_stdin(&mut self, bytes: &[u8]) -> bool {
+        use nix::fcntl::{FcntlArg, OFlag, fcntl};
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let stdin = self
+            .stdin
+            .take()
+            .expect("start the lesson with piped_stdin()");
+        // Non-blocking, so a full pipe makes `write` return EAGAIN and we can wait with a bound.
+        fcntl(stdin.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).expect("harness: O_NONBLOCK");
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            match nix::unistd::write(stdin.as_fd(), rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(nix::errno::Errno::EAGAIN) => {
+                    let left = self.deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        self.fail(
+                            "deadline passed writing to the lesson's stdin (it stopped reading)",
+                        );
+                    }
+                    let ms = u16::try_from(left.as_millis().min(1000)).unwrap_or(1000);
+                    let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLOUT)];
+                    let _ = poll(&mut fds, PollTimeout::from(ms));
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EPIPE) => return false,
+                Err(err) => self.fail(&format!("write to the lesson's stdin: {err}")),
+            }
+        }
+        self.stdin = Some(stdin);
+        true
     }
 
     /// Closes the lesson's stdin (it reads EOF).
@@ -381,20 +464,30 @@ impl Running {
         }
 
         // ANCHOR: group_check
-        let grace_end = Instant::now() + GROUP_GRACE;
+        // We are the subreaper: anything of the lesson's still in its group is visible here,
+        // a zombie (a child it never reaped) or a live orphan. Neither may exist once the
+        // lesson has exited, so there is no grace, except for orphans a test made on purpose.
+        let grace_end = Instant::now()
+            + match allowed {
+                Leftovers::None => Duration::ZERO,
+                Leftovers::Orphans => ORPHAN_GRACE,
+            };
         loop {
             let members = group_members(self.pid);
-            let live: Vec<_> = members.iter().filter(|m| m.state != 'Z').collect();
+            let live = members.iter().filter(|m| m.state != 'Z').count();
             let bad = match allowed {
                 Leftovers::None => !members.is_empty(),
-                Leftovers::Zombies => !live.is_empty(),
+                Leftovers::Orphans => live > 0,
             };
             if !bad {
+                members.iter().for_each(|m| reap_if_ours(m.pid));
                 break;
             }
             if Instant::now() >= grace_end {
                 let list: Vec<String> = members.iter().map(Member::describe).collect();
                 let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+                thread::sleep(Duration::from_millis(20));
+                members.iter().for_each(|m| reap_if_ours(m.pid));
                 self.fail(&format!(
                     "the lesson exited ({}) but left processes in its group \
                      (running: an orphan; Z: a child nobody reaped): {}",
@@ -411,6 +504,7 @@ impl Running {
             pid: self.pid,
             elapsed,
             label: self.label.clone(),
+            shown: self.shown.take(),
             stdout: self.stdout_buf.lock().unwrap().clone(),
             stderr: self.stderr_text(),
             lines: std::mem::take(&mut self.seen),
@@ -456,6 +550,8 @@ pub struct Finished {
     pub pid: i32,
     pub elapsed: Duration,
     pub label: String,
+    /// The command as the book shows it, if the test set [`Lesson::shown_as`].
+    pub shown: Option<String>,
     /// Every byte of stdout, exactly.
     pub stdout: Vec<u8>,
     pub stderr: String,
@@ -640,7 +736,7 @@ pub fn number_after(text: &str, marker: &str) -> i32 {
 }
 
 /// The bytes a Python `bytes` repr stands for (`b'Spam 4Spam 0'`, `b"it's"`, `b'\\x00'`):
-/// the inverse of [`crate::pyfmt::bytes_repr`], for tests that check nothing was lost.
+/// the inverse of [`lesson_kit::pyfmt::bytes_repr`], for tests that check nothing was lost.
 pub fn parse_bytes_repr(repr: &str) -> Vec<u8> {
     let body = repr
         .strip_prefix("b'")
@@ -733,6 +829,30 @@ pub fn check_transcript(path: &std::path::Path, output: &str) {
     );
 }
 
+/// [`check_transcript`] for a run started with [`Lesson::shown_as`] and
+/// [`Lesson::merge_stderr`]: the file holds `$ <the command as run>` and then everything the
+/// lesson printed, so the command is typed once, in the test, and cannot drift from the book.
+pub fn check_transcript_of(path: &std::path::Path, run: &Finished) {
+    let shown = run
+        .shown
+        .as_deref()
+        .expect("a transcript needs Lesson::shown_as(\"cargo run -q -p ... --\")");
+    check_transcript(path, &format!("$ {shown}\n{}", run.stdout_text()));
+}
+
+/// Quotes a word for a POSIX shell when it needs it, so a shown command pastes as it ran.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// Calls `replace` on every number in `text` (digits, with a `.fraction` if one follows)
 /// and substitutes what it returns; `None` keeps the number.
 fn map_numbers(text: &str, mut replace: impl FnMut(&str) -> Option<String>) -> String {
@@ -800,7 +920,10 @@ mod tests {
     fn parse_bytes_repr_inverts_bytes_repr() {
         let all: Vec<u8> = (0..=255).collect();
         for sample in [&all[..], b"it's", b"say \"hi\"", b"it's \"x\"", b""] {
-            assert_eq!(parse_bytes_repr(&crate::pyfmt::bytes_repr(sample)), sample);
+            assert_eq!(
+                parse_bytes_repr(&lesson_kit::pyfmt::bytes_repr(sample)),
+                sample
+            );
         }
     }
 
@@ -815,6 +938,14 @@ mod tests {
         let (member, pgrp) = parse_stat(42, "42 (a (b) c) Z 1 40 40 0").unwrap();
         assert_eq!(member.command, "a (b) c");
         assert_eq!((member.state, member.ppid, pgrp), ('Z', 1, 40));
+    }
+
+    #[test]
+    fn shell_word_quotes_only_what_needs_it() {
+        assert_eq!(shell_word("--count"), "--count");
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word(""), "''");
     }
 
     #[test]

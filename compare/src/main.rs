@@ -1,0 +1,3 @@
+//! compare: being written.
+
+fn main() {}

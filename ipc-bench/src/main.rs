@@ -1,0 +1,3 @@
+//! ipc-bench: being written.
+
+fn main() {}

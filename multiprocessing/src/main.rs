@@ -1,0 +1,3 @@
+//! multiprocessing: being written.
+
+fn main() {}

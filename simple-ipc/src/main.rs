@@ -1,0 +1,3 @@
+//! simple-ipc: being written.
+
+fn main() {}

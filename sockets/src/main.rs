@@ -1,0 +1,3 @@
+//! sockets: being written.
+
+fn main() {}
