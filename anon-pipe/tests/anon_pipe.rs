@@ -1,8 +1,8 @@
 //! The lesson's promises, checked by running its binary as a subprocess with a deadline.
 
 use lesson_test::{
-    Leftovers, Lesson, assert_matches_document, assert_usage_errors, check_transcript,
-    number_after, parse_bytes_repr, process, send,
+    Leftovers, Lesson, assert_matches_document, assert_usage_errors,
+    check_transcript, number_after, parse_bytes_repr, process, send,
 };
 use nix::sys::signal::Signal;
 use std::path::Path;
@@ -56,7 +56,8 @@ fn messages_follow_the_documents_cadence() {
     let speed = 10.0;
     let run = lesson().args(["--count", "11", "--speed", "10"]).run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
-    let expected: Vec<String> = (0..11).map(|i| format!("b'Spam {}'", i % 5)).collect();
+    let expected: Vec<String> =
+        (0..11).map(|i| format!("b'Spam {}'", i % 5)).collect();
     let got: Vec<String> = run
         .texts()
         .iter()
@@ -69,7 +70,8 @@ fn messages_follow_the_documents_cadence() {
         let gap = pair[1].at - pair[0].at;
         // Generous bounds: a sleep is never shorter, a busy machine may make it longer.
         assert!(
-            gap >= expected.mul_f64(0.8) && gap <= expected + Duration::from_millis(400),
+            gap >= expected.mul_f64(0.8)
+                && gap <= expected + Duration::from_millis(400),
             "message {}: {gap:?} after the previous one, expected about {expected:?}\n{}",
             i + 1,
             run.transcript()
@@ -143,7 +145,9 @@ fn killing_the_parent_ends_the_child() {
 
 #[test]
 fn killing_the_child_ends_the_parent_with_a_report() {
-    for (signal, name) in [(Signal::SIGKILL, "SIGKILL"), (Signal::SIGTERM, "SIGTERM")] {
+    for (signal, name) in
+        [(Signal::SIGKILL, "SIGKILL"), (Signal::SIGTERM, "SIGTERM")]
+    {
         let mut running = lesson().args(["--speed", "20"]).spawn();
         running.next_line().expect("a first message");
         let child = child_pid(&running.wait_for_stderr("forked child"));
@@ -230,6 +234,7 @@ fn book_transcript_matches_a_fresh_run() {
         "$ cargo run -q -p anon-pipe -- --count 5 --speed 20\n{}",
         run.stdout_text()
     );
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/src/transcripts/anon-pipe.txt");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/src/transcripts/anon-pipe.txt");
     check_transcript(&path, &text);
 }

@@ -29,15 +29,20 @@
 //! into the parent's code; a child that exits early or never replies is detected, never
 //! waited for forever (exit 3 with an explanation); the child is always reaped.
 
-use lesson_kit::args::{Parser, Positive, UsageError, parse_command_line, usage_failure};
+use lesson_kit::args::{
+    Parser, Positive, UsageError, parse_command_line, usage_failure,
+};
 use lesson_kit::{Context, Failure, describe_wait, exit};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, kill, signal, sigprocmask};
+use nix::sys::signal::{
+    SigHandler, SigSet, SigmaskHow, Signal, kill, signal, sigprocmask,
+};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{
-    ForkResult, Pid, dup2_stdin, dup2_stdout, execvp, fork, getpid, getppid, pipe2, read, write,
+    ForkResult, Pid, dup2_stdin, dup2_stdout, execvp, fork, getpid, getppid, pipe2,
+    read, write,
 };
 use std::ffi::CString;
 use std::fs::File;
@@ -89,14 +94,17 @@ fn main() -> Result<ExitCode, Failure> {
     let exec_failed = ExecMessages::for_program(&program);
     // ANCHOR_END: argv
     let timeout = options.reply_timeout.unwrap_or_else(|| {
-        Duration::from_secs(2) + Duration::from_secs_f64(2.0 * CHILD_WAIT_SECS / options.speed)
+        Duration::from_secs(2)
+            + Duration::from_secs_f64(2.0 * CHILD_WAIT_SECS / options.speed)
     });
 
     let me = getpid();
     // ANCHOR: choreography
     let (child, mut to_child, mut replies) = if options.command {
         match spawn_with_command(&program, &args)? {
-            Spawned::Running(child, to_child, replies) => (child, to_child, replies),
+            Spawned::Running(child, to_child, replies) => {
+                (child, to_child, replies)
+            }
             Spawned::Failed(code) => return Ok(ExitCode::from(code)),
         }
     } else {
@@ -142,8 +150,10 @@ fn main() -> Result<ExitCode, Failure> {
 fn spawn(argv: &[CString], exec_failed: &ExecMessages) -> Result<Pid, Failure> {
     // Two one-way pipes make one two-way conversation. O_CLOEXEC: any copy we forget is
     // closed by exec, so the exec'd program holds only what we give it on purpose.
-    let (parent_in, child_out) = pipe2(OFlag::O_CLOEXEC).context("pipe2 (child to parent)")?;
-    let (child_in, parent_out) = pipe2(OFlag::O_CLOEXEC).context("pipe2 (parent to child)")?;
+    let (parent_in, child_out) =
+        pipe2(OFlag::O_CLOEXEC).context("pipe2 (child to parent)")?;
+    let (child_in, parent_out) =
+        pipe2(OFlag::O_CLOEXEC).context("pipe2 (parent to child)")?;
 
     io::stdout().flush().context("flush stdout")?; // or the child could print it again
     // SAFETY: this process is single-threaded when it forks (nothing before this point
@@ -167,12 +177,15 @@ fn spawn(argv: &[CString], exec_failed: &ExecMessages) -> Result<Pid, Failure> {
             // and an empty signal mask.
             // SAFETY: SIG_DFL installs no handler, so no Rust code can run in signal context.
             let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
-            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+            let _ =
+                sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
             let Err(errno) = execvp(&argv[0], argv);
             // Only reached if exec failed. Say so, with bytes built before fork, and use the
             // shell's codes: 127 not found, 126 found but not executable.
             match errno {
-                Errno::ENOENT | Errno::ENOTDIR => die(&exec_failed.not_found, exit::NOT_FOUND),
+                Errno::ENOENT | Errno::ENOTDIR => {
+                    die(&exec_failed.not_found, exit::NOT_FOUND)
+                }
                 _ => die(&exec_failed.not_executable, exit::NOT_EXECUTABLE),
             }
         }
@@ -225,8 +238,10 @@ struct ExecMessages {
 impl ExecMessages {
     fn for_program(program: &str) -> ExecMessages {
         ExecMessages {
-            not_found: format!("{PROGRAM}: exec {program}: not found\n").into_bytes(),
-            not_executable: format!("{PROGRAM}: exec {program}: not executable\n").into_bytes(),
+            not_found: format!("{PROGRAM}: exec {program}: not found\n")
+                .into_bytes(),
+            not_executable: format!("{PROGRAM}: exec {program}: not executable\n")
+                .into_bytes(),
         }
     }
 }
@@ -252,7 +267,8 @@ fn spawn_with_command(program: &str, args: &[String]) -> Result<Spawned, Failure
             return Ok(Spawned::Failed(code));
         }
     };
-    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take())
+    else {
         return Err(Failure::new("spawn", "piped stdin/stdout missing"));
     };
     let pid = Pid::from_raw(i32::try_from(child.id()).expect("a pid fits in i32"));
@@ -295,7 +311,9 @@ fn converse(
         // The flush is what makes this work: without it, the line could sit in our buffer.
         match hello.and_then(|()| to_child.flush()) {
             Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::BrokenPipe => return Ok(Talk::ChildGone),
+            Err(err) if err.kind() == io::ErrorKind::BrokenPipe => {
+                return Ok(Talk::ChildGone);
+            }
             Err(err) => return Err(err).context("write to child"),
         }
         match replies.next_line(timeout)? {
@@ -310,11 +328,16 @@ fn converse(
 
 // ANCHOR: finish
 /// Reaps the child on every path and turns the outcome into the exit code.
-fn finish(child: Pid, talk: Result<Talk, Failure>, timeout: Duration) -> Result<u8, Failure> {
+fn finish(
+    child: Pid,
+    talk: Result<Talk, Failure>,
+    timeout: Duration,
+) -> Result<u8, Failure> {
     match talk {
         Ok(Talk::NoReply(_)) => {
             // main has killed it; reap it.
-            let status = waitpid(child, None).context(format!("waitpid child {child}"))?;
+            let status =
+                waitpid(child, None).context(format!("waitpid child {child}"))?;
             eprintln!("{PROGRAM}: child {child} {}", describe_wait(status));
             Ok(exit::TIMEOUT)
         }
@@ -352,11 +375,16 @@ fn finish(child: Pid, talk: Result<Talk, Failure>, timeout: Duration) -> Result<
 
 /// Waits up to `timeout` for the child to exit and returns how it ended; if it is still
 /// running then, kills and reaps it and returns `None`.
-fn wait_or_kill(child: Pid, timeout: Duration) -> Result<Option<WaitStatus>, Failure> {
+fn wait_or_kill(
+    child: Pid,
+    timeout: Duration,
+) -> Result<Option<WaitStatus>, Failure> {
     let deadline = Instant::now() + timeout;
     loop {
         match waitpid(child, Some(WaitPidFlag::WNOHANG)).context("waitpid")? {
-            WaitStatus::StillAlive if Instant::now() < deadline => sleep(Duration::from_millis(10)),
+            WaitStatus::StillAlive if Instant::now() < deadline => {
+                sleep(Duration::from_millis(10))
+            }
             WaitStatus::StillAlive => {
                 eprintln!(
                     "{PROGRAM}: child {child} did not exit within {timeout:?} of its stdin \
@@ -418,7 +446,9 @@ impl Replies {
             ) {
                 Ok(0) | Err(Errno::EINTR) => continue, // the deadline check decides
                 Ok(_) => {}
-                Err(errno) => return Err(errno).context("poll the pipe from the child"),
+                Err(errno) => {
+                    return Err(errno).context("poll the pipe from the child");
+                }
             }
             let mut chunk = [0u8; 4096];
             let n = read(fd, &mut chunk).context("read the pipe from the child")?;
@@ -433,7 +463,9 @@ impl Replies {
             }
             self.pending.extend_from_slice(&chunk[..n]);
             if self.pending.len() > MAX_REPLY {
-                let why = format!("a reply is longer than {MAX_REPLY} bytes without a newline");
+                let why = format!(
+                    "a reply is longer than {MAX_REPLY} bytes without a newline"
+                );
                 return Err(Failure::new("read the pipe from the child", why));
             }
         }
@@ -498,8 +530,9 @@ fn c_argv(program: &str, args: &[String]) -> Result<Vec<CString>, UsageError> {
     std::iter::once(program)
         .chain(args.iter().map(String::as_str))
         .map(|arg| {
-            CString::new(arg)
-                .map_err(|_| UsageError(format!("argument {arg:?} contains a NUL byte")))
+            CString::new(arg).map_err(|_| {
+                UsageError(format!("argument {arg:?} contains a NUL byte"))
+            })
         })
         .collect()
 }
@@ -538,8 +571,9 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
         }
     }
     if child {
-        let [arg] = <[String; 1]>::try_from(positionals)
-            .map_err(|_| UsageError("--child takes exactly one argument".to_owned()))?;
+        let [arg] = <[String; 1]>::try_from(positionals).map_err(|_| {
+            UsageError("--child takes exactly one argument".to_owned())
+        })?;
         options.child_arg = Some(arg);
     } else {
         options.program = positionals;

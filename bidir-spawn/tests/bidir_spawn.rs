@@ -1,7 +1,8 @@
 //! The lesson's promises, checked by running its binary as a subprocess with a deadline.
 
 use lesson_test::{
-    Lesson, assert_usage_errors, check_transcript, children_of, mask_number, number_after,
+    Lesson, assert_usage_errors, check_transcript, children_of, mask_number,
+    number_after,
 };
 use std::path::Path;
 use std::thread::sleep;
@@ -55,7 +56,8 @@ fn the_conversation_keeps_the_documents_relative_pace() {
     let run = lesson().args(["--speed", "20"]).run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
     assert!(
-        run.elapsed >= Duration::from_millis(600) && run.elapsed < Duration::from_secs(5),
+        run.elapsed >= Duration::from_millis(600)
+            && run.elapsed < Duration::from_secs(5),
         "took {:?}",
         run.elapsed
     );
@@ -63,7 +65,8 @@ fn the_conversation_keeps_the_documents_relative_pace() {
 
 /// SIGPIPE's bit in a `SigIgn:` mask of /proc/<pid>/status (signal 13 is bit 12).
 fn ignores_sigpipe(pid: i32) -> bool {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
     let mask = status
         .lines()
         .find_map(|line| line.strip_prefix("SigIgn:"))
@@ -94,7 +97,8 @@ fn fds(pid: i32) -> Vec<i32> {
 /// A descriptor closed since it was listed (such as the listing's own directory handle)
 /// counts as close-on-exec: it cannot have been passed down.
 fn cloexec(pid: i32, fd: i32) -> bool {
-    let Ok(info) = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")) else {
+    let Ok(info) = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
+    else {
         return true;
     };
     let flags = info
@@ -136,7 +140,8 @@ fn the_execd_child_sees_only_fds_0_1_2_and_default_sigpipe() {
                 .into_iter()
                 .filter(|fd| *fd > 2 && !cloexec(me, *fd))
                 .collect();
-            let extra: Vec<i32> = fds(child).into_iter().filter(|fd| *fd > 2).collect();
+            let extra: Vec<i32> =
+                fds(child).into_iter().filter(|fd| *fd > 2).collect();
             assert_eq!(
                 extra, inherited,
                 "Command leaked one of the lesson's descriptors"
@@ -208,9 +213,9 @@ fn a_missing_program_is_reported_with_status_127() {
         .run();
     assert_eq!(command.code(), Some(127), "{}", command.transcript());
     assert!(
-        command
-            .stderr
-            .contains("bidir-spawn: spawn no-such-program-here: No such file or directory"),
+        command.stderr.contains(
+            "bidir-spawn: spawn no-such-program-here: No such file or directory"
+        ),
         "{}",
         command.transcript()
     );
@@ -311,8 +316,8 @@ fn book_transcript_matches_a_fresh_run() {
         "$ cargo run -q -p bidir-spawn -- --speed 10\n{}",
         run.stdout_text()
     );
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/src/transcripts/bidir-spawn.txt");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/src/transcripts/bidir-spawn.txt");
     check_transcript(&path, &text);
 
     let run = lesson()

@@ -154,8 +154,9 @@ fn parent(mut pipe: BufReader<File>, options: &Options) -> Result<(), Failure> {
             );
             return Err(Failure::new("read pipe", why));
         } // else: the last line, cut short by EOF; it is delivered as it is
-        let text = std::str::from_utf8(&line)
-            .map_err(|err| Failure::new("read pipe", format!("a line is not UTF-8 ({err})")))?;
+        let text = std::str::from_utf8(&line).map_err(|err| {
+            Failure::new("read pipe", format!("a line is not UTF-8 ({err})"))
+        })?;
         if options.sender == Sender::Hello {
             writeln!(stdout, "{text}").context("write stdout")?;
         } else {
@@ -240,7 +241,9 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
             "--max-line" => {
                 options.max_line = parser.value(&arg)?;
                 if options.max_line == 0 {
-                    return Err(UsageError("--max-line must be at least 1".to_owned()));
+                    return Err(UsageError(
+                        "--max-line must be at least 1".to_owned(),
+                    ));
                 }
             }
             "-h" | "--help" => return Ok(None),

@@ -1,7 +1,8 @@
 //! The lesson's promises, checked by running its binary as a subprocess with a deadline.
 
 use lesson_test::{
-    Lesson, assert_matches_document, assert_usage_errors, check_transcript, number_after, send,
+    Lesson, assert_matches_document, assert_usage_errors, check_transcript,
+    number_after, send,
 };
 use nix::sys::signal::Signal;
 use std::path::Path;
@@ -63,7 +64,8 @@ fn hundreds_of_messages_arrive_in_order_one_per_line() {
 fn a_dead_child_is_reported_once_instead_of_a_busy_loop() {
     let mut running = lesson().args(["--speed", "20"]).spawn();
     running.next_line().expect("a first message");
-    let child = number_after(&running.wait_for_stderr("forked child"), "forked child ");
+    let child =
+        number_after(&running.wait_for_stderr("forked child"), "forked child ");
     send(child, Signal::SIGKILL);
     let run = running.finish();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
@@ -191,7 +193,7 @@ fn book_transcript_matches_a_fresh_run() {
         "$ cargo run -q -p fdopen-lines -- --count 6 --speed 20\n{}",
         run.stdout_text()
     );
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/src/transcripts/fdopen-lines.txt");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/src/transcripts/fdopen-lines.txt");
     check_transcript(&path, &text);
 }

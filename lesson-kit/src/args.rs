@@ -62,7 +62,9 @@ impl Parser {
             match arg.into_string() {
                 Ok(arg) => args.push(arg),
                 Err(raw) => {
-                    return Err(UsageError(format!("argument {raw:?} is not valid UTF-8")));
+                    return Err(UsageError(format!(
+                        "argument {raw:?} is not valid UTF-8"
+                    )));
                 }
             }
         }

@@ -39,7 +39,9 @@ macro_rules! note {
 /// The exit status for a lesson stopped by `signal`: the shell's `128 + n` (130 for SIGINT,
 /// 143 for SIGTERM, 129 for SIGHUP).
 pub fn signal_exit(signal: i32) -> std::process::ExitCode {
-    std::process::ExitCode::from(u8::try_from(128 + signal).unwrap_or(exit::RUNTIME))
+    std::process::ExitCode::from(
+        u8::try_from(128 + signal).unwrap_or(exit::RUNTIME),
+    )
 }
 
 /// The name of a signal number (`SIGINT`), or `signal 40` for one without a name.
@@ -128,7 +130,9 @@ pub fn describe_wait(status: nix::sys::wait::WaitStatus) -> String {
     match status {
         WaitStatus::Exited(_, code) => format!("exited with status {code}"),
         WaitStatus::Signaled(_, signal, false) => format!("killed by {signal}"),
-        WaitStatus::Signaled(_, signal, true) => format!("killed by {signal} (core dumped)"),
+        WaitStatus::Signaled(_, signal, true) => {
+            format!("killed by {signal} (core dumped)")
+        }
         other => format!("changed state: {other:?}"),
     }
 }

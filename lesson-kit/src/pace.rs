@@ -38,12 +38,18 @@ impl Pacing {
     // ANCHOR: pacing
     /// Takes `--count` or `--speed` from the parser if `option` is one of them.
     /// Returns `Ok(false)` for any other option, so the lesson can go on matching.
-    pub fn accept(&mut self, option: &str, parser: &mut Parser) -> Result<bool, UsageError> {
+    pub fn accept(
+        &mut self,
+        option: &str,
+        parser: &mut Parser,
+    ) -> Result<bool, UsageError> {
         match option {
             "--count" => {
                 let count: u64 = parser.value(option)?;
                 if count == 0 {
-                    return Err(UsageError("--count must be at least 1".to_owned()));
+                    return Err(UsageError(
+                        "--count must be at least 1".to_owned(),
+                    ));
                 }
                 self.count = Some(count);
             }

@@ -87,7 +87,8 @@ pub fn ctime_now() -> String {
 pub fn ctime(seconds: libc::time_t) -> String {
     const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
     const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+        "Nov", "Dec",
     ];
     // SAFETY: `tm` is plain data, for which all zeroes is a valid value; localtime_r only
     // writes into the struct we pass and reads `seconds`, both valid for the call, and is
@@ -180,7 +181,9 @@ mod tests {
         // A single-digit day is padded with a space, as C does: "Nov  2".
         let padded = ctime(1_793_590_390); // 2026-11-02 around noon, any time zone
         assert!(
-            padded.contains("Nov  2") || padded.contains("Nov  1") || padded.contains("Nov  3"),
+            padded.contains("Nov  2")
+                || padded.contains("Nov  1")
+                || padded.contains("Nov  3"),
             "{padded}"
         );
     }

@@ -37,7 +37,9 @@ fn includes(chapter: &str) -> Vec<(String, Option<String>)> {
         };
         let target = target.trim();
         match target.split_once(':') {
-            Some((path, selector)) => found.push((path.to_owned(), Some(selector.to_owned()))),
+            Some((path, selector)) => {
+                found.push((path.to_owned(), Some(selector.to_owned())))
+            }
             None => found.push((target.to_owned(), None)),
         }
     }
@@ -58,7 +60,9 @@ fn include_problems(chapter_path: &Path, chapter: &str) -> Vec<String> {
             continue;
         };
         match selector {
-            Some(anchor) if anchor.chars().next().is_some_and(|c| c.is_ascii_digit()) => {
+            Some(anchor)
+                if anchor.chars().next().is_some_and(|c| c.is_ascii_digit()) =>
+            {
                 problems.push(format!(
                     "{}: includes {path}:{anchor} by line numbers; use a named anchor",
                     chapter_path.display()
@@ -112,8 +116,10 @@ fn every_include_names_an_existing_file_and_anchor() {
 
 #[test]
 fn every_lesson_has_a_chapter_in_the_summary() {
-    let manifest = fs::read_to_string(root().join("Cargo.toml")).expect("root Cargo.toml");
-    let summary = fs::read_to_string(root().join("docs/src/SUMMARY.md")).expect("SUMMARY.md");
+    let manifest =
+        fs::read_to_string(root().join("Cargo.toml")).expect("root Cargo.toml");
+    let summary =
+        fs::read_to_string(root().join("docs/src/SUMMARY.md")).expect("SUMMARY.md");
     let lessons: Vec<String> = workspace_members(&manifest)
         .into_iter()
         .filter(|member| member != "lesson-kit" && member != "lesson-test")

@@ -71,9 +71,11 @@ pub struct TempDir {
 impl TempDir {
     /// Creates `<tmp>/<prefix>-<pid>-<n>`, unique within and across test processes.
     pub fn new(prefix: &str) -> TempDir {
-        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        static COUNTER: std::sync::atomic::AtomicU32 =
+            std::sync::atomic::AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let path = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
+        let path = std::env::temp_dir()
+            .join(format!("{prefix}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path); // a leftover from a crashed run with our pid
         std::fs::create_dir_all(&path)
             .unwrap_or_else(|err| panic!("create {}: {err}", path.display()));
@@ -203,23 +205,24 @@ impl Lesson {
         } else {
             Stdio::null()
         });
-        let (out_reader, out_writer) = std::io::pipe().expect("harness: pipe for stdout");
+        let (out_reader, out_writer) =
+            std::io::pipe().expect("harness: pipe for stdout");
         let err_pipe = if self.merged {
             let copy = out_writer.try_clone().expect("harness: dup stdout pipe");
             self.command.stderr(copy);
             None
         } else {
-            let (reader, writer) = std::io::pipe().expect("harness: pipe for stderr");
+            let (reader, writer) =
+                std::io::pipe().expect("harness: pipe for stderr");
             self.command.stderr(writer);
             Some(reader)
         };
         self.command.stdout(out_writer);
         // ANCHOR: spawn
         let started = Instant::now();
-        let mut child = self
-            .command
-            .spawn()
-            .unwrap_or_else(|err| panic!("harness: cannot start {}: {err}", self.label));
+        let mut child = self.command.spawn().unwrap_or_else(|err| {
+            panic!("harness: cannot start {}: {err}", self.label)
+        });
         // The Command still holds our copies of the pipes' write ends. Drop it now, or the
         // readers below would never see EOF (the lessons' own EOF rule applies to us too).
         drop(self.command);
@@ -242,7 +245,8 @@ impl Lesson {
                     pending.extend_from_slice(&chunk[..n]);
                     while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                         let line: Vec<u8> = pending.drain(..=end).collect();
-                        let text = String::from_utf8_lossy(&line[..end]).into_owned();
+                        let text =
+                            String::from_utf8_lossy(&line[..end]).into_owned();
                         let _ = line_tx.send(TimedLine { at, text });
                     }
                 }
@@ -332,25 +336,30 @@ impl Running {
             .take()
             .expect("start the lesson with piped_stdin()");
         // Non-blocking, so a full pipe makes `write` return EAGAIN and we can wait with a bound.
-        fcntl(stdin.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).expect("harness: O_NONBLOCK");
+        fcntl(stdin.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+            .expect("harness: O_NONBLOCK");
         let mut rest = bytes;
         while !rest.is_empty() {
             match nix::unistd::write(stdin.as_fd(), rest) {
                 Ok(n) => rest = &rest[n..],
                 Err(nix::errno::Errno::EAGAIN) => {
-                    let left = self.deadline.saturating_duration_since(Instant::now());
+                    let left =
+                        self.deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         self.fail(
                             "deadline passed writing to the lesson's stdin (it stopped reading)",
                         );
                     }
-                    let ms = u16::try_from(left.as_millis().min(1000)).unwrap_or(1000);
+                    let ms =
+                        u16::try_from(left.as_millis().min(1000)).unwrap_or(1000);
                     let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLOUT)];
                     let _ = poll(&mut fds, PollTimeout::from(ms));
                 }
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(nix::errno::Errno::EPIPE) => return false,
-                Err(err) => self.fail(&format!("write to the lesson's stdin: {err}")),
+                Err(err) => {
+                    self.fail(&format!("write to the lesson's stdin: {err}"))
+                }
             }
         }
         self.stdin = Some(stdin);
@@ -386,7 +395,9 @@ impl Running {
                 return text;
             }
             if Instant::now() >= self.deadline {
-                self.fail(&format!("deadline passed waiting for {needle:?} on stderr"));
+                self.fail(&format!(
+                    "deadline passed waiting for {needle:?} on stderr"
+                ));
             }
             thread::sleep(Duration::from_millis(5));
         }
@@ -440,7 +451,9 @@ impl Running {
                 Ok(None) if Instant::now() < self.deadline => {
                     thread::sleep(Duration::from_millis(5));
                 }
-                Ok(None) => self.fail("deadline passed waiting for the lesson to exit"),
+                Ok(None) => {
+                    self.fail("deadline passed waiting for the lesson to exit")
+                }
                 Err(err) => self.fail(&format!("waitpid on the lesson: {err}")),
             }
         };
@@ -484,7 +497,8 @@ impl Running {
                 break;
             }
             if Instant::now() >= grace_end {
-                let list: Vec<String> = members.iter().map(Member::describe).collect();
+                let list: Vec<String> =
+                    members.iter().map(Member::describe).collect();
                 let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
                 thread::sleep(Duration::from_millis(20));
                 members.iter().for_each(|m| reap_if_ours(m.pid));
@@ -614,7 +628,11 @@ pub fn assert_usage_errors(
 
 /// Checks a run's stdout against the first lines of a document's transcript, line for
 /// line, after masking timestamps and the pids (the run's own, the document's).
-pub fn assert_matches_document(run: &Finished, document: &[&str], document_pid: i64) {
+pub fn assert_matches_document(
+    run: &Finished,
+    document: &[&str],
+    document_pid: i64,
+) {
     let ours: Vec<String> = run
         .texts()
         .iter()
@@ -855,7 +873,10 @@ fn shell_word(word: &str) -> String {
 
 /// Calls `replace` on every number in `text` (digits, with a `.fraction` if one follows)
 /// and substitutes what it returns; `None` keeps the number.
-fn map_numbers(text: &str, mut replace: impl FnMut(&str) -> Option<String>) -> String {
+fn map_numbers(
+    text: &str,
+    mut replace: impl FnMut(&str) -> Option<String>,
+) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
@@ -869,7 +890,8 @@ fn map_numbers(text: &str, mut replace: impl FnMut(&str) -> Option<String>) -> S
         while i < bytes.len() && bytes[i].is_ascii_digit() {
             i += 1;
         }
-        if i + 1 < bytes.len() && bytes[i] == b'.' && bytes[i + 1].is_ascii_digit() {
+        if i + 1 < bytes.len() && bytes[i] == b'.' && bytes[i + 1].is_ascii_digit()
+        {
             i += 1;
             while i < bytes.len() && bytes[i].is_ascii_digit() {
                 i += 1;
@@ -912,7 +934,8 @@ mod tests {
         let a = "Parent 97 forked child 98\nParent 97 got [b'Spam 1'] at 1628658450.5\n";
         let b = "Parent 1234 forked child 1240\nParent 1234 got [b'Spam 1'] at 1795328890.25\n";
         assert_eq!(normalize(a), normalize(b));
-        let swapped = "Parent 1240 forked child 1234\nParent 1234 got [b'Spam 1'] at 1.0e9\n";
+        let swapped =
+            "Parent 1240 forked child 1234\nParent 1234 got [b'Spam 1'] at 1.0e9\n";
         assert_ne!(normalize(a), normalize(swapped));
     }
 

@@ -39,8 +39,10 @@ static STOP_SIGNAL: AtomicUsize = AtomicUsize::new(0);
 pub fn stop_on_signals() -> Result<(), Failure> {
     for signal in [SIGINT, SIGTERM] {
         let what = format!("install handler for signal {signal}");
-        flag::register_conditional_shutdown(signal, 128 + signal, &STOP).context(&what)?;
-        flag::register_usize(signal, &STOP_SIGNAL, signal as usize).context(&what)?;
+        flag::register_conditional_shutdown(signal, 128 + signal, &STOP)
+            .context(&what)?;
+        flag::register_usize(signal, &STOP_SIGNAL, signal as usize)
+            .context(&what)?;
         flag::register(signal, &STOP).context(&what)?;
     }
     Ok(())
@@ -71,11 +73,14 @@ impl Gave {
     /// What to tell the user.
     pub fn describe(self, waiting_for: &str, limit: Option<Duration>) -> String {
         match (self, limit) {
-            (Gave::Up, Some(limit)) => format!("no {waiting_for} within {limit:?}; giving up"),
+            (Gave::Up, Some(limit)) => {
+                format!("no {waiting_for} within {limit:?}; giving up")
+            }
             (Gave::Up, None) => format!("no {waiting_for}; giving up"),
             (Gave::Interrupted, _) => {
                 let signal = STOP_SIGNAL.load(Ordering::SeqCst);
-                let name = Signal::try_from(signal as i32).map_or("a signal", Signal::as_str);
+                let name = Signal::try_from(signal as i32)
+                    .map_or("a signal", Signal::as_str);
                 format!("stopped by {name} while waiting for {waiting_for}")
             }
         }
@@ -126,9 +131,13 @@ pub fn wait_for(
             &mut fds,
             PollTimeout::try_from(SLICE).unwrap_or(PollTimeout::MAX),
         ) {
-            Ok(0) | Err(Errno::EINTR) => pause(deadline).map_err(WaitError::Gave)?,
+            Ok(0) | Err(Errno::EINTR) => {
+                pause(deadline).map_err(WaitError::Gave)?
+            }
             Ok(_) => return Ok(()),
-            Err(errno) => return Err(WaitError::Failed(Failure::new("poll", errno))),
+            Err(errno) => {
+                return Err(WaitError::Failed(Failure::new("poll", errno)));
+            }
         }
     }
 }
@@ -160,7 +169,12 @@ impl Fifo {
         let created = match mkfifo(path, mode) {
             Ok(()) => true,
             Err(Errno::EEXIST) => false,
-            Err(errno) => return Err(Failure::new(format!("mkfifo {}", path.display()), errno)),
+            Err(errno) => {
+                return Err(Failure::new(
+                    format!("mkfifo {}", path.display()),
+                    errno,
+                ));
+            }
         };
         if !created {
             let found = stat(path).context(format!("stat {}", path.display()))?;
@@ -215,7 +229,9 @@ fn check_is_fifo(path: &Path, st_mode: nix::libc::mode_t) -> Result<(), Failure>
     };
     Err(Failure::new(
         path.display(),
-        format!("exists and is {what}, not a FIFO; refusing to use it (it was left as it is)"),
+        format!(
+            "exists and is {what}, not a FIFO; refusing to use it (it was left as it is)"
+        ),
     ))
 }
 

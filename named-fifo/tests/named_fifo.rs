@@ -65,7 +65,8 @@ fn reader_first_then_writer_exchange_the_documents_message() {
         reader.stdout_text(),
         reader.stderr
     );
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/src/transcripts/named-fifo.txt");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/src/transcripts/named-fifo.txt");
     check_transcript(&path, &text);
 }
 
@@ -119,8 +120,9 @@ fn a_missing_directory_is_reported() {
         let run = program(bin, &dir).arg("no/such/dir/fifo").run();
         assert_eq!(run.code(), Some(1), "{}", run.transcript());
         assert!(
-            run.stderr
-                .contains("mkfifo no/such/dir/fifo: ENOENT: No such file or directory"),
+            run.stderr.contains(
+                "mkfifo no/such/dir/fifo: ENOENT: No such file or directory"
+            ),
             "{}",
             run.transcript()
         );
@@ -174,7 +176,12 @@ fn keep_leaves_the_fifo_for_ls() {
 }
 
 /// Starts `count` writers at once, each sending `messages` records of `size` bytes.
-fn writers(dir: &TempDir, count: usize, messages: u64, size: usize) -> Vec<Running> {
+fn writers(
+    dir: &TempDir,
+    count: usize,
+    messages: u64,
+    size: usize,
+) -> Vec<Running> {
     (0..count)
         .map(|_| {
             program(WRITER, dir)
@@ -204,7 +211,8 @@ fn concurrent_writers_of_pipe_buf_records_never_tear() {
         .collect();
     let reader = reader.finish();
     assert_eq!(reader.code(), Some(0), "{}", reader.stderr);
-    let mut next_per_writer: BTreeMap<i32, u64> = writers.iter().map(|w| (w.pid, 0)).collect();
+    let mut next_per_writer: BTreeMap<i32, u64> =
+        writers.iter().map(|w| (w.pid, 0)).collect();
     let prefix = format!("I pid [{}] received a message => ", reader.pid);
     for line in reader.texts() {
         let record = line.strip_prefix(&prefix).expect("the reader's format");

@@ -77,7 +77,8 @@ fn main() -> Result<ExitCode, Failure> {
         let what = format!("install handler for signal {signal}");
         flag::register_conditional_shutdown(signal, 128 + signal, &STOP_REQUESTED)
             .context(&what)?;
-        flag::register_usize(signal, &STOP_SIGNAL, signal as usize).context(&what)?;
+        flag::register_usize(signal, &STOP_SIGNAL, signal as usize)
+            .context(&what)?;
         flag::register(signal, &STOP_REQUESTED).context(&what)?;
     }
     // ANCHOR_END: signals
@@ -108,7 +109,8 @@ fn main() -> Result<ExitCode, Failure> {
         Ok(Ok(sent)) => match STOP_SIGNAL.load(Ordering::SeqCst) {
             0 => exit::OK,
             signal => {
-                let name = Signal::try_from(signal as i32).map_or("a signal", Signal::as_str);
+                let name = Signal::try_from(signal as i32)
+                    .map_or("a signal", Signal::as_str);
                 eprintln!("{PROGRAM}: stopped by {name} after {sent} messages");
                 u8::try_from(128 + signal).unwrap_or(exit::RUNTIME)
             }
@@ -149,7 +151,9 @@ fn write_spam(mut writer: PipeWriter, options: &Options) -> Result<u64, Failure>
         if options.panic_after == Some(sent) {
             // DELIBERATELY BROKEN (--writer-panics-after): shows that a dying writer thread
             // closes its end, so the reader gets EOF and can report, instead of hanging.
-            panic!("deliberate panic after {sent} messages (--writer-panics-after)");
+            panic!(
+                "deliberate panic after {sent} messages (--writer-panics-after)"
+            );
         }
         // One write_all of 6 bytes: a single write(2), atomic since it is under PIPE_BUF.
         let message = format!("Spam {}", beat.n);
@@ -208,7 +212,9 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
         }
         match arg.as_str() {
             "--no-gap" => options.gap = false,
-            "--writer-panics-after" => options.panic_after = Some(parser.value(&arg)?),
+            "--writer-panics-after" => {
+                options.panic_after = Some(parser.value(&arg)?)
+            }
             "-h" | "--help" => return Ok(None),
             _ => return Err(parser.unexpected(&arg)),
         }

@@ -1,8 +1,8 @@
 //! The lesson's promises, checked by running its binary as a subprocess with a deadline.
 
 use lesson_test::{
-    Lesson, assert_matches_document, assert_usage_errors, check_transcript, children_of,
-    parse_bytes_repr,
+    Lesson, assert_matches_document, assert_usage_errors, check_transcript,
+    children_of, parse_bytes_repr,
 };
 use nix::sys::signal::Signal;
 use std::path::Path;
@@ -46,7 +46,8 @@ fn hundreds_of_messages_arrive_with_nothing_lost_or_duplicated() {
         .args(["--count", "500", "--speed", "1000", "--no-gap"])
         .run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
-    let received: Vec<u8> = run.texts().iter().flat_map(|line| chunk(line)).collect();
+    let received: Vec<u8> =
+        run.texts().iter().flat_map(|line| chunk(line)).collect();
     let sent: String = (0..500).map(|i| format!("Spam {}", i % 5)).collect();
     assert_eq!(
         String::from_utf8_lossy(&received),
@@ -87,8 +88,9 @@ fn a_panicking_writer_is_reported_by_the_main_thread() {
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
     assert_eq!(run.lines.len(), 3, "{}", run.transcript());
     assert!(
-        run.stderr
-            .contains("pipe-thread: writer thread panicked: deliberate panic after 3 messages"),
+        run.stderr.contains(
+            "pipe-thread: writer thread panicked: deliberate panic after 3 messages"
+        ),
         "{}",
         run.transcript()
     );
@@ -149,7 +151,7 @@ fn book_transcript_matches_a_fresh_run() {
         "$ cargo run -q -p pipe-thread -- --count 6 --speed 20\n{}",
         run.stdout_text()
     );
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/src/transcripts/pipe-thread.txt");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/src/transcripts/pipe-thread.txt");
     check_transcript(&path, &text);
 }

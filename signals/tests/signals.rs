@@ -20,7 +20,8 @@ fn lesson(bin: &str) -> Lesson {
 fn assert_ctime(text: &str) {
     const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
     const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+        "Nov", "Dec",
     ];
     assert_eq!(text.len(), 24, "not ctime: {text:?}");
     assert!(
@@ -39,7 +40,9 @@ fn assert_ctime(text: &str) {
 
 #[test]
 fn signal1_prints_one_line_per_signal_with_its_number() {
-    for (name, signal, number) in [("USR1", Signal::SIGUSR1, 10), ("12", Signal::SIGUSR2, 12)] {
+    for (name, signal, number) in
+        [("USR1", Signal::SIGUSR1, 10), ("12", Signal::SIGUSR2, 12)]
+    {
         let mut running = lesson(SIGNAL1).args([name, "--count", "3"]).spawn();
         let hint = running.wait_for_stderr("From another terminal");
         let pid = running.pid();
@@ -131,7 +134,8 @@ fn signal2_alternates_setting_and_alarm_at_the_scaled_cadence() {
         assert_ctime(got);
         let waited = pair[1].at - pair[0].at;
         assert!(
-            waited >= Duration::from_millis(200) && waited < Duration::from_millis(1500),
+            waited >= Duration::from_millis(200)
+                && waited < Duration::from_millis(1500),
             "alarm {i} after {waited:?}\n{}",
             run.transcript()
         );
@@ -242,7 +246,8 @@ fn check_timed_transcript(path: &Path, text: &str) {
     if std::env::var_os("UPDATE_TRANSCRIPTS").is_some() {
         check_transcript(path, text);
     } else {
-        let recorded = std::fs::read_to_string(path).expect("a recorded transcript");
+        let recorded =
+            std::fs::read_to_string(path).expect("a recorded transcript");
         // Pids differ from run to run: normalize them like every transcript.
         assert_eq!(
             lesson_test::normalize(&shape(&recorded)),

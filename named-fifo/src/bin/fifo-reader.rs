@@ -18,7 +18,9 @@
 
 use lesson_kit::args::{Parser, Positive, UsageError, parse_command_line};
 use lesson_kit::{Context, Failure, exit};
-use named_fifo::{COMMON_HELP, DEFAULT_PATH, Fifo, WaitError, stop_on_signals, wait_for};
+use named_fifo::{
+    COMMON_HELP, DEFAULT_PATH, Fifo, WaitError, stop_on_signals, wait_for,
+};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
 use nix::poll::PollFlags;
@@ -61,8 +63,8 @@ fn main() -> Result<ExitCode, Failure> {
     // A blocking open(O_RDONLY) would wait here for a writer, deaf to Ctrl-C. Non-blocking,
     // it succeeds at once; we then wait for the first data with poll, a slice at a time.
     let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-    let fifo_fd =
-        open(&fifo.path, flags, Mode::empty()).context(format!("open {}", fifo.path.display()))?;
+    let fifo_fd = open(&fifo.path, flags, Mode::empty())
+        .context(format!("open {}", fifo.path.display()))?;
     fifo.check_opened(&fifo_fd)?;
     // ANCHOR_END: open
 
@@ -116,7 +118,11 @@ struct Received {
 /// to 13 bytes, so it fits, but a longer message would be cut, and nothing in the FIFO says
 /// where a message ends. Here a message ends at a newline, or at EOF, which comes when every
 /// writer has closed the FIFO.
-fn receive(fd: &OwnedFd, fifo: &Fifo, expected: Option<u64>) -> Result<Received, Failure> {
+fn receive(
+    fd: &OwnedFd,
+    fifo: &Fifo,
+    expected: Option<u64>,
+) -> Result<Received, Failure> {
     let me = getpid();
     let mut stdout = io::stdout().lock();
     let mut received = Received {
@@ -142,7 +148,9 @@ fn receive(fd: &OwnedFd, fifo: &Fifo, expected: Option<u64>) -> Result<Received,
                 Err(WaitError::Failed(failure)) => return Err(failure),
             },
             Err(Errno::EINTR) => continue,
-            Err(errno) => return Err(errno).context(format!("read {}", fifo.path.display())),
+            Err(errno) => {
+                return Err(errno).context(format!("read {}", fifo.path.display()));
+            }
         };
         received.bytes += n as u64;
         if n == 0 {
@@ -173,13 +181,15 @@ fn print_message(
     message: &[u8],
 ) -> Result<(), Failure> {
     let text = String::from_utf8_lossy(message);
-    writeln!(stdout, "I pid [{me}] received a message => {text}").context("write stdout")
+    writeln!(stdout, "I pid [{me}] received a message => {text}")
+        .context("write stdout")
 }
 
 /// Says on stderr what arrived and why reading stopped; returns the exit code.
 fn report(fifo: &Fifo, received: &Received, expected: Option<u64>) -> u8 {
     let path = fifo.path.display();
-    let plural = |n: u64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let plural =
+        |n: u64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     let what = format!(
         "{}, {}",
         plural(received.messages, "message"),
@@ -199,7 +209,9 @@ fn report(fifo: &Fifo, received: &Received, expected: Option<u64>) -> u8 {
             exit::OK
         }
         (None, None) => {
-            eprintln!("{PROGRAM}: {path}: EOF, every writer has closed it; received {what}");
+            eprintln!(
+                "{PROGRAM}: {path}: EOF, every writer has closed it; received {what}"
+            );
             exit::OK
         }
     }
@@ -218,11 +230,14 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
         match arg.as_str() {
             "--messages" => options.messages = Some(parser.value(&arg)?),
             "--wait" => {
-                options.wait = Some(Duration::from_secs_f64(parser.value::<Positive>(&arg)?.0))
+                options.wait =
+                    Some(Duration::from_secs_f64(parser.value::<Positive>(&arg)?.0))
             }
             "--keep" => options.keep = true,
             "-h" | "--help" => return Ok(None),
-            _ if path.is_none() && (parser.options_ended() || !arg.starts_with('-')) => {
+            _ if path.is_none()
+                && (parser.options_ended() || !arg.starts_with('-')) =>
+            {
                 path = Some(PathBuf::from(arg));
             }
             _ => return Err(parser.unexpected(&arg)),

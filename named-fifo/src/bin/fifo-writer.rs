@@ -20,7 +20,8 @@
 use lesson_kit::args::{Parser, Positive, UsageError, parse_command_line};
 use lesson_kit::{Context, Failure, exit};
 use named_fifo::{
-    COMMON_HELP, DEFAULT_PATH, Fifo, Gave, WaitError, pause, sleep_until, stop_on_signals, wait_for,
+    COMMON_HELP, DEFAULT_PATH, Fifo, Gave, WaitError, pause, sleep_until,
+    stop_on_signals, wait_for,
 };
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
@@ -72,11 +73,16 @@ fn main() -> Result<ExitCode, Failure> {
             Ok(fd) => break fd,
             Err(Errno::ENXIO) => {
                 if let Err(gave) = pause(deadline) {
-                    eprintln!("{PROGRAM}: {}", gave.describe("reader", options.wait));
+                    eprintln!(
+                        "{PROGRAM}: {}",
+                        gave.describe("reader", options.wait)
+                    );
                     return Ok(ExitCode::from(gave.exit_code()));
                 }
             }
-            Err(errno) => return Err(errno).context(format!("open {}", fifo.path.display())),
+            Err(errno) => {
+                return Err(errno).context(format!("open {}", fifo.path.display()));
+            }
         }
     };
     fifo.check_opened(&fifo_fd)?;
@@ -166,7 +172,9 @@ fn send(fd: &OwnedFd, bytes: &[u8], fifo: &Fifo) -> Result<(), Sent> {
             Err(Errno::EAGAIN) => match wait_for(fd, PollFlags::POLLOUT, None) {
                 Ok(()) => {}
                 Err(WaitError::Gave(gave)) => return Err(Sent::Gave(gave)),
-                Err(WaitError::Failed(failure)) => return Err(Sent::Failed(failure)),
+                Err(WaitError::Failed(failure)) => {
+                    return Err(Sent::Failed(failure));
+                }
             },
             // SIGPIPE is ignored in Rust programs, so a write with no reader left fails
             // with EPIPE instead of killing us.
@@ -210,14 +218,18 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
             "--messages" => options.messages = Some(parser.value(&arg)?),
             "--size" => options.size = Some(parser.value(&arg)?),
             "--interval" => {
-                options.interval = Duration::from_secs_f64(parser.value::<Positive>(&arg)?.0);
+                options.interval =
+                    Duration::from_secs_f64(parser.value::<Positive>(&arg)?.0);
             }
             "--wait" => {
-                options.wait = Some(Duration::from_secs_f64(parser.value::<Positive>(&arg)?.0))
+                options.wait =
+                    Some(Duration::from_secs_f64(parser.value::<Positive>(&arg)?.0))
             }
             "--keep" => options.keep = true,
             "-h" | "--help" => return Ok(None),
-            _ if path.is_none() && (parser.options_ended() || !arg.starts_with('-')) => {
+            _ if path.is_none()
+                && (parser.options_ended() || !arg.starts_with('-')) =>
+            {
                 path = Some(PathBuf::from(arg));
             }
             _ => return Err(parser.unexpected(&arg)),
@@ -226,7 +238,9 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     if let Some(path) = path {
         options.path = path;
     }
-    if options.messages.is_none() && (options.size.is_some() || !options.interval.is_zero()) {
+    if options.messages.is_none()
+        && (options.size.is_some() || !options.interval.is_zero())
+    {
         return Err(UsageError(
             "--size and --interval go with --messages".to_owned(),
         ));

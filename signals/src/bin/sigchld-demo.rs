@@ -50,12 +50,14 @@ fn main() -> Result<ExitCode, Failure> {
 
     // Register before forking, so no child can exit before we are listening. Signals::new
     // starts no thread: the process stays single-threaded for the forks below.
-    let mut signals = Signals::new([SIGCHLD, SIGINT, SIGTERM]).context("register handlers")?;
+    let mut signals =
+        Signals::new([SIGCHLD, SIGINT, SIGTERM]).context("register handlers")?;
     // Ctrl-C and SIGTERM also set a flag, so the busy period below can end early; a second
     // one exits at once.
     for signal in [SIGINT, SIGTERM] {
         let what = format!("install handler for signal {signal}");
-        flag::register_conditional_shutdown(signal, 128 + signal, &STOP).context(&what)?;
+        flag::register_conditional_shutdown(signal, 128 + signal, &STOP)
+            .context(&what)?;
         flag::register(signal, &STOP).context(&what)?;
     }
 
@@ -126,7 +128,9 @@ fn main() -> Result<ExitCode, Failure> {
         }
     }
     let plural = if notifications == 1 { "" } else { "s" };
-    println!("{reaped} children reaped after {notifications} SIGCHLD notification{plural}");
+    println!(
+        "{reaped} children reaped after {notifications} SIGCHLD notification{plural}"
+    );
     // ANCHOR_END: reap
     Ok(ExitCode::SUCCESS)
 }
@@ -156,7 +160,9 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
             "--children" => {
                 options.children = parser.value(&arg)?;
                 if options.children == 0 {
-                    return Err(UsageError("--children must be at least 1".to_owned()));
+                    return Err(UsageError(
+                        "--children must be at least 1".to_owned(),
+                    ));
                 }
             }
             "--busy" => options.busy = Duration::from_millis(parser.value(&arg)?),

@@ -50,8 +50,9 @@ fn main() -> Result<ExitCode, Failure> {
         .into_iter()
         .filter(|s| *s != watched)
         .collect();
-    let mut signals = Signals::new(std::iter::once(watched).chain(stops.iter().copied()))
-        .context(format!("register a handler for {}", options.signal))?;
+    let mut signals =
+        Signals::new(std::iter::once(watched).chain(stops.iter().copied()))
+            .context(format!("register a handler for {}", options.signal))?;
     // ANCHOR_END: register
 
     let me = getpid();
@@ -73,7 +74,8 @@ fn main() -> Result<ExitCode, Failure> {
     let mut got = 0;
     for signal in signals.forever() {
         if signal == watched {
-            writeln!(stdout, "Got signal {signal} at {}", ctime_now()).context("write stdout")?;
+            writeln!(stdout, "Got signal {signal} at {}", ctime_now())
+                .context("write stdout")?;
             got += 1;
             if options.count.is_some_and(|count| got >= count) {
                 return Ok(ExitCode::SUCCESS);
@@ -97,7 +99,8 @@ fn parse_signal(text: &str) -> Result<Signal, UsageError> {
     let signal = match text.parse::<i32>() {
         Ok(0) => {
             return Err(UsageError(
-                "0 is not a signal (`kill -0` only checks that a process exists)".to_owned(),
+                "0 is not a signal (`kill -0` only checks that a process exists)"
+                    .to_owned(),
             ));
         }
         Ok(number) => Signal::try_from(number).map_err(|_| {
@@ -114,7 +117,9 @@ fn parse_signal(text: &str) -> Result<Signal, UsageError> {
                 format!("SIG{upper}")
             };
             Signal::from_str(&name).map_err(|_| {
-                UsageError(format!("unknown signal {text:?} (`kill -l` lists them)"))
+                UsageError(format!(
+                    "unknown signal {text:?} (`kill -l` lists them)"
+                ))
             })?
         }
     };
@@ -144,16 +149,21 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
             "--count" => {
                 let n: u64 = parser.value(&arg)?;
                 if n == 0 {
-                    return Err(UsageError("--count must be at least 1".to_owned()));
+                    return Err(UsageError(
+                        "--count must be at least 1".to_owned(),
+                    ));
                 }
                 count = Some(n);
             }
             "-h" | "--help" => return Ok(None),
-            _ if signal.is_none() && !arg.starts_with("--") => signal = Some(parse_signal(&arg)?),
+            _ if signal.is_none() && !arg.starts_with("--") => {
+                signal = Some(parse_signal(&arg)?)
+            }
             _ => return Err(parser.unexpected(&arg)),
         }
     }
-    let signal = signal.ok_or_else(|| UsageError("which signal? e.g. USR1 or 10".to_owned()))?;
+    let signal = signal
+        .ok_or_else(|| UsageError("which signal? e.g. USR1 or 10".to_owned()))?;
     Ok(Some(Options { signal, count }))
 }
 

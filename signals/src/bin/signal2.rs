@@ -90,7 +90,8 @@ fn set_alarm(after: Duration) -> Result<(), Failure> {
     };
     // SAFETY: `timer` is a valid itimerval for the duration of the call, and a null
     // old-value pointer is allowed (we do not want the previous setting).
-    let result = unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) };
+    let result =
+        unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) };
     if result == 0 {
         Ok(())
     } else {

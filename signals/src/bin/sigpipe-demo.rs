@@ -35,8 +35,11 @@ fn main() -> Result<ExitCode, Failure> {
     if default_action {
         // SAFETY: SIG_DFL installs no handler, so no code of ours will run in signal
         // context; it only tells the kernel to apply the default action (terminate).
-        unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.context("signal SIGPIPE SIG_DFL")?;
-        eprintln!("{PROGRAM}: SIGPIPE restored to its default action (terminate the process)");
+        unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }
+            .context("signal SIGPIPE SIG_DFL")?;
+        eprintln!(
+            "{PROGRAM}: SIGPIPE restored to its default action (terminate the process)"
+        );
     } else {
         eprintln!("{PROGRAM}: SIGPIPE is ignored, as Rust sets it up before main");
     }
@@ -46,7 +49,9 @@ fn main() -> Result<ExitCode, Failure> {
         // With SIGPIPE at its default, the kernel ends the process inside this write:
         // none of the lines below runs, and the exit status says "killed by SIGPIPE".
         Err(Errno::EPIPE) => {
-            eprintln!("{PROGRAM}: write pipe: EPIPE (Broken pipe): the write failed, we live on");
+            eprintln!(
+                "{PROGRAM}: write pipe: EPIPE (Broken pipe): the write failed, we live on"
+            );
             Ok(ExitCode::from(exit::RUNTIME))
         }
         Err(errno) => Err(errno).context("write pipe"),
