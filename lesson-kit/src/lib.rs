@@ -10,12 +10,15 @@
 //!   (`read pipe: EIO: I/O error`);
 //! - [`note!`]: a line on stderr that can never panic, even into `2>&1 | head -n 1` or
 //!   `2>/dev/full` (where `eprintln!` panics, and a panic would skip the clean-up);
+//! - [`fds`]: `--show-fds`, a process's own descriptor table read from `/proc/self`
+//!   (observation only);
 //! - [`signal_exit`] and [`signal_name`]: the shell's `128 + n` and `SIGINT` for a stop
 //!   signal.
 //!
 //! The test harness is in the dev-only crate `lesson-test`: no lesson runs with it.
 
 pub mod args;
+pub mod fds;
 pub mod pace;
 pub mod pyfmt;
 

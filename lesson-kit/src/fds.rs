@@ -1,0 +1,257 @@
+//! `--show-fds`: a process prints its own descriptor table, read from `/proc/self`.
+//!
+//! This is observation, not plumbing: the lesson's own `pipe`, `fork`, `close` and `dup2`
+//! stay in the lesson, and at each step of its choreography it may call [`show`] to print
+//! what the kernel now holds for it:
+//!
+//! ```text
+//! [fds] parent 4242, after pipe2:
+//!   fd  kind      object          end    flags
+//!    0  terminal  /dev/pts/0      rw
+//!    1  terminal  /dev/pts/0      rw
+//!    2  terminal  /dev/pts/0      rw
+//!    3  pipe      pipe:[33045]    read   cloexec
+//!    4  pipe      pipe:[33045]    write  cloexec
+//! ```
+//!
+//! The two ends of one pipe show the same inode (`pipe:[33045]`): that is how to tell which
+//! process still holds which end. `/proc/self/fd/N` is a link to the object (a path, or
+//! `pipe:[inode]`, `socket:[inode]`); `/proc/self/fdinfo/N` holds the open flags in octal,
+//! where the low two bits say read, write or both, and `02000000` is `O_CLOEXEC`.
+//!
+//! Call it where the process may allocate: in the parent, in the child of a single-threaded
+//! parent, or in an exec'd program; not between `fork` and `exec` in the child of a
+//! multi-threaded process (see the pitfalls of forking).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::os::unix::fs::FileTypeExt;
+
+/// One open file descriptor, as `/proc/self` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fd {
+    pub fd: i32,
+    /// `pipe`, `fifo`, `socket`, `terminal`, `file`, `null`, `dir`, or `other`.
+    pub kind: &'static str,
+    /// What `/proc/self/fd/N` points at: a path, `pipe:[inode]`, `socket:[inode]`.
+    pub object: String,
+    /// `read`, `write` or `rw`.
+    pub end: &'static str,
+    pub cloexec: bool,
+    pub nonblock: bool,
+}
+
+/// The flags bits of `/proc/<pid>/fdinfo/N` that the table shows (Linux values, octal).
+const O_ACCMODE: u32 = 0o3;
+const O_WRONLY: u32 = 0o1;
+const O_RDWR: u32 = 0o2;
+const O_NONBLOCK: u32 = 0o4000;
+const O_CLOEXEC: u32 = 0o2000000;
+
+/// This process's open descriptors, sorted by number.
+pub fn table() -> std::io::Result<Vec<Fd>> {
+    table_of("self")
+}
+
+/// The open descriptors of process `pid` (`"self"` for this one), sorted by number. Reading
+/// another process's table needs the same user (or root).
+pub fn table_of(pid: &str) -> std::io::Result<Vec<Fd>> {
+    let dir = format!("/proc/{pid}/fd");
+    let mut fds = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let entry = entry?;
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // The directory listing itself holds a descriptor while we read: it points at
+        // the listing we are making, and goes away with it. Leave it out.
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue; // closed between the listing and the look
+        };
+        let object = target.to_string_lossy().into_owned();
+        if object.ends_with("/fd") && object.starts_with("/proc/") {
+            continue;
+        }
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
+            .unwrap_or_default();
+        let flags = parse_flags(&info).unwrap_or(0);
+        fds.push(Fd {
+            fd,
+            kind: kind_of(&object, &entry.path()),
+            end: match flags & O_ACCMODE {
+                O_WRONLY => "write",
+                O_RDWR => "rw",
+                _ => "read",
+            },
+            object,
+            cloexec: flags & O_CLOEXEC != 0,
+            nonblock: flags & O_NONBLOCK != 0,
+        });
+    }
+    fds.sort_by_key(|fd| fd.fd);
+    Ok(fds)
+}
+
+/// Prints this process's table to stderr as one block, headed `[fds] <who> <pid>, <step>:`.
+/// The block goes out in one `write`, so blocks of a parent and a child do not interleave.
+/// Like [`crate::note!`], it never panics and never fails the lesson.
+pub fn show(who: &str, step: &str) {
+    let text = match table() {
+        Ok(fds) => render(who, std::process::id(), step, &fds),
+        Err(err) => format!("[fds] {who}: read /proc/self/fd: {err}\n"),
+    };
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+/// The text [`show`] prints, for a table already read.
+pub fn render(who: &str, pid: u32, step: &str, fds: &[Fd]) -> String {
+    let width = fds
+        .iter()
+        .map(|fd| fd.object.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(6, 40);
+    let mut out = format!("[fds] {who} {pid}, {step}:\n");
+    let _ = writeln!(
+        out,
+        "  {:>3}  {:<8}  {:<width$}  {:<5}  flags",
+        "fd", "kind", "object", "end"
+    );
+    for fd in fds {
+        let mut flags = Vec::new();
+        if fd.cloexec {
+            flags.push("cloexec");
+        }
+        if fd.nonblock {
+            flags.push("nonblock");
+        }
+        let line = format!(
+            "  {:>3}  {:<8}  {:<width$}  {:<5}  {}",
+            fd.fd,
+            fd.kind,
+            shorten(&fd.object, width),
+            fd.end,
+            flags.join(",")
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `flags:\t02000000` in an fdinfo file, read as octal.
+fn parse_flags(info: &str) -> Option<u32> {
+    info.lines()
+        .find_map(|line| line.strip_prefix("flags:"))
+        .and_then(|value| u32::from_str_radix(value.trim(), 8).ok())
+}
+
+fn kind_of(object: &str, link: &std::path::Path) -> &'static str {
+    if object.starts_with("pipe:") {
+        return "pipe";
+    }
+    if object.starts_with("socket:") {
+        return "socket";
+    }
+    if object == "/dev/null" {
+        return "null";
+    }
+    if object.starts_with("/dev/pts/") || object.starts_with("/dev/tty") {
+        return "terminal";
+    }
+    if !object.starts_with('/') {
+        return "other"; // anon_inode:[eventfd], and the like
+    }
+    // Follows the link to the object itself, even when its path was removed since.
+    match std::fs::metadata(link).map(|m| m.file_type()) {
+        Ok(t) if t.is_fifo() => "fifo",
+        Ok(t) if t.is_socket() => "socket",
+        Ok(t) if t.is_dir() => "dir",
+        Ok(t) if t.is_char_device() => "device",
+        _ => "file",
+    }
+}
+
+/// Keeps a long path readable in a narrow column: its last part, behind an ellipsis.
+fn shorten(object: &str, width: usize) -> String {
+    let count = object.chars().count();
+    if count <= width {
+        return object.to_owned();
+    }
+    let tail: String = object.chars().skip(count - (width - 1)).collect();
+    format!("…{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn the_two_ends_of_a_pipe_show_one_inode_and_their_direction() {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        let fds = table().expect("table");
+        let find =
+            |n: i32| fds.iter().find(|fd| fd.fd == n).expect("listed").clone();
+        let (r, w) = (find(reader.as_raw_fd()), find(writer.as_raw_fd()));
+        assert_eq!((r.kind, w.kind), ("pipe", "pipe"));
+        assert_eq!(r.object, w.object);
+        assert!(r.object.starts_with("pipe:["), "{r:?}");
+        assert_eq!((r.end, w.end), ("read", "write"));
+        assert!(r.cloexec && w.cloexec, "std::io::pipe sets O_CLOEXEC");
+        assert!(
+            !fds.iter().any(|fd| fd.object.starts_with("/proc/")),
+            "{fds:?}"
+        );
+    }
+
+    #[test]
+    fn flags_are_read_in_octal() {
+        let info = "pos:\t0\nflags:\t02004001\nmnt_id:\t16\n";
+        let flags = parse_flags(info).unwrap();
+        assert_eq!(flags & O_ACCMODE, O_WRONLY);
+        assert!(flags & O_CLOEXEC != 0 && flags & O_NONBLOCK != 0);
+        assert_eq!(parse_flags("pos:\t0\n"), None);
+    }
+
+    #[test]
+    fn render_aligns_one_block_with_a_header() {
+        let fds = [
+            Fd {
+                fd: 0,
+                kind: "terminal",
+                object: "/dev/pts/0".into(),
+                end: "rw",
+                cloexec: false,
+                nonblock: false,
+            },
+            Fd {
+                fd: 10,
+                kind: "pipe",
+                object: "pipe:[33045]".into(),
+                end: "write",
+                cloexec: true,
+                nonblock: true,
+            },
+        ];
+        let text = render("child", 42, "after fork", &fds);
+        assert_eq!(
+            text,
+            "[fds] child 42, after fork:\n\
+             \x20  fd  kind      object        end    flags\n\
+             \x20   0  terminal  /dev/pts/0    rw\n\
+             \x20  10  pipe      pipe:[33045]  write  cloexec,nonblock\n"
+        );
+    }
+
+    #[test]
+    fn shorten_keeps_the_end_of_a_long_path() {
+        assert_eq!(shorten("/a/b", 10), "/a/b");
+        assert_eq!(shorten("/tmp/long/path/my_pipe", 9), "…/my_pipe");
+        assert_eq!(shorten("/tmp/long/path/my_pipe", 9).chars().count(), 9);
+    }
+}
