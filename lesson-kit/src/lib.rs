@@ -33,9 +33,13 @@ pub mod pyfmt;
 macro_rules! note {
     ($($arg:tt)*) => {{
         use ::std::io::Write as _;
-        // A failed note is not worth a failure: stdout carries the lesson's output, and the
-        // exit status still tells what happened.
-        let _ = ::std::writeln!(::std::io::stderr(), $($arg)*);
+        // Built first and written with one `write`: stderr is unbuffered, and `writeln!`
+        // straight to it makes one system call per piece, so the notes of a parent and a
+        // child could interleave mid-line (`scripts/trace` shows it). One write of at
+        // most PIPE_BUF bytes to a pipe is never split. A failed note is not worth a
+        // failure: stdout carries the lesson's output, and the exit status tells the rest.
+        let line = ::std::format!("{}\n", ::std::format_args!($($arg)*));
+        let _ = ::std::io::stderr().write_all(line.as_bytes());
     }};
 }
 
