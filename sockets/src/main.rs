@@ -1,3 +1,0 @@
-//! sockets: being written.
-
-fn main() {}
