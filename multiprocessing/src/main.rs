@@ -1,3 +1,0 @@
-//! multiprocessing: being written.
-
-fn main() {}
