@@ -1,9 +1,10 @@
 //! bidir-spawn: a parent and an exec'd child talk both ways over two pipes.
 //!
-//! Mirrors `pipes.py` and `pipes_test_child.py` from the documents. `spawn()` makes two
-//! pipes and forks; the parent rewires its own stdin/stdout onto its ends, the child rewires
-//! its stdin/stdout onto the other ends and `execvp`s a program. Then they talk in lines:
-//! the parent prints `Hello 1 from parent <pid>` (into the pipe), the child answers
+//! Mirrors `pipes.py` from the documents. `spawn()` makes two pipes and forks; the parent
+//! rewires its own stdin/stdout onto its ends, the child rewires its stdin/stdout onto the
+//! other ends and `execvp`s a program: by default `bidir-child`, this package's second
+//! binary and the counterpart of pipes_test_child.py. Then they talk in lines: the parent
+//! prints `Hello 1 from parent <pid>` (into the pipe), the child answers
 //! `Child <pid> got: [Hello 1 from parent <pid>]`, twice. The terminal (stderr) shows:
 //!
 //!     Child 20267 of 20266 got arg: "spam"
@@ -12,64 +13,79 @@
 //!
 //! Usage: bidir-spawn [--speed X] [--no-flush] [--reply-timeout SECS] [--command]
 //!                    [-- PROGRAM [ARGS...]]
-//!        bidir-spawn --child [--speed X] [--no-flush] ARG
 //!
 //! Try it:
 //!     cargo run -p bidir-spawn                      # the document's 12-second run
 //!     cargo run -p bidir-spawn -- --speed 10
 //!     cargo run -p bidir-spawn -- --speed 10 --no-flush   # the flush deadlock, detected
-//!     cargo run -p bidir-spawn -- -- cat            # any program: cat echoes
-//!     cargo run -p bidir-spawn -- -- python3 pipes_test_child.py spam
+//!     cargo run -p bidir-spawn -- --command --speed 10    # the same with std's Command
+//!     cargo run -p bidir-spawn -- -- cat -n         # any program: cat echoes, numbered
+//!     cargo run -p bidir-spawn -- --reply-timeout 1 -- sh -c 'sleep 30 & wait'
 //!
-//! With no PROGRAM, the child is this same binary run with `--child spam`, the Rust
-//! counterpart of pipes_test_child.py, so the lesson needs nothing else built.
+//! `bidir-child` is looked for next to this executable. Under `cargo run`, which builds
+//! only the binary it runs, a missing `bidir-child` is built first (`cargo build --bin
+//! bidir-child`), so the commands above need nothing else.
 //!
-//! Where this differs from the document, on purpose: the child's SIGPIPE is reset before
-//! exec; an exec failure is reported (status 127 or 126) instead of a child that falls back
-//! into the parent's code; a child that exits early or never replies is detected, never
-//! waited for forever (exit 3 with an explanation); the child is always reaped.
+//! Where this differs from the document, on purpose: the child runs in a process group of
+//! its own and dies with the parent (`PR_SET_PDEATHSIG`); its SIGPIPE, signal mask and
+//! inherited descriptors are reset before exec; an exec failure is reported (status 127
+//! or 126) instead of a child that falls back into the parent's code; a child that exits
+//! early, never replies or never exits is detected, never waited for forever (exit 3);
+//! SIGINT, SIGTERM and SIGHUP end the child's whole process group (SIGTERM, then SIGKILL
+//! after 300 ms) and exit 128+n; the child is always reaped.
 
-use lesson_kit::args::{
-    Parser, Positive, UsageError, parse_command_line, usage_failure,
+use lesson_kit::args::{Parser, UsageError, parse_command_line, usage_failure};
+use lesson_kit::pace::SPEED_RANGE;
+use lesson_kit::{
+    Context, Failure, describe_wait, exit, exited_ok, note, signal_exit,
 };
-use lesson_kit::{Context, Failure, describe_wait, exit};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::prctl::set_pdeathsig;
 use nix::sys::signal::{
-    SigHandler, SigSet, SigmaskHow, Signal, kill, signal, sigprocmask,
+    SigHandler, SigSet, SigmaskHow, Signal, killpg, signal, sigprocmask,
 };
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::{
     ForkResult, Pid, dup2_stdin, dup2_stdout, execvp, fork, getpid, getppid, pipe2,
-    read, write,
+    read, setpgid, write,
 };
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{self, BufRead, BufWriter, Write};
-use std::os::fd::AsFd;
+use std::io::{self, BufWriter, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 const PROGRAM: &str = "bidir-spawn";
 
-/// pipes_test_child.py sleeps 3 s before reading a line and 3 s before replying.
+/// The child program run when no PROGRAM is named: this package's other binary.
+const CHILD: &str = "bidir-child";
+
+/// pipes_test_child.py waits 3 s before reading a line and 3 s before replying.
 const CHILD_WAIT_SECS: f64 = 3.0;
 
-/// The longest reply line the parent accepts.
+/// What `--reply-timeout` accepts: a millisecond to a day.
+const REPLY_TIMEOUT_RANGE: std::ops::RangeInclusive<f64> = 0.001..=86_400.0;
+
+/// The longest reply line the parent accepts (without its newline).
 const MAX_REPLY: usize = 64 * 1024;
+
+/// How long the child's process group gets to exit after SIGTERM, before SIGKILL.
+const GRACE: Duration = Duration::from_millis(300);
 
 struct Options {
     speed: f64,
     flush: bool,
     /// `None`: wait as long as the document's child needs, plus 2 s.
-    reply_timeout: Option<Duration>,
+    reply_timeout: Option<f64>,
     /// Spawn with std::process::Command instead of the hand-written fork + exec.
     command: bool,
-    /// Run as the child program (pipes_test_child), with this argument.
-    child_arg: Option<String>,
-    /// The program to spawn and its arguments; empty: this binary in child mode.
+    /// The program to spawn and its arguments; empty: bidir-child.
     program: Vec<String>,
 }
 
@@ -79,9 +95,9 @@ fn main() -> Result<ExitCode, Failure> {
         Ok(options) => options,
         Err(code) => return Ok(code), // --help printed, or a usage error reported
     };
-    if let Some(arg) = &options.child_arg {
-        return pipes_test_child(arg, &options);
-    }
+    // Ctrl-C, kill, a closed terminal: from now on they wait in a descriptor that every
+    // wait below watches, so the child's group is ended before we go, even mid-wait.
+    let stops = StopSignals::block()?;
 
     // ANCHOR: argv
     // Everything the child will need is built now, before fork: after fork the child may
@@ -91,55 +107,47 @@ fn main() -> Result<ExitCode, Failure> {
         Ok(argv) => argv,
         Err(err) => return Ok(usage_failure(PROGRAM, &err, &usage())),
     };
-    let exec_failed = ExecMessages::for_program(&program);
     // ANCHOR_END: argv
-    let timeout = options.reply_timeout.unwrap_or_else(|| {
-        Duration::from_secs(2)
-            + Duration::from_secs_f64(2.0 * CHILD_WAIT_SECS / options.speed)
-    });
+    let timeout = reply_timeout(&options);
 
     let me = getpid();
     // ANCHOR: choreography
-    let (child, mut to_child, mut replies) = if options.command {
-        match spawn_with_command(&program, &args)? {
+    let (child, to_child, mut replies) = if options.command {
+        match spawn_with_command(me, &program, &args)? {
             Spawned::Running(child, to_child, replies) => {
                 (child, to_child, replies)
             }
             Spawned::Failed(code) => return Ok(ExitCode::from(code)),
         }
     } else {
-        let child = spawn(&argv, &exec_failed)?;
+        let child = spawn(me, &argv)?;
         // From here on our own stdout writes into the child's stdin, and our own stdin
         // reads the child's stdout, exactly as in the document.
         let to_child: Box<dyn Write> = Box::new(io::stdout());
         (child, to_child, Replies::new(Box::new(io::stdin())))
     };
+    // One message, one write: lines wait in our buffer until flush() sends them whole.
+    let mut to_child = BufWriter::new(to_child);
 
-    let talk = converse(me, &mut to_child, &mut replies, timeout);
-    if let Ok(Talk::NoReply(waited)) = &talk {
-        // A deadlock: each side waits for the other, and neither will move. Say why, and
-        // end it from our side, before closing anything the child might react to.
-        eprintln!(
-            "{PROGRAM}: no reply within {waited:?}: the child's output is probably \
-             buffered, not flushed (both sides now wait for each other); killing it"
-        );
-        let _ = kill(child, Signal::SIGKILL); // it may have exited meanwhile
-    }
+    let talk = converse(me, &mut to_child, &mut replies, timeout, &stops);
+    // Not a clean end (a deadlock, a stop signal, an error): end the child's process
+    // group now, before it can see the pipes below close and react.
+    let ended = (!talk.is_clean()).then(|| stop_child(child, &talk));
 
-    // Whatever happened, the child's stdin must reach EOF, or a child reading it (cat)
-    // would wait forever: close our end of that pipe.
+    // Close our ends of both pipes. A child that reads until EOF (cat) can finish now;
+    // a child that keeps writing (yes) dies of SIGPIPE instead of writing into a pipe
+    // nobody reads.
     drop(to_child);
+    drop(replies);
     if !options.command {
-        // Our fd 1 *is* that pipe's write end: replace it with /dev/null to close it.
-        let null = File::options()
-            .write(true)
-            .open("/dev/null")
-            .context("open /dev/null")?;
-        dup2_stdout(&null).context("dup2 /dev/null onto stdout")?;
+        // Our fd 0 and fd 1 *are* those ends: put /dev/null in their place.
+        if let Err(failure) = close_stdin_and_stdout() {
+            note!("{PROGRAM}: {failure}"); // the bounded wait below still ends the child
+        }
     }
-    let code = finish(child, talk, timeout)?;
+    let code = finish(child, talk, ended, timeout, &stops);
     // ANCHOR_END: choreography
-    Ok(ExitCode::from(code))
+    Ok(code)
 }
 // ANCHOR_END: main
 
@@ -147,7 +155,7 @@ fn main() -> Result<ExitCode, Failure> {
 /// The document's `spawn()`: two pipes, `fork`, and each side rewires its stdin and stdout
 /// onto its ends of the pipes. The child then `execvp`s `argv`. Returns the child's pid;
 /// from then on, the parent's stdout goes to the child and its stdin comes from the child.
-fn spawn(argv: &[CString], exec_failed: &ExecMessages) -> Result<Pid, Failure> {
+fn spawn(parent: Pid, argv: &[CString]) -> Result<Pid, Failure> {
     // Two one-way pipes make one two-way conversation. O_CLOEXEC: any copy we forget is
     // closed by exec, so the exec'd program holds only what we give it on purpose.
     let (parent_in, child_out) =
@@ -158,12 +166,18 @@ fn spawn(argv: &[CString], exec_failed: &ExecMessages) -> Result<Pid, Failure> {
     io::stdout().flush().context("flush stdout")?; // or the child could print it again
     // SAFETY: this process is single-threaded when it forks (nothing before this point
     // starts a thread). The child still follows the strict rules for a forked child: it
-    // only closes descriptors, calls dup2, resets signal state, writes fixed bytes, execs
-    // and _exits, all async-signal-safe except execvp's PATH search, which is fine in a
-    // single-threaded process. Every allocation it needs (argv, messages) was made before.
+    // only makes system calls (setpgid, prctl, dup2, close, sigaction, sigprocmask,
+    // write), execs and _exits, all async-signal-safe except execvp's PATH search, which
+    // is fine in a single-threaded process. argv was allocated before the fork.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             // In the child: no allocation, no `?`, no println!, no unwrap from here on.
+            // A process group of its own: one killpg ends it and all it starts.
+            let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+            // If the parent dies, the kernel kills us; if it died already, go now.
+            if set_pdeathsig(Signal::SIGKILL).is_err() || getppid() != parent {
+                die(b"bidir-spawn: the parent is gone\n", exit::RUNTIME);
+            }
             drop(parent_in); // the parent's ends are not ours
             drop(parent_out);
             if dup2_stdin(&child_in).is_err() || dup2_stdout(&child_out).is_err() {
@@ -172,30 +186,34 @@ fn spawn(argv: &[CString], exec_failed: &ExecMessages) -> Result<Pid, Failure> {
             drop(child_in); // fd 0 and fd 1 are the copies we keep
             drop(child_out);
             close_inherited_descriptors();
-            // Rust set SIGPIPE to "ignore" before main, and an ignored signal stays ignored
-            // across exec. Give the program the default it expects (Command does the same),
-            // and an empty signal mask.
-            // SAFETY: SIG_DFL installs no handler, so no Rust code can run in signal context.
+            // Rust set SIGPIPE to "ignore" before main, and an ignored signal stays
+            // ignored across exec; our blocked stop signals would stay blocked. Give
+            // the program the defaults it expects, as Command does.
+            // SAFETY: SIG_DFL installs no handler: no Rust code runs in signal context.
             let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
             let _ =
                 sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
             let Err(errno) = execvp(&argv[0], argv);
-            // Only reached if exec failed. Say so, with bytes built before fork, and use the
-            // shell's codes: 127 not found, 126 found but not executable.
-            match errno {
-                Errno::ENOENT | Errno::ENOTDIR => {
-                    die(&exec_failed.not_found, exit::NOT_FOUND)
-                }
-                _ => die(&exec_failed.not_executable, exit::NOT_EXECUTABLE),
-            }
+            // Only reached if exec failed: say so, with the shell's codes.
+            exec_failed(&argv[0], errno)
         }
         ForkResult::Parent { child } => {
+            // The same setpgid as the child's: whichever runs first, the group exists
+            // before we ever signal it. (EACCES once the child has exec'd: harmless.)
+            let _ = setpgid(child, child);
             drop(child_in); // the child's ends: if we kept child_out, we would never see
             drop(child_out); // EOF from the child, even after it exits
-            dup2_stdin(&parent_in).context("dup2 pipe onto stdin")?;
-            dup2_stdout(&parent_out).context("dup2 pipe onto stdout")?;
+            let rewired = dup2_stdin(&parent_in)
+                .context("dup2 pipe onto stdin")
+                .and_then(|_| {
+                    dup2_stdout(&parent_out).context("dup2 pipe onto stdout")
+                });
             drop(parent_in); // fd 0 and fd 1 are now the copies we use
             drop(parent_out);
+            if let Err(failure) = rewired {
+                end_group(child); // never leave a child behind, not even here
+                return Err(failure);
+            }
             Ok(child)
         }
     }
@@ -210,11 +228,11 @@ fn spawn(argv: &[CString], exec_failed: &ExecMessages) -> Result<Pid, Failure> {
 /// some other reader from ever seeing EOF. Python's subprocess does the same
 /// (`close_fds=True`); the document's `os.execvp`, and Rust's `Command`, do not.
 fn close_inherited_descriptors() {
-    // SAFETY: close_range(2) only closes descriptors; nothing in this child uses any above 2
-    // (Rust code here holds none), and it is async-signal-safe, being a single system call.
+    // SAFETY: close_range(2) only closes descriptors; nothing in this child uses any
+    // above 2 (Rust code here holds none), and it is one system call, async-signal-safe.
     let closed = unsafe { libc::close_range(3, libc::c_uint::MAX, 0) };
     if closed != 0 {
-        // Linux before 5.9 has no close_range: close them one by one (also safe after fork).
+        // Linux before 5.9 has no close_range: close them one by one (also safe here).
         for fd in 3..1024 {
             // SAFETY: as above; closing a descriptor that is not open fails harmlessly.
             unsafe { libc::close(fd) };
@@ -222,56 +240,81 @@ fn close_inherited_descriptors() {
     }
 }
 
+/// The exit code for a failed exec, as a shell gives it: 127 the program was not found,
+/// 126 it was found but cannot be executed, 1 anything else (too many open files, out of
+/// memory: the program might run another time).
+fn exec_failure_code(errno: Errno) -> u8 {
+    match errno {
+        Errno::ENOENT | Errno::ENOTDIR => exit::NOT_FOUND,
+        Errno::EACCES | Errno::EPERM | Errno::ENOEXEC | Errno::EISDIR => {
+            exit::NOT_EXECUTABLE
+        }
+        _ => exit::RUNTIME,
+    }
+}
+
+/// A forked child's report of a failed exec: `bidir-spawn: exec <program>: <error>` in
+/// fixed pieces (no allocation after fork), then `_exit` with [`exec_failure_code`].
+fn exec_failed(program: &CString, errno: Errno) -> ! {
+    for piece in [
+        b"bidir-spawn: exec ".as_slice(),
+        program.as_bytes(),
+        b": ",
+        errno.desc().as_bytes(),
+        b"\n",
+    ] {
+        let _ = write(io::stderr(), piece); // best effort: nobody to report a failure to
+    }
+    die(b"", exec_failure_code(errno))
+}
+
 /// A forked child's last words: a fixed message on stderr, then `_exit`.
 fn die(message: &[u8], code: u8) -> ! {
-    let _ = write(io::stderr(), message); // best effort: nobody to report a failure to
+    let _ = write(io::stderr(), message); // best effort, as above
     // SAFETY: `_exit` ends the process at once and is async-signal-safe.
     unsafe { libc::_exit(i32::from(code)) }
-}
-
-/// The exec-failure messages, built before fork so the child need not allocate.
-struct ExecMessages {
-    not_found: Vec<u8>,
-    not_executable: Vec<u8>,
-}
-
-impl ExecMessages {
-    fn for_program(program: &str) -> ExecMessages {
-        ExecMessages {
-            not_found: format!("{PROGRAM}: exec {program}: not found\n")
-                .into_bytes(),
-            not_executable: format!("{PROGRAM}: exec {program}: not executable\n")
-                .into_bytes(),
-        }
-    }
 }
 
 // ANCHOR: command
 /// The idiomatic way: `std::process::Command` makes the pipes (close-on-exec), forks or
 /// uses posix_spawn, resets SIGPIPE and the signal mask in the child, and reports an exec
 /// failure as an error from `spawn()` itself, through a pipe of its own.
-fn spawn_with_command(program: &str, args: &[String]) -> Result<Spawned, Failure> {
-    let spawned = Command::new(program)
+fn spawn_with_command(
+    parent: Pid,
+    program: &str,
+    args: &[String],
+) -> Result<Spawned, Failure> {
+    let mut command = Command::new(program);
+    command
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .spawn();
-    let mut child = match spawned {
+        .process_group(0); // a group of its own, as in spawn()
+    // SAFETY: the closure runs in the forked child before exec, so it may only make
+    // async-signal-safe calls: prctl and getppid are single system calls; the error is
+    // built from a number, without allocating.
+    unsafe {
+        command.pre_exec(move || {
+            set_pdeathsig(Signal::SIGKILL)?; // die with the parent, as in spawn()
+            if getppid() != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH)); // already gone
+            }
+            Ok(())
+        });
+    }
+    let mut child = match command.spawn() {
         Ok(child) => child,
         Err(err) => {
-            eprintln!("{PROGRAM}: spawn {program}: {err}");
-            let code = match err.kind() {
-                io::ErrorKind::NotFound => exit::NOT_FOUND,
-                _ => exit::NOT_EXECUTABLE,
-            };
-            return Ok(Spawned::Failed(code));
+            note!("{PROGRAM}: spawn {program}: {err}");
+            let errno = Errno::from_raw(err.raw_os_error().unwrap_or(0));
+            return Ok(Spawned::Failed(exec_failure_code(errno)));
         }
     };
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take())
     else {
         return Err(Failure::new("spawn", "piped stdin/stdout missing"));
     };
-    let pid = Pid::from_raw(i32::try_from(child.id()).expect("a pid fits in i32"));
+    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
     // `child` (std's handle) is dropped here; dropping it neither kills nor reaps the
     // process, so the same waitpid code reaps it below, whichever spawn made it.
     Ok(Spawned::Running(
@@ -284,7 +327,7 @@ fn spawn_with_command(program: &str, args: &[String]) -> Result<Spawned, Failure
 
 enum Spawned {
     Running(Pid, Box<dyn Write>, Replies),
-    /// Exec failed; the exit code to use (127 or 126).
+    /// Spawning failed; the exit code to use (127, 126 or 1).
     Failed(u8),
 }
 
@@ -294,117 +337,184 @@ enum Talk {
     Done,
     /// The child closed its stdout (or its stdin) before replying: it exited or crashed.
     ChildGone,
-    /// No reply within the time limit.
+    /// No reply within the time limit: a deadlock, most likely.
     NoReply(Duration),
+    /// Both pipes are closed, and the child has not exited within the time limit.
+    NoExit(Duration),
+    /// SIGINT, SIGTERM or SIGHUP arrived.
+    Stopped(Signal),
+    /// A system call failed.
+    Failed(Failure),
+}
+
+impl Talk {
+    /// Whether the child may be left to exit by itself once our pipes close.
+    fn is_clean(&self) -> bool {
+        matches!(self, Talk::Done | Talk::ChildGone)
+    }
 }
 
 // ANCHOR: converse
 /// The document's main(): say hello twice, each time waiting for the reply line.
 fn converse(
     me: Pid,
-    to_child: &mut dyn Write,
+    to_child: &mut BufWriter<Box<dyn Write>>,
     replies: &mut Replies,
     timeout: Duration,
-) -> Result<Talk, Failure> {
+    stops: &StopSignals,
+) -> Talk {
     for i in 1..=2 {
-        let hello = writeln!(to_child, "Hello {i} from parent {me}");
-        // The flush is what makes this work: without it, the line could sit in our buffer.
-        match hello.and_then(|()| to_child.flush()) {
+        // writeln! only fills our buffer; flush() sends the line, in one write. Without
+        // it the child would wait for a line that sits in our memory.
+        let hello = writeln!(to_child, "Hello {i} from parent {me}")
+            .and_then(|()| to_child.flush());
+        match hello {
             Ok(()) => {}
+            // The child closed its stdin: it exited, or it will not read any more.
             Err(err) if err.kind() == io::ErrorKind::BrokenPipe => {
-                return Ok(Talk::ChildGone);
+                return Talk::ChildGone;
             }
-            Err(err) => return Err(err).context("write to child"),
+            Err(err) => {
+                return Talk::Failed(Failure::new("write to the child", err));
+            }
         }
-        match replies.next_line(timeout)? {
-            Reply::Line(reply) => eprintln!("Parent got: \"{reply}\""),
-            Reply::Eof => return Ok(Talk::ChildGone),
-            Reply::Silent => return Ok(Talk::NoReply(timeout)),
+        match replies.next_line(timeout, stops) {
+            Ok(Reply::Line(reply)) => note!("Parent got: \"{reply}\""),
+            Ok(Reply::Eof) => return Talk::ChildGone,
+            Ok(Reply::Silent) => return Talk::NoReply(timeout),
+            Ok(Reply::Stopped(signal)) => return Talk::Stopped(signal),
+            Err(failure) => return Talk::Failed(failure),
         }
     }
-    Ok(Talk::Done)
+    Talk::Done
 }
 // ANCHOR_END: converse
 
 // ANCHOR: finish
-/// Reaps the child on every path and turns the outcome into the exit code.
-fn finish(
-    child: Pid,
-    talk: Result<Talk, Failure>,
-    timeout: Duration,
-) -> Result<u8, Failure> {
+/// Says why the child must stop now, and ends its process group (see [`end_group`]).
+fn stop_child(child: Pid, talk: &Talk) -> Option<WaitStatus> {
     match talk {
-        Ok(Talk::NoReply(_)) => {
-            // main has killed it; reap it.
-            let status =
-                waitpid(child, None).context(format!("waitpid child {child}"))?;
-            eprintln!("{PROGRAM}: child {child} {}", describe_wait(status));
-            Ok(exit::TIMEOUT)
+        Talk::NoReply(waited) => note!(
+            "{PROGRAM}: no reply within {waited:?}: the child's output is probably \
+             buffered, not flushed (both sides now wait for each other); ending it"
+        ),
+        Talk::NoExit(waited) => note!(
+            "{PROGRAM}: child {child} did not exit within {waited:?} of its pipes \
+             closing; ending it"
+        ),
+        Talk::Stopped(signal) => {
+            note!("{PROGRAM}: stopped by {signal}; ending child {child}'s group");
         }
-        Ok(Talk::ChildGone) => {
-            let Some(status) = wait_or_kill(child, timeout)? else {
-                return Ok(exit::TIMEOUT);
-            };
-            eprintln!(
-                "{PROGRAM}: child {child} ended before replying: {}",
-                describe_wait(status)
-            );
-            Ok(match status {
-                WaitStatus::Exited(_, code @ (126 | 127)) => code as u8,
-                _ => exit::RUNTIME,
-            })
+        Talk::Failed(failure) => {
+            note!("{PROGRAM}: {failure}; ending child {child}")
         }
-        Ok(Talk::Done) => {
-            let Some(status) = wait_or_kill(child, timeout)? else {
-                return Ok(exit::TIMEOUT);
-            };
-            if matches!(status, WaitStatus::Exited(_, 0)) {
-                Ok(exit::OK)
-            } else {
-                eprintln!("{PROGRAM}: child {child} {}", describe_wait(status));
-                Ok(exit::RUNTIME)
-            }
-        }
-        Err(failure) => {
-            let _ = kill(child, Signal::SIGKILL);
-            let _ = waitpid(child, None); // reap it even on this path
-            Err(failure)
-        }
+        Talk::Done | Talk::ChildGone => {}
     }
+    end_group(child)
 }
 
-/// Waits up to `timeout` for the child to exit and returns how it ended; if it is still
-/// running then, kills and reaps it and returns `None`.
-fn wait_or_kill(
+/// Reaps the child (waiting for it if `stop_child` has not ended it already) and turns
+/// the outcome into the exit code.
+fn finish(
+    child: Pid,
+    mut talk: Talk,
+    ended: Option<Option<WaitStatus>>,
+    timeout: Duration,
+    stops: &StopSignals,
+) -> ExitCode {
+    let status = match ended {
+        Some(status) => status,
+        // Our pipes are closed: it gets as long to exit as it had to reply.
+        None => match wait_for_exit(child, timeout, stops) {
+            Ok(status) => Some(status),
+            Err(late) => {
+                talk = late;
+                stop_child(child, &talk)
+            }
+        },
+    };
+    let how =
+        status.map_or_else(|| "could not be reaped".to_owned(), describe_wait);
+    let code = match &talk {
+        Talk::Done if status.is_some_and(exited_ok) => return ExitCode::SUCCESS,
+        Talk::ChildGone => {
+            note!("{PROGRAM}: child {child} ended before replying: {how}");
+            return match status {
+                Some(WaitStatus::Exited(_, code @ (126 | 127))) => {
+                    ExitCode::from(u8::try_from(code).unwrap_or(exit::RUNTIME))
+                }
+                _ => ExitCode::from(exit::RUNTIME),
+            };
+        }
+        Talk::Done | Talk::Failed(_) => ExitCode::from(exit::RUNTIME),
+        Talk::NoReply(_) | Talk::NoExit(_) => ExitCode::from(exit::TIMEOUT),
+        Talk::Stopped(signal) => signal_exit(*signal as i32),
+    };
+    note!("{PROGRAM}: child {child} {how}");
+    code
+}
+
+/// Waits up to `timeout` for the child to exit, watching for stop signals, and reaps it.
+fn wait_for_exit(
     child: Pid,
     timeout: Duration,
-) -> Result<Option<WaitStatus>, Failure> {
+    stops: &StopSignals,
+) -> Result<WaitStatus, Talk> {
     let deadline = Instant::now() + timeout;
-    loop {
-        match waitpid(child, Some(WaitPidFlag::WNOHANG)).context("waitpid")? {
-            WaitStatus::StillAlive if Instant::now() < deadline => {
-                sleep(Duration::from_millis(10))
-            }
-            WaitStatus::StillAlive => {
-                eprintln!(
-                    "{PROGRAM}: child {child} did not exit within {timeout:?} of its stdin \
-                     closing; killing it"
-                );
-                let _ = kill(child, Signal::SIGKILL);
-                waitpid(child, None).context("waitpid")?;
-                return Ok(None);
-            }
-            status => return Ok(Some(status)),
+    while !has_exited(child) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Talk::NoExit(timeout));
+        }
+        match stops.wait(left.min(Duration::from_millis(10))) {
+            Ok(None) => {}
+            Ok(Some(signal)) => return Err(Talk::Stopped(signal)),
+            Err(failure) => return Err(Talk::Failed(failure)),
         }
     }
+    // Whatever the child left running in its group (a background job that still holds
+    // our pipes: deadlock number 4) ends with it.
+    let _ = killpg(child, Signal::SIGKILL);
+    waitpid(child, None)
+        .context(format!("waitpid child {child}"))
+        .map_err(Talk::Failed)
+}
+
+/// Ends the child's process group, grandchildren included: SIGTERM, up to [`GRACE`] for
+/// the child to exit, then SIGKILL for whatever is left. Reaps the child; returns how it
+/// ended (`None` only if waitpid itself failed).
+fn end_group(child: Pid) -> Option<WaitStatus> {
+    let _ = killpg(child, Signal::SIGTERM); // errors: the group is gone already
+    let _ = killpg(child, Signal::SIGCONT); // a stopped process acts on it once continued
+    let deadline = Instant::now() + GRACE;
+    while !has_exited(child) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if !has_exited(child) {
+        note!(
+            "{PROGRAM}: child {child} still running {GRACE:?} after SIGTERM; SIGKILL"
+        );
+    }
+    // The child is not reaped yet, so its pid (the group's id) cannot have been given to
+    // another process: this SIGKILL reaches only what is left of the child's group.
+    let _ = killpg(child, Signal::SIGKILL);
+    waitpid(child, None).ok()
+}
+
+/// Whether the child has exited, without reaping it (`WNOWAIT`): until we reap it, its
+/// pid and so its process group id stay ours to signal.
+fn has_exited(child: Pid) -> bool {
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    !matches!(waitid(Id::Pid(child), flags), Ok(WaitStatus::StillAlive))
 }
 // ANCHOR_END: finish
 
 // ANCHOR: replies
 /// Reads the child's replies line by line, never waiting longer than asked.
 ///
-/// Python's `input()` would block forever on a child that never answers. Here every wait is
-/// a `poll` with a timeout, and bytes after a newline are kept for the next line.
+/// Python's `input()` would block forever on a child that never answers. Here every wait
+/// is a `poll` with a timeout, on the pipe and on the stop signals, and bytes after a
+/// newline are kept for the next line.
 struct Replies {
     from_child: Box<dyn AsFd>,
     pending: Vec<u8>,
@@ -416,6 +526,8 @@ enum Reply {
     Eof,
     /// Nothing (or no complete line) within the time limit.
     Silent,
+    /// A stop signal arrived first.
+    Stopped(Signal),
 }
 
 impl Replies {
@@ -426,10 +538,19 @@ impl Replies {
         }
     }
 
-    fn next_line(&mut self, timeout: Duration) -> Result<Reply, Failure> {
+    fn next_line(
+        &mut self,
+        timeout: Duration,
+        stops: &StopSignals,
+    ) -> Result<Reply, Failure> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(end) = self.pending.iter().position(|byte| *byte == b'\n') {
+            let newline = self.pending.iter().position(|byte| *byte == b'\n');
+            if newline.unwrap_or(self.pending.len()) > MAX_REPLY {
+                let why = format!("a reply line is longer than {MAX_REPLY} bytes");
+                return Err(Failure::new("read the pipe from the child", why));
+            }
+            if let Some(end) = newline {
                 let line: Vec<u8> = self.pending.drain(..=end).collect();
                 let text = String::from_utf8_lossy(&line[..end]).into_owned();
                 return Ok(Reply::Line(text));
@@ -439,16 +560,21 @@ impl Replies {
                 return Ok(Reply::Silent);
             }
             let fd = self.from_child.as_fd();
-            let mut ready = [PollFd::new(fd, PollFlags::POLLIN)];
-            match poll(
-                &mut ready,
-                PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
-            ) {
-                Ok(0) | Err(Errno::EINTR) => continue, // the deadline check decides
-                Ok(_) => {}
+            let mut ready = [
+                PollFd::new(fd, PollFlags::POLLIN),
+                PollFd::new(stops.fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut ready, poll_timeout(left)) {
+                Ok(_) | Err(Errno::EINTR) => {}
                 Err(errno) => {
                     return Err(errno).context("poll the pipe from the child");
                 }
+            }
+            if let Some(signal) = stops.take() {
+                return Ok(Reply::Stopped(signal));
+            }
+            if ready[0].revents().is_none_or(|events| events.is_empty()) {
+                continue; // nothing yet: the deadline check decides
             }
             let mut chunk = [0u8; 4096];
             let n = read(fd, &mut chunk).context("read the pipe from the child")?;
@@ -462,67 +588,134 @@ impl Replies {
                 return Ok(Reply::Line(text));
             }
             self.pending.extend_from_slice(&chunk[..n]);
-            if self.pending.len() > MAX_REPLY {
-                let why = format!(
-                    "a reply is longer than {MAX_REPLY} bytes without a newline"
-                );
-                return Err(Failure::new("read the pipe from the child", why));
-            }
         }
     }
 }
 // ANCHOR_END: replies
 
-// ANCHOR: child_program
-/// The child program, pipes_test_child.py in Rust: report the argument, then twice: wait,
-/// read a line, wait, reply.
-fn pipes_test_child(arg: &str, options: &Options) -> Result<ExitCode, Failure> {
-    let me = getpid();
-    eprintln!("Child {me} of {} got arg: \"{arg}\"", getppid());
-    let wait = Duration::from_secs_f64(CHILD_WAIT_SECS / options.speed);
-    let mut stdin = io::stdin().lock();
-    // A block buffer of our own, as C stdio and Python give any program whose stdout is a
-    // pipe. Rust's Stdout by itself flushes at every newline today, which would hide the
-    // document's deadlock; with BufWriter the reply waits for flush() like Python's does.
-    let mut stdout = BufWriter::new(io::stdout().lock());
-    for _ in 0..2 {
-        sleep(wait);
-        let mut line = String::new();
-        if stdin.read_line(&mut line).context("read stdin")? == 0 {
-            return Err(Failure::new(
-                "read stdin",
-                "EOF: the parent closed the pipe",
-            ));
-        }
-        let line = line.strip_suffix('\n').unwrap_or(&line);
-        sleep(wait);
-        writeln!(stdout, "Child {me} got: [{line}]").context("write stdout")?;
-        if options.flush {
-            stdout.flush().context("flush stdout")?; // sys.stdout.flush()
-        }
-        // DELIBERATELY BROKEN with --no-flush: the reply stays in our buffer. The parent
-        // waits for it, we wait for the parent's next line: neither moves again.
-    }
-    Ok(ExitCode::SUCCESS)
+/// A `poll` timeout for what is `left` of a wait, at most a second (the caller loops).
+fn poll_timeout(left: Duration) -> PollTimeout {
+    PollTimeout::from(u16::try_from(left.as_millis().min(1000)).unwrap_or(1000))
 }
-// ANCHOR_END: child_program
 
-/// The program to spawn: the one named after `--`, or this binary as pipes_test_child.
+// ANCHOR: stops
+/// SIGINT, SIGTERM and SIGHUP, blocked and read from a descriptor (`signalfd`) instead
+/// of run as handlers: every wait polls that descriptor beside what it waits for, so a
+/// stop signal is seen at once, even while we wait for a reply or for the child to exit,
+/// and a second Ctrl-C only waits, blocked, while the first one's clean-up runs.
+struct StopSignals(SignalFd);
+
+impl StopSignals {
+    fn block() -> Result<StopSignals, Failure> {
+        let mut stops = SigSet::empty();
+        for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            stops.add(signal);
+        }
+        stops.thread_block().context("sigprocmask SIG_BLOCK")?;
+        let flags = SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC;
+        let fd = SignalFd::with_flags(&stops, flags).context("signalfd")?;
+        Ok(StopSignals(fd))
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+
+    /// The stop signal that has arrived, if any; never waits.
+    fn take(&self) -> Option<Signal> {
+        let info = self.0.read_signal().ok()??;
+        Signal::try_from(i32::try_from(info.ssi_signo).ok()?).ok()
+    }
+
+    /// Waits up to `limit` for a stop signal.
+    fn wait(&self, limit: Duration) -> Result<Option<Signal>, Failure> {
+        let mut ready = [PollFd::new(self.fd(), PollFlags::POLLIN)];
+        match poll(&mut ready, poll_timeout(limit)) {
+            Ok(_) | Err(Errno::EINTR) => Ok(self.take()),
+            Err(errno) => Err(errno).context("poll signalfd"),
+        }
+    }
+}
+// ANCHOR_END: stops
+
+/// Closes our ends of the two pipes, which the hand-written spawn put on fd 0 and fd 1,
+/// by putting /dev/null there instead (closing fd 0 or 1 outright would let the next
+/// file we open take its number).
+fn close_stdin_and_stdout() -> Result<(), Failure> {
+    let null = File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .context("open /dev/null")?;
+    dup2_stdin(&null).context("dup2 /dev/null onto stdin")?;
+    dup2_stdout(&null).context("dup2 /dev/null onto stdout")?;
+    Ok(()) // `null` closes here; fd 0 and fd 1 are its copies
+}
+
+/// The time limit for each reply: `--reply-timeout`, or by default what the document's
+/// child needs at this speed (3 s before it reads, 3 s before it replies) plus 2 s.
+fn reply_timeout(options: &Options) -> Duration {
+    let secs = options
+        .reply_timeout
+        .unwrap_or(2.0 + 2.0 * CHILD_WAIT_SECS / options.speed);
+    Duration::from_secs_f64(secs)
+}
+
+/// The program to spawn: the one named after `--`, or bidir-child with the document's
+/// argument `spam`.
 fn program_and_args(options: &Options) -> Result<(String, Vec<String>), Failure> {
     if let Some((program, args)) = options.program.split_first() {
         return Ok((program.clone(), args.to_vec()));
     }
-    let me = std::env::current_exe().context("find this program (current_exe)")?;
-    let mut args = vec![
-        "--child".to_owned(),
-        "--speed".to_owned(),
-        options.speed.to_string(),
-    ];
+    let child = child_program()?;
+    let mut args = vec!["--speed".to_owned(), options.speed.to_string()];
     if !options.flush {
         args.push("--no-flush".to_owned());
     }
-    args.push("spam".to_owned()); // the document's argument
-    Ok((me.to_string_lossy().into_owned(), args))
+    args.push("spam".to_owned());
+    Ok((child.to_string_lossy().into_owned(), args))
+}
+
+/// bidir-child's path: next to this executable, where cargo builds both.
+fn child_program() -> Result<PathBuf, Failure> {
+    let me = std::env::current_exe().context("find this program (current_exe)")?;
+    let child = me.with_file_name(CHILD);
+    if !child.exists()
+        && let Some(cargo) = std::env::var_os("CARGO")
+    {
+        build_child(Path::new(&cargo), &me)?;
+    }
+    // Still missing (not started by cargo): exec reports it, with status 127.
+    Ok(child)
+}
+
+/// `cargo run -p bidir-spawn` builds only bidir-spawn. Started by cargo (it says so in
+/// `CARGO`), build bidir-child the same way, into the same directory.
+fn build_child(cargo: &Path, me: &Path) -> Result<(), Failure> {
+    let profile_dir = me.parent().unwrap_or(Path::new("."));
+    let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
+        Some("debug") | None => "dev",
+        Some(name) => name,
+    };
+    note!(
+        "{PROGRAM}: building {CHILD} first (cargo run builds only the binary it runs)"
+    );
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "--quiet", "--bin", CHILD, "--profile", profile])
+        .arg("--target-dir")
+        .arg(profile_dir.parent().unwrap_or(Path::new("target")));
+    if let Some(package) = std::env::var_os("CARGO_MANIFEST_DIR") {
+        build
+            .arg("--manifest-path")
+            .arg(Path::new(&package).join("Cargo.toml"));
+    }
+    let status = build.status().context("run cargo build")?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Failure::new(format!("cargo build --bin {CHILD}"), status))
+    }
 }
 
 /// argv for exec, as C strings. A NUL byte would cut an argument short: refuse it.
@@ -544,39 +737,32 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
         flush: true,
         reply_timeout: None,
         command: false,
-        child_arg: None,
         program: Vec::new(),
     };
-    let mut child = false;
-    let mut positionals = Vec::new();
     while let Some(arg) = parser.next()? {
         if parser.options_ended() || !arg.starts_with('-') || arg == "-" {
-            // The program's name (or --child's argument): what follows is all the program's,
-            // dashes included, as with `env` or `sudo`.
-            positionals.push(arg);
-            positionals.extend(parser.rest());
+            // The program's name: what follows is all the program's, dashes included,
+            // as with `env` or `sudo`.
+            options.program.push(arg);
+            options.program.extend(parser.rest());
             break;
         }
         match arg.as_str() {
-            "--speed" => options.speed = parser.value::<Positive>(&arg)?.0,
+            "--speed" => options.speed = parser.value_in(&arg, SPEED_RANGE)?,
             "--no-flush" => options.flush = false,
             "--reply-timeout" => {
-                let secs = parser.value::<Positive>(&arg)?.0;
-                options.reply_timeout = Some(Duration::from_secs_f64(secs));
+                let secs = parser.value_in(&arg, REPLY_TIMEOUT_RANGE)?;
+                options.reply_timeout = Some(secs);
             }
             "--command" => options.command = true,
-            "--child" => child = true,
             "-h" | "--help" => return Ok(None),
             _ => return Err(parser.unexpected(&arg)),
         }
     }
-    if child {
-        let [arg] = <[String; 1]>::try_from(positionals).map_err(|_| {
-            UsageError("--child takes exactly one argument".to_owned())
-        })?;
-        options.child_arg = Some(arg);
-    } else {
-        options.program = positionals;
+    if !options.flush && !options.program.is_empty() {
+        return Err(UsageError(
+            "--no-flush changes bidir-child only, not PROGRAM".to_owned(),
+        ));
     }
     Ok(Some(options))
 }
@@ -586,26 +772,26 @@ fn usage() -> String {
         "\
 Usage: {PROGRAM} [--speed X] [--no-flush] [--reply-timeout SECS] [--command]
                    [-- PROGRAM [ARGS...]]
-       {PROGRAM} --child [--speed X] [--no-flush] ARG
 
 The parent makes two pipes, forks, and rewires its stdin/stdout onto them; the child
-rewires its own and execs PROGRAM (by default this binary with `--child spam`, the
-documents' pipes_test_child.py). The parent sends `Hello 1 from parent <pid>` and
-`Hello 2 ...`, and prints each reply line on stderr as `Parent got: \"<reply>\"`
-(the documents' pipes.py).
+rewires its own and execs PROGRAM (by default {CHILD} --speed X spam, the documents'
+pipes_test_child.py, found next to this program). The parent sends
+`Hello 1 from parent <pid>` and `Hello 2 ...`, and prints each reply line on stderr as
+`Parent got: \"<reply>\"` (the documents' pipes.py).
 
 Options:
-  --speed X             the child's 3 s waits are X times shorter (the document's run
-                        takes about 12 s)
-  --no-flush            DELIBERATELY BROKEN: the child does not flush its replies, as in
-                        the document with the flushes removed; the parent detects the
-                        deadlock, kills the child and exits 3
-  --reply-timeout SECS  how long to wait for each reply (default: 2 s more than the
-                        document's child needs at this speed)
-  --command             spawn with std::process::Command instead of fork + dup2 + exec
-  --child               run as the child program (what the parent execs)
+  --speed X             the child's 3 s waits are X times shorter, 0.001 to 1000000
+                        (default 1: the document's run takes about 12 s)
+  --no-flush            DELIBERATELY BROKEN: {CHILD} does not flush its replies, as
+                        in the document with the flushes removed; the parent detects
+                        the deadlock, ends the child and exits 3
+  --reply-timeout SECS  how long to wait for each reply, 0.001 to 86400 (default:
+                        2 s more than the document's child needs at this speed)
+  --command             spawn with std::process::Command instead of fork + exec
   -h, --help            print this help
 
+SIGINT, SIGTERM and SIGHUP end the child's whole process group (SIGTERM, SIGKILL
+after 300 ms), then the parent (exit 128 + the signal's number).
 Exit status: 0 both replies arrived and the child exited 0; 1 a system call failed or
 the child ended badly; 2 bad command line; 3 no reply in time (deadlock) or the child
 would not exit; 127 / 126 the program was not found / not executable.
@@ -623,5 +809,17 @@ mod tests {
         let err = c_argv("cat", &["ok".to_owned(), "a\0b".to_owned()]).unwrap_err();
         assert_eq!(err.0, "argument \"a\\0b\" contains a NUL byte");
         assert_eq!(c_argv("cat", &["-n".to_owned()]).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn exec_errors_map_to_the_shells_codes_by_kind() {
+        assert_eq!(exec_failure_code(Errno::ENOENT), 127);
+        assert_eq!(exec_failure_code(Errno::ENOTDIR), 127);
+        for errno in [Errno::EACCES, Errno::EPERM, Errno::ENOEXEC, Errno::EISDIR] {
+            assert_eq!(exec_failure_code(errno), 126, "{errno}");
+        }
+        for errno in [Errno::EMFILE, Errno::EAGAIN, Errno::ENOMEM, Errno::E2BIG] {
+            assert_eq!(exec_failure_code(errno), 1, "{errno}");
+        }
     }
 }

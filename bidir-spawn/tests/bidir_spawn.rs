@@ -169,7 +169,7 @@ fn no_flush_deadlock_is_detected_explained_and_cleaned_up() {
     for needle in [
         "no reply within 1s",
         "the child's output is probably buffered, not flushed",
-        "killed by SIGKILL",
+        "killed by SIGTERM",
     ] {
         assert!(
             run.stderr.contains(needle),
@@ -196,9 +196,9 @@ fn a_missing_program_is_reported_with_status_127() {
         hand_written.transcript()
     );
     assert!(
-        hand_written
-            .stderr
-            .contains("bidir-spawn: exec no-such-program-here: not found"),
+        hand_written.stderr.contains(
+            "bidir-spawn: exec no-such-program-here: No such file or directory"
+        ),
         "{}",
         hand_written.transcript()
     );
@@ -227,7 +227,7 @@ fn a_program_that_is_not_executable_is_reported_with_status_126() {
     let run = lesson().args(["--", "/"]).run();
     assert_eq!(run.code(), Some(126), "{}", run.transcript());
     assert!(
-        run.stderr.contains("exec /: not executable"),
+        run.stderr.contains("exec /: Permission denied"),
         "{}",
         run.transcript()
     );
@@ -287,7 +287,7 @@ fn a_child_that_will_not_exit_is_killed_with_status_3() {
     assert_eq!(run.code(), Some(3), "{}", run.transcript());
     assert!(
         run.stderr
-            .contains("did not exit within 1s of its stdin closing"),
+            .contains("did not exit within 1s of its pipes closing"),
         "{}",
         run.transcript()
     );
@@ -298,11 +298,9 @@ fn bad_options_exit_2_with_usage() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["--speed", "0"],
-            "--speed \"0\": must be a positive number",
+            "--speed \"0\": must be from 0.001 to 1000000",
         ),
         (&["--reply-timeout"], "--reply-timeout needs a value"),
-        (&["--child"], "--child takes exactly one argument"),
-        (&["--child", "a", "b"], "--child takes exactly one argument"),
         (&["--verbose"], "unknown option --verbose"),
     ];
     assert_usage_errors(lesson, "Usage: bidir-spawn", cases);
