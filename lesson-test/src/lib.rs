@@ -171,6 +171,12 @@ impl Lesson {
         args.into_iter().fold(self, Lesson::arg)
     }
 
+    /// Sets an environment variable for the lesson.
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Lesson {
+        self.command.env(key, value);
+        self
+    }
+
     pub fn current_dir(mut self, dir: impl AsRef<std::path::Path>) -> Lesson {
         self.command.current_dir(dir);
         self

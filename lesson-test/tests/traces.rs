@@ -1,0 +1,113 @@
+//! The book's system-call excerpts (`docs/src/traces/*.txt`) are made by `scripts/trace`:
+//! each file starts with the command that made it. This test traces each command again and
+//! compares, process by process, the calls each one made (the kernel may interleave two
+//! processes differently from run to run; within one process the order is the lesson's).
+//! `UPDATE_TRANSCRIPTS=1` rewrites the files. Where `strace` is missing or cannot trace
+//! (no ptrace permission), the test says so and checks nothing else.
+
+use lesson_test::Lesson;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `target/debug`, where `cargo test --workspace` has built every lesson's binaries.
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    exe.parent().and_then(Path::parent).expect("target/debug").to_owned()
+}
+
+/// The lines of a trace, grouped by the process that made them, in order. Two things
+/// change from run to run and are left out: when a signal arrives (`--- SIGCHLD ---`
+/// may come before or after the `wait4` returns), and the length of a write strace cut
+/// short (a time printed with one digit more or less).
+fn by_process(trace: &str) -> BTreeMap<String, Vec<String>> {
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in trace.lines().skip(1) {
+        let (who, call) = line.split_once(' ').unwrap_or((line, ""));
+        let call = call.trim();
+        if call.starts_with("--- ") {
+            continue;
+        }
+        let call = match call.find("\"...,") {
+            Some(cut) => format!("{}\"...", &call[..cut]),
+            None => call.to_owned(),
+        };
+        groups.entry(who.to_owned()).or_default().push(call);
+    }
+    groups
+}
+
+fn strace_works() -> Result<(), String> {
+    let probe = std::process::Command::new("strace")
+        .args(["-qq", "-e", "trace=none", "true"])
+        .output()
+        .map_err(|err| format!("strace: {err} (Debian: apt-get install strace)"))?;
+    if probe.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "strace cannot trace here: {}",
+            String::from_utf8_lossy(&probe.stderr).trim()
+        ))
+    }
+}
+
+#[test]
+fn every_trace_excerpt_matches_a_fresh_trace_process_by_process() {
+    if let Err(why) = strace_works() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = root().join("docs/src/traces");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|path| path.extension().is_some_and(|ext| ext == "txt"));
+    files.sort();
+    assert!(!files.is_empty(), "no excerpts in {}", dir.display());
+    for file in files {
+        let recorded = std::fs::read_to_string(&file).expect("read trace");
+        let command = recorded
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("$ scripts/trace "))
+            .unwrap_or_else(|| panic!("{}: first line is not a command", file.display()));
+        let words: Vec<&str> = command.split_whitespace().collect();
+        if !bin_dir().join(words[0]).exists() {
+            eprintln!("skipped {}: {} is not built", file.display(), words[0]);
+            continue;
+        }
+        let run = Lesson::new(root().join("scripts/trace"))
+            .args(&words)
+            .env("TRACE_BIN_DIR", bin_dir())
+            .deadline(Duration::from_secs(30))
+            .run();
+        assert_eq!(run.code(), Some(0), "{}", run.transcript());
+        let fresh = run.stdout_text();
+        if std::env::var_os("UPDATE_TRANSCRIPTS").is_some() {
+            std::fs::write(&file, &fresh).expect("write trace");
+            continue;
+        }
+        assert_eq!(
+            by_process(&recorded),
+            by_process(&fresh),
+            "{} no longer matches a fresh trace; if the change is intended, run \
+             UPDATE_TRANSCRIPTS=1 cargo test --workspace",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn by_process_groups_lines_under_their_process_in_order() {
+    let trace = "$ scripts/trace x\nparent   a(1)\nchild    b(2)\nparent   c(3) = 0\n\
+                 parent   --- SIGCHLD ---\nparent   write(1, \"ab\"..., 51) = 51\n";
+    let groups = by_process(trace);
+    assert_eq!(groups["parent"], ["a(1)", "c(3) = 0", "write(1, \"ab\"..."]);
+    assert_eq!(groups["child"], ["b(2)"]);
+    assert_eq!(groups.len(), 2);
+}
