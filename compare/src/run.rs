@@ -1,0 +1,546 @@
+//! Running programs the way a class does: each on a pseudo-terminal of its own, as the
+//! leader of its own session, stopped at the end of the window by a Ctrl-C typed into
+//! that terminal.
+//!
+//! One [`Run`] is one side of a comparison: a program (or two, for the FIFO pair) started
+//! at given offsets. [`Run::execute`] owns everything it starts until it returns: every
+//! process is reaped, the pseudo-terminals and pipes are closed, the working directory it
+//! was given is left as it found it except for what the programs wrote there.
+
+use lesson_kit::Failure;
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::pty::{OpenptyResult, Winsize, openpty};
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::termios::{LocalFlags, OutputFlags, SetArg, tcgetattr, tcsetattr};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{Pid, read, write};
+use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Set (to the signal number) when compare itself is asked to stop: every run then ends
+/// its programs at once (SIGTERM, a short grace, SIGKILL) instead of finishing its window.
+pub static STOP: AtomicI32 = AtomicI32::new(0);
+
+/// How long a program may take to end after a Ctrl-C before it gets SIGTERM, and after
+/// SIGTERM before it gets SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(1);
+
+/// The grace after SIGTERM when compare itself is stopping: short, so compare ends within
+/// a second of its own Ctrl-C.
+const STOP_GRACE: Duration = Duration::from_millis(400);
+
+/// How often the loop looks at the clock, at [`STOP`] and at the processes.
+const SLICE: Duration = Duration::from_millis(10);
+
+/// The terminal's interrupt character: what the Ctrl-C key sends.
+const CTRL_C: u8 = 0x03;
+
+/// One program of a run.
+#[derive(Debug, Clone)]
+pub struct Program {
+    /// `reader`, `writer`; empty when the run has one program.
+    pub role: &'static str,
+    pub argv: Vec<OsString>,
+    pub cwd: PathBuf,
+    /// A directory put in front of `PATH` (the stand-in for `python3` that runs the Rust
+    /// child in `pipes.py`'s place).
+    pub path_prefix: Option<PathBuf>,
+    /// When to start it, after the run's start.
+    pub delay: Duration,
+}
+
+/// One side of a comparison.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub label: String,
+    pub programs: Vec<Program>,
+    /// When to type Ctrl-C into every terminal still running.
+    pub window: Duration,
+    /// Remove `PYTHONUNBUFFERED` from the programs' environment.
+    pub clear_unbuffered: bool,
+}
+
+/// Which output a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// The pseudo-terminal: stdout (and nothing else: the terminal does not echo).
+    Out,
+    /// The stderr pipe.
+    Err,
+}
+
+impl Stream {
+    /// The stream that is not compared.
+    pub fn other(self) -> Stream {
+        match self {
+            Stream::Out => Stream::Err,
+            Stream::Err => Stream::Out,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Out => "stdout",
+            Stream::Err => "stderr",
+        }
+    }
+}
+
+/// A line a program printed, and when it arrived (since the run's start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub at: Duration,
+    pub role: &'static str,
+    pub text: String,
+}
+
+/// What compare had to do to end a program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Nothing: it ended before the window closed.
+    None,
+    CtrlC,
+    Term,
+    Kill,
+}
+
+/// How one program ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ending {
+    pub role: &'static str,
+    /// What compare sent to end it, and when (since the run's start), in order.
+    pub sent: Vec<(Stop, Duration)>,
+    /// `exited with status 0`, `killed by SIGINT`; or why it never started.
+    pub status: String,
+    pub ended_at: Duration,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub stdout: Vec<Line>,
+    pub stderr: Vec<Line>,
+    pub endings: Vec<Ending>,
+}
+
+impl Outcome {
+    pub fn lines(&self, stream: Stream) -> &[Line] {
+        match stream {
+            Stream::Out => &self.stdout,
+            Stream::Err => &self.stderr,
+        }
+    }
+}
+
+/// A started program: its terminal, its stderr pipe, and what we know of its end.
+struct Live {
+    role: &'static str,
+    leader: Pid,
+    terminal: Option<OwnedFd>,
+    errors: Option<OwnedFd>,
+    pending: [Vec<u8>; 2],
+    leader_status: Option<WaitStatus>,
+    group_gone: bool,
+    stop: Stop,
+    stopped_at: Option<Instant>,
+    sent: Vec<(Stop, Duration)>,
+    ended_at: Option<Duration>,
+}
+
+impl Run {
+    /// Starts the programs at their offsets, lets them run for the window, types Ctrl-C
+    /// into every terminal still running, escalates to SIGTERM and SIGKILL after a grace
+    /// each, and reaps everything. Returns what they printed and how each ended.
+    pub fn execute(&self) -> Result<Outcome, Failure> {
+        let started = Instant::now();
+        let mut outcome = Outcome::default();
+        let mut waiting: Vec<&Program> = self.programs.iter().collect();
+        let mut live: Vec<Live> = Vec::new();
+        let mut failure = None;
+        loop {
+            let now = started.elapsed();
+            let stopping = STOP.load(Ordering::SeqCst) != 0;
+            // Start what is due (nothing more once compare itself is stopping).
+            while let Some(program) = waiting.first()
+                && (stopping || program.delay <= now)
+            {
+                let program = waiting.remove(0);
+                if stopping {
+                    outcome
+                        .endings
+                        .push(never_started(program, "compare stopped"));
+                    continue;
+                }
+                match self.start(program) {
+                    Ok(started) => live.push(started),
+                    Err(err) => {
+                        outcome.endings.push(never_started(program, &err));
+                        failure.get_or_insert(err);
+                    }
+                }
+            }
+            for program in &mut live {
+                program.escalate(
+                    started,
+                    now >= self.window || failure.is_some(),
+                    stopping,
+                );
+            }
+            read_ready(&mut live, started, &mut outcome, SLICE)?;
+            for program in &mut live {
+                program.reap(started);
+            }
+            if waiting.is_empty() && live.iter().all(Live::done) {
+                break;
+            }
+        }
+        // Every writer is gone: what is left in the pipes can be read to the end.
+        read_ready(&mut live, started, &mut outcome, Duration::ZERO)?;
+        for program in live {
+            outcome.endings.push(program.ending());
+        }
+        outcome.stdout.sort_by_key(|line| line.at);
+        outcome.stderr.sort_by_key(|line| line.at);
+        match failure {
+            Some(err) => Err(Failure::new(&self.label, err)),
+            None => Ok(outcome),
+        }
+    }
+
+    // ANCHOR: start
+    /// Starts one program on a fresh pseudo-terminal, as the leader of a new session
+    /// whose controlling terminal it is: then the terminal's Ctrl-C reaches exactly
+    /// this program and everything it forks, as in a terminal window.
+    fn start(&self, program: &Program) -> Result<Live, String> {
+        let OpenptyResult { master, slave } = openpty(Some(&WINDOW), None)
+            .map_err(|err| format!("openpty: {err}"))?;
+        // No echo (a typed Ctrl-C would show as `^C`) and no `\n` -> `\r\n`: what the
+        // program writes is what we read.
+        let mut modes =
+            tcgetattr(&slave).map_err(|err| format!("tcgetattr: {err}"))?;
+        modes.local_flags.remove(LocalFlags::ECHO);
+        modes.output_flags.remove(OutputFlags::OPOST);
+        tcsetattr(&slave, SetArg::TCSANOW, &modes)
+            .map_err(|err| format!("tcsetattr: {err}"))?;
+        let (errors, errors_writer) =
+            std::io::pipe().map_err(|err| format!("pipe: {err}"))?;
+        let (name, args) = program.argv.split_first().ok_or("empty command")?;
+        let mut command = Command::new(name);
+        command
+            .args(args)
+            .current_dir(&program.cwd)
+            .stdin(Stdio::from(dup(&slave)?))
+            .stdout(Stdio::from(slave))
+            .stderr(errors_writer);
+        if self.clear_unbuffered {
+            command.env_remove("PYTHONUNBUFFERED");
+        }
+        if let Some(prefix) = &program.path_prefix {
+            let mut path = OsString::from(prefix);
+            path.push(":");
+            path.push(std::env::var_os("PATH").unwrap_or_default());
+            command.env("PATH", path);
+        }
+        // SAFETY: the closure runs in the forked child before exec, where only
+        // async-signal-safe calls are sound (compare has several threads). setsid,
+        // ioctl and pthread_sigmask are system calls on values built here; nothing is
+        // allocated, locked or printed.
+        unsafe {
+            command.pre_exec(|| {
+                // A new session, so the terminal we make controlling is this one's.
+                if libc::setsid() == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // fd 0 is the terminal (std has already put it there).
+                if libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // compare blocks its stop signals to read them from a signalfd; the
+                // program must start with none blocked, as from a shell.
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::pthread_sigmask(
+                    libc::SIG_SETMASK,
+                    &none,
+                    std::ptr::null_mut(),
+                );
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .map_err(|err| format!("start {}: {err}", name.to_string_lossy()))?;
+        // The Command holds our copies of the terminal and of the pipe's write end:
+        // drop them, or we would never see the end of either.
+        drop(command);
+        let leader = Pid::from_raw(
+            i32::try_from(child.id()).map_err(|_| "pid out of range")?,
+        );
+        // We reap with waitpid on the whole process group (orphans included), not with
+        // Child::wait, so the Child handle has nothing left to do.
+        drop(child);
+        Ok(Live {
+            role: program.role,
+            leader,
+            terminal: Some(master),
+            errors: Some(errors.into()),
+            pending: [Vec::new(), Vec::new()],
+            leader_status: None,
+            group_gone: false,
+            stop: Stop::None,
+            stopped_at: None,
+            sent: Vec::new(),
+            ended_at: None,
+        })
+    }
+    // ANCHOR_END: start
+}
+
+/// 80 columns by 24 rows: what a program asking its terminal's size sees.
+const WINDOW: Winsize = Winsize {
+    ws_row: 24,
+    ws_col: 80,
+    ws_xpixel: 0,
+    ws_ypixel: 0,
+};
+
+fn dup(fd: &OwnedFd) -> Result<OwnedFd, String> {
+    fd.try_clone().map_err(|err| format!("dup terminal: {err}"))
+}
+
+fn never_started(program: &Program, why: &str) -> Ending {
+    Ending {
+        role: program.role,
+        sent: Vec::new(),
+        status: format!("never started: {why}"),
+        ended_at: Duration::ZERO,
+    }
+}
+
+impl Live {
+    fn done(&self) -> bool {
+        self.leader_status.is_some() && self.group_gone
+    }
+
+    // ANCHOR: escalate
+    /// Ctrl-C when the window closes; SIGTERM to the process group if that has not
+    /// ended it after [`GRACE`]; SIGKILL after another. When compare itself is stopping,
+    /// SIGTERM at once and SIGKILL soon after.
+    fn escalate(&mut self, started: Instant, window_closed: bool, stopping: bool) {
+        if self.done() {
+            return;
+        }
+        let since = self.stopped_at.map(|at| at.elapsed());
+        let grace = if stopping { STOP_GRACE } else { GRACE };
+        let next = match (self.stop, since) {
+            (Stop::None, _) if stopping => Stop::Term,
+            (Stop::None, _) if window_closed => Stop::CtrlC,
+            (Stop::CtrlC, Some(since)) if stopping || since >= grace => Stop::Term,
+            (Stop::Term, Some(since)) if since >= grace => Stop::Kill,
+            _ => return,
+        };
+        let group = self.leader;
+        match next {
+            // Typed into the terminal: the line discipline turns it into SIGINT for the
+            // terminal's foreground process group, the program and what it forked.
+            Stop::CtrlC => match &self.terminal {
+                Some(terminal) if self.leader_status.is_none() => {
+                    let _ = write(terminal, &[CTRL_C]);
+                }
+                // The leader is gone (so is the terminal's session): signal its group.
+                _ => {
+                    let _ = killpg(group, Signal::SIGINT);
+                }
+            },
+            Stop::Term => {
+                let _ = killpg(group, Signal::SIGTERM);
+            }
+            Stop::Kill => {
+                let _ = killpg(group, Signal::SIGKILL);
+            }
+            Stop::None => {}
+        }
+        self.stop = next;
+        self.stopped_at = Some(Instant::now());
+        self.sent.push((next, started.elapsed()));
+    }
+    // ANCHOR_END: escalate
+
+    // ANCHOR: reap
+    /// Reaps every child in the program's process group: the leader, and any process
+    /// orphaned there (compare is a child subreaper, so orphans come to it). The group
+    /// is gone when no process in it is left, not even a zombie.
+    fn reap(&mut self, started: Instant) {
+        let group = Pid::from_raw(-self.leader.as_raw());
+        loop {
+            match waitpid(group, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(status) => {
+                    if status.pid() == Some(self.leader) {
+                        self.leader_status = Some(status);
+                    }
+                }
+            }
+        }
+        if self.leader_status.is_some() && !self.group_gone {
+            // Signal 0 checks that some process of the group still exists.
+            self.group_gone = killpg(self.leader, None) == Err(Errno::ESRCH);
+            if self.group_gone {
+                self.ended_at = Some(started.elapsed());
+            }
+        }
+    }
+    // ANCHOR_END: reap
+
+    fn ending(&self) -> Ending {
+        let status = match self.leader_status {
+            Some(status) => lesson_kit::describe_wait(status),
+            None => "not reaped".to_owned(),
+        };
+        Ending {
+            role: self.role,
+            sent: self.sent.clone(),
+            status,
+            ended_at: self.ended_at.unwrap_or_default(),
+        }
+    }
+}
+
+/// Waits up to `wait` for output from any program, and takes in what is there.
+fn read_ready(
+    live: &mut [Live],
+    started: Instant,
+    outcome: &mut Outcome,
+    wait: Duration,
+) -> Result<(), Failure> {
+    let mut sources: Vec<(usize, Stream)> = Vec::new();
+    let mut fds: Vec<PollFd> = Vec::new();
+    for (index, program) in live.iter().enumerate() {
+        for (stream, fd) in [
+            (Stream::Out, program.terminal.as_ref()),
+            (Stream::Err, program.errors.as_ref()),
+        ] {
+            if let Some(fd) = fd {
+                sources.push((index, stream));
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            }
+        }
+    }
+    let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
+    if fds.is_empty() {
+        std::thread::sleep(wait);
+        return Ok(());
+    }
+    match poll(&mut fds, timeout) {
+        Ok(_) | Err(Errno::EINTR) => {}
+        Err(err) => return Err(Failure::new("poll terminals", err)),
+    }
+    let ready: Vec<bool> = fds
+        .iter()
+        .map(|fd| fd.revents().is_some_and(|events| !events.is_empty()))
+        .collect();
+    drop(fds);
+    for ((index, stream), ready) in sources.into_iter().zip(ready) {
+        if ready {
+            live[index].take_in(stream, started, outcome, false);
+        }
+    }
+    // Zero wait: drain everything still buffered, until every source reports its end.
+    if wait.is_zero()
+        && live
+            .iter()
+            .any(|p| p.terminal.is_some() || p.errors.is_some())
+    {
+        for program in live.iter_mut() {
+            for stream in [Stream::Out, Stream::Err] {
+                program.drain(stream, started, outcome);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Live {
+    fn source(&mut self, stream: Stream) -> &mut Option<OwnedFd> {
+        match stream {
+            Stream::Out => &mut self.terminal,
+            Stream::Err => &mut self.errors,
+        }
+    }
+
+    /// One read from a ready source; its end (EOF, or EIO from a terminal whose last
+    /// user has closed it) closes our side too.
+    /// When `draining`, "nothing there" (EAGAIN) is an end too: every process is gone.
+    fn take_in(
+        &mut self,
+        stream: Stream,
+        started: Instant,
+        outcome: &mut Outcome,
+        draining: bool,
+    ) {
+        let Some(fd) = self.source(stream).as_ref() else {
+            return;
+        };
+        let mut chunk = [0u8; 4096];
+        let read = read(fd, &mut chunk);
+        let at = started.elapsed();
+        let slot = stream as usize;
+        match read {
+            Ok(n @ 1..) => {
+                self.pending[slot].extend_from_slice(&chunk[..n]);
+                while let Some(end) =
+                    self.pending[slot].iter().position(|b| *b == b'\n')
+                {
+                    let line: Vec<u8> = self.pending[slot].drain(..=end).collect();
+                    self.push(stream, at, &line[..end], outcome);
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) if !draining => {}
+            // 0 (EOF), EIO (terminal hung up) or any error: this source is finished.
+            _ => {
+                let rest = std::mem::take(&mut self.pending[slot]);
+                if !rest.is_empty() {
+                    self.push(stream, at, &rest, outcome);
+                }
+                *self.source(stream) = None;
+            }
+        }
+    }
+
+    /// Reads a finished program's sources to their end, without blocking.
+    fn drain(&mut self, stream: Stream, started: Instant, outcome: &mut Outcome) {
+        if let Some(fd) = self.source(stream).as_ref() {
+            let _ = fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+        }
+        while self.source(stream).is_some() {
+            self.take_in(stream, started, outcome, true);
+        }
+    }
+
+    fn push(
+        &self,
+        stream: Stream,
+        at: Duration,
+        bytes: &[u8],
+        outcome: &mut Outcome,
+    ) {
+        let text = String::from_utf8_lossy(bytes);
+        let line = Line {
+            at,
+            role: self.role,
+            text: text.strip_suffix('\r').unwrap_or(&text).to_owned(),
+        };
+        match stream {
+            Stream::Out => outcome.stdout.push(line),
+            Stream::Err => outcome.stderr.push(line),
+        }
+    }
+}
