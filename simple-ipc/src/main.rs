@@ -1,3 +1,0 @@
-//! simple-ipc: being written.
-
-fn main() {}
