@@ -1,21 +1,22 @@
-//! What the FIFO writer and reader share: finding or making the FIFO, removing it again,
-//! waiting with a bound, and stopping on Ctrl-C.
+//! What the FIFO writer and reader share: their common options (PATH, `--wait`,
+//! `--keep`), finding or making the FIFO and removing it again, waiting with a bound, and
+//! stopping on Ctrl-C.
 //!
 //! The two programs (`src/bin/fifo-writer.rs`, `src/bin/fifo-reader.rs`) are unrelated
 //! processes: neither starts the other, and they share nothing but a path. This module is
 //! the part of their code that is the same on both sides.
 
-use lesson_kit::{Context, Failure, exit};
+use lesson_kit::args::{Parser, UsageError};
+use lesson_kit::{Context, Failure, exit, note, signal_exit, signal_name};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::Signal;
 use nix::sys::stat::{Mode, SFlag, fstat, stat};
 use nix::unistd::{mkfifo, unlink};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::flag;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The document's FIFO: `my_pipe`, relative to the working directory.
@@ -24,78 +25,100 @@ pub const DEFAULT_PATH: &str = "my_pipe";
 /// How often a waiting program looks at the clock and at Ctrl-C.
 pub const SLICE: Duration = Duration::from_millis(20);
 
-/// Set by SIGINT/SIGTERM; every wait looks at it.
-static STOP: AtomicBool = AtomicBool::new(false);
-/// Which signal set it.
+/// What `--wait SECS` accepts: up to a day, so a deadline is always an `Instant` the
+/// clock can hold (`--wait 1e19` would overflow it).
+pub const WAIT_RANGE: std::ops::RangeInclusive<f64> = 0.0..=86_400.0;
+
+/// What `--messages N` accepts, on both sides.
+pub const MESSAGES_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000_000;
+
+/// The first stop signal that arrived (0: none yet).
 static STOP_SIGNAL: AtomicUsize = AtomicUsize::new(0);
 
 // ANCHOR: signals
-/// Ctrl-C and SIGTERM set a flag that every wait checks, so the program stops within
-/// [`SLICE`] and removes the FIFO it made. A second signal ends it at once.
+/// SIGINT, SIGTERM and SIGHUP note the signal in an atomic that every wait checks, so the
+/// program stops within [`SLICE`] and removes the FIFO it made.
 ///
 /// A flag is needed because signal-hook installs handlers with SA_RESTART: a blocking
-/// `open` of a FIFO would simply resume after the handler, and never notice Ctrl-C. So
-/// nothing here blocks: opens are non-blocking, and waits are `poll`s with a timeout.
+/// `open` of a FIFO, or a `write` to a full stdout, would simply resume after the
+/// handler, and never notice Ctrl-C. So nothing here blocks: opens are non-blocking, and
+/// waits are `poll`s with a timeout.
+///
+/// Only the *first* signal counts. A second Ctrl-C right after it changes nothing: the
+/// clean-up (an `unlink`) is already under way and takes microseconds, and the exit
+/// status stays that of the first signal.
 pub fn stop_on_signals() -> Result<(), Failure> {
-    for signal in [SIGINT, SIGTERM] {
-        let what = format!("install handler for signal {signal}");
-        flag::register_conditional_shutdown(signal, 128 + signal, &STOP)
-            .context(&what)?;
-        flag::register_usize(signal, &STOP_SIGNAL, signal as usize)
-            .context(&what)?;
-        flag::register(signal, &STOP).context(&what)?;
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
+        let first = move || {
+            // Fails (and changes nothing) if a signal is already recorded.
+            let _ = STOP_SIGNAL.compare_exchange(
+                0,
+                signal as usize,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+        };
+        // SAFETY: the action runs in signal context; it only does a compare-and-swap on
+        // an atomic integer, which is lock-free and async-signal-safe (no allocation, no
+        // lock, no I/O).
+        unsafe { signal_hook::low_level::register(signal, first) }
+            .context(format!("install handler for {}", signal_name(signal)))?;
     }
     Ok(())
 }
 // ANCHOR_END: signals
+
+/// The stop signal that arrived first, if any.
+pub fn stop_signal() -> Option<i32> {
+    match STOP_SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        signal => i32::try_from(signal).ok(),
+    }
+}
 
 /// Why a wait ended without its event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gave {
     /// `--wait` ran out.
     Up,
-    /// Ctrl-C or SIGTERM.
-    Interrupted,
+    /// SIGINT, SIGTERM or SIGHUP (the number).
+    Interrupted(i32),
 }
 
 impl Gave {
-    /// The exit code: 3 for a time limit, 128 + the signal for an interruption.
-    pub fn exit_code(self) -> u8 {
+    /// The exit status: 3 for a time limit, 128 + the signal for an interruption.
+    pub fn exit_code(self) -> ExitCode {
         match self {
-            Gave::Up => exit::TIMEOUT,
-            Gave::Interrupted => {
-                let signal = STOP_SIGNAL.load(Ordering::SeqCst);
-                u8::try_from(128 + signal).unwrap_or(exit::RUNTIME)
-            }
+            Gave::Up => ExitCode::from(exit::TIMEOUT),
+            Gave::Interrupted(signal) => signal_exit(signal),
         }
     }
 
-    /// What to tell the user.
+    /// What to tell the user: `gave up waiting for a reader after 300ms`,
+    /// `stopped by SIGINT while waiting for a writer`.
     pub fn describe(self, waiting_for: &str, limit: Option<Duration>) -> String {
         match (self, limit) {
             (Gave::Up, Some(limit)) => {
-                format!("no {waiting_for} within {limit:?}; giving up")
+                format!("gave up waiting for {waiting_for} after {limit:?}")
             }
-            (Gave::Up, None) => format!("no {waiting_for}; giving up"),
-            (Gave::Interrupted, _) => {
-                let signal = STOP_SIGNAL.load(Ordering::SeqCst);
-                let name = Signal::try_from(signal as i32)
-                    .map_or("a signal", Signal::as_str);
-                format!("stopped by {name} while waiting for {waiting_for}")
-            }
+            (Gave::Up, None) => format!("gave up waiting for {waiting_for}"),
+            (Gave::Interrupted(signal), _) => format!(
+                "stopped by {} while waiting for {waiting_for}",
+                signal_name(signal)
+            ),
         }
     }
 }
 
-/// Whether Ctrl-C (or SIGTERM) has arrived.
-pub fn stop_requested() -> bool {
-    STOP.load(Ordering::SeqCst)
+/// A deadline `limit` from now, if there is a limit.
+pub fn deadline(limit: Option<Duration>) -> Option<Instant> {
+    limit.map(|limit| Instant::now() + limit)
 }
 
 /// Sleeps one slice, unless asked to stop or past the deadline.
 pub fn pause(deadline: Option<Instant>) -> Result<(), Gave> {
-    if stop_requested() {
-        return Err(Gave::Interrupted);
+    if let Some(signal) = stop_signal() {
+        return Err(Gave::Interrupted(signal));
     }
     if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
         return Err(Gave::Up);
@@ -107,8 +130,8 @@ pub fn pause(deadline: Option<Instant>) -> Result<(), Gave> {
 /// Sleeps until `until`, in slices, unless asked to stop.
 pub fn sleep_until(until: Instant) -> Result<(), Gave> {
     loop {
-        if stop_requested() {
-            return Err(Gave::Interrupted);
+        if let Some(signal) = stop_signal() {
+            return Err(Gave::Interrupted(signal));
         }
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -119,22 +142,20 @@ pub fn sleep_until(until: Instant) -> Result<(), Gave> {
 }
 
 // ANCHOR: wait_for
-/// Waits until `fd` has one of `events` (readable, writable, hung up), a slice at a time.
+/// Waits until `fd` has one of `events` (or an error or hang-up, which poll always
+/// reports), a slice at a time; returns what poll reported.
 pub fn wait_for(
     fd: impl AsFd,
     events: PollFlags,
     deadline: Option<Instant>,
-) -> Result<(), WaitError> {
+) -> Result<PollFlags, WaitError> {
     loop {
         let mut fds = [PollFd::new(fd.as_fd(), events)];
-        match poll(
-            &mut fds,
-            PollTimeout::try_from(SLICE).unwrap_or(PollTimeout::MAX),
-        ) {
+        match poll(&mut fds, PollTimeout::from(SLICE.as_millis() as u16)) {
             Ok(0) | Err(Errno::EINTR) => {
                 pause(deadline).map_err(WaitError::Gave)?
             }
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(fds[0].revents().unwrap_or(PollFlags::empty())),
             Err(errno) => {
                 return Err(WaitError::Failed(Failure::new("poll", errno)));
             }
@@ -142,6 +163,14 @@ pub fn wait_for(
     }
 }
 // ANCHOR_END: wait_for
+
+/// Whether `fd` gets one of `events` within `limit` (at most a few hundred ms: this
+/// poll does not look at Ctrl-C).
+pub fn ready_within(fd: impl AsFd, events: PollFlags, limit: Duration) -> bool {
+    let mut fds = [PollFd::new(fd.as_fd(), events)];
+    let ms = u16::try_from(limit.as_millis()).unwrap_or(u16::MAX);
+    matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(1..))
+}
 
 /// A wait that ended without its event.
 #[derive(Debug)]
@@ -161,8 +190,8 @@ pub struct Fifo {
 
 impl Fifo {
     /// The document's `if not os.path.exists(path): os.mkfifo(path)`, without its race:
-    /// make it, and if it already exists (maybe the other program just made it), check what
-    /// it is. A path that is not a FIFO is refused and left as it was.
+    /// make it, and if it already exists (maybe the other program just made it), check
+    /// what it is. A path that is not a FIFO is refused and left as it was.
     pub fn make_or_find(path: &Path, keep: bool) -> Result<Fifo, Failure> {
         // 0o666 as in Python's os.mkfifo; the umask takes away the rest (0o644 with 022).
         let mode = Mode::from_bits_truncate(0o666);
@@ -187,29 +216,24 @@ impl Fifo {
         })
     }
 
-    /// Whether this program made the FIFO (and so is the one to remove it).
-    pub fn created(&self) -> bool {
-        self.created
-    }
-
-    /// Checks an opened descriptor: between our check and our open, someone could have put
-    /// something else at the path.
+    /// Checks an opened descriptor: between our check and our open, someone could have
+    /// put something else at the path.
     pub fn check_opened(&self, fd: impl AsFd) -> Result<(), Failure> {
         let opened = fstat(fd).context(format!("fstat {}", self.path.display()))?;
         check_is_fifo(&self.path, opened.st_mode)
     }
 }
 
-/// Who made it removes it, on every way out of `main` (errors and Ctrl-C included), since
-/// this runs when the `Fifo` is dropped. The other program may still have it open: removing
-/// a name does not close anything, it only stops new programs from finding it.
+/// Who made it removes it, on every way out of `main` (errors and Ctrl-C included),
+/// since this runs when the `Fifo` is dropped. The other program may still have it open:
+/// removing a name does not close anything, it only stops new programs from finding it.
 impl Drop for Fifo {
     fn drop(&mut self) {
         if self.created
             && !self.keep
             && let Err(errno) = unlink(&self.path)
         {
-            eprintln!("warning: unlink {}: {errno}", self.path.display());
+            note!("warning: unlink {}: {errno}", self.path.display());
         }
     }
 }
@@ -235,9 +259,163 @@ fn check_is_fifo(path: &Path, st_mode: nix::libc::mode_t) -> Result<(), Failure>
     ))
 }
 
-/// The usage lines both programs share.
-pub const COMMON_HELP: &str = "\
-  --wait SECS   give up (exit 3) if the other program has not come within SECS
-                (default: wait until it comes, or until Ctrl-C)
-  --keep        do not remove the FIFO at the end, even if this program made it
-  -h, --help    print this help";
+// ANCHOR: common
+/// The options both programs take: PATH, `--wait SECS`, `--keep`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Common {
+    pub path: PathBuf,
+    /// The longest the other program may keep us waiting, at any point.
+    pub wait: Option<Duration>,
+    pub keep: bool,
+    path_given: bool,
+}
+
+impl Default for Common {
+    fn default() -> Self {
+        Common {
+            path: PathBuf::from(DEFAULT_PATH),
+            wait: None,
+            keep: false,
+            path_given: false,
+        }
+    }
+}
+
+impl Common {
+    /// Takes PATH, `--wait` or `--keep` from the parser if `arg` is one of them. Returns
+    /// `Ok(false)` for anything else, so the program can go on matching.
+    pub fn accept(
+        &mut self,
+        arg: &str,
+        parser: &mut Parser,
+    ) -> Result<bool, UsageError> {
+        match arg {
+            "--wait" => {
+                let secs = parser.value_in(arg, WAIT_RANGE)?;
+                self.wait = Some(Duration::from_secs_f64(secs));
+            }
+            "--keep" => self.keep = true,
+            _ if !self.path_given
+                && (parser.options_ended() || !arg.starts_with('-')) =>
+            {
+                self.path = PathBuf::from(arg);
+                self.path_given = true;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The note a program waiting alone prints, so the wait does not look like a hang:
+    /// what it waits for, and the command that starts its peer, ready to paste.
+    pub fn waiting_note(
+        &self,
+        program: &str,
+        peer: &str,
+        peer_bin: &str,
+    ) -> String {
+        let path = self.path.display().to_string();
+        let path_arg = if self.path_given {
+            format!(" -- {}", shell_word(&path))
+        } else {
+            String::new()
+        };
+        let command = format!("cargo run -p named-fifo --bin {peer_bin}{path_arg}");
+        format!(
+            "{program}: waiting for {peer} to open {path}; start one in another \
+             terminal, in this directory: {command}"
+        )
+    }
+}
+// ANCHOR_END: common
+
+/// Quotes a path for a POSIX shell when it needs it, so the suggested command pastes.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// The usage lines both programs share (descriptions in column 20, like theirs). One
+/// string per line: a `\` line continuation would also eat the next line's indent.
+pub const COMMON_HELP: &str = concat!(
+    "  --wait SECS      give up (exit 3) when the other program keeps us waiting\n",
+    "                   longer than SECS, 0 to 86400: to come, to write, to read\n",
+    "                   (default: as long as it takes, or until Ctrl-C)\n",
+    "  --keep           do not remove the FIFO at the end, even if this program\n",
+    "                   made it\n",
+    "  -h, --help       print this help",
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Common, UsageError> {
+        let mut parser = Parser::new("t", args.iter().copied());
+        let mut common = Common::default();
+        while let Some(arg) = parser.next()? {
+            if !common.accept(&arg, &mut parser)? {
+                return Err(parser.unexpected(&arg));
+            }
+        }
+        Ok(common)
+    }
+
+    #[test]
+    fn common_options_take_one_path_a_bounded_wait_and_keep() {
+        assert_eq!(parse(&[]).unwrap(), Common::default());
+        let common = parse(&["p", "--wait", "0.5", "--keep"]).unwrap();
+        assert_eq!(common.path, PathBuf::from("p"));
+        assert_eq!(common.wait, Some(Duration::from_millis(500)));
+        assert!(common.keep);
+        assert_eq!(parse(&["--", "-p"]).unwrap().path, PathBuf::from("-p"));
+        assert!(parse(&["a", "b"]).is_err());
+        assert!(parse(&["--other"]).is_err());
+        assert_eq!(parse(&["--wait", "0"]).unwrap().wait, Some(Duration::ZERO));
+        for bad in ["1e19", "1e308", "-1", "inf", "NaN", "86400.5"] {
+            let err = parse(&["--wait", bad]).unwrap_err().0;
+            assert!(err.contains("must be from 0 to 86400"), "{err}");
+        }
+        assert_eq!(
+            parse(&["--wait", "86400"]).unwrap().wait,
+            Some(Duration::from_secs(86_400))
+        );
+    }
+
+    #[test]
+    fn the_waiting_note_gives_a_command_that_pastes() {
+        let note = Common::default().waiting_note("r", "a writer", "fifo-writer");
+        assert!(
+            note.ends_with("cargo run -p named-fifo --bin fifo-writer"),
+            "{note}"
+        );
+        let common = parse(&["/tmp/a b"]).unwrap();
+        let note = common.waiting_note("r", "a writer", "fifo-writer");
+        assert!(note.contains("to open /tmp/a b;"), "{note}");
+        assert!(note.ends_with("--bin fifo-writer -- '/tmp/a b'"), "{note}");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word(""), "''");
+    }
+
+    #[test]
+    fn gave_maps_to_exit_codes_and_words() {
+        assert_eq!(Gave::Up.exit_code(), ExitCode::from(3));
+        assert_eq!(Gave::Interrupted(15).exit_code(), ExitCode::from(143));
+        assert_eq!(
+            Gave::Up.describe("a reader", Some(Duration::from_millis(300))),
+            "gave up waiting for a reader after 300ms"
+        );
+        assert_eq!(Gave::Up.describe("x", None), "gave up waiting for x");
+        assert_eq!(
+            Gave::Interrupted(1).describe("a writer", None),
+            "stopped by SIGHUP while waiting for a writer"
+        );
+    }
+}

@@ -1,7 +1,9 @@
-//! The lesson's promises, checked by running both programs as subprocesses with deadlines,
-//! each test in a directory of its own.
+//! The lesson's promises, checked by running both programs as subprocesses with
+//! deadlines, each test in a directory of its own.
 
-use lesson_test::{Finished, Lesson, Running, TempDir, check_transcript};
+use lesson_test::{
+    Finished, Lesson, Running, TempDir, check_transcript_of, group_members,
+};
 use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileTypeExt;
@@ -18,6 +20,11 @@ fn program(bin: &str, dir: &TempDir) -> Lesson {
         .deadline(Duration::from_secs(20))
 }
 
+/// A program run through `sh -c SCRIPT` (for redirections), `$0` being the program.
+fn shell(script: &str, bin: &str, dir: &TempDir) -> Lesson {
+    program("sh", dir).args(["-c", script, bin])
+}
+
 /// Waits until `path` exists (the first program has made the FIFO).
 fn wait_for_path(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -31,57 +38,111 @@ fn wait_for_path(path: &Path) {
     }
 }
 
-fn assert_document_exchange(reader: &Finished, writer: &Finished) {
-    assert_eq!(reader.code(), Some(0), "{}", reader.transcript());
-    assert_eq!(writer.code(), Some(0), "{}", writer.transcript());
-    assert_eq!(
-        reader.stdout_text(),
-        format!(
-            "I pid [{}] received a message => Hello {}\n",
-            reader.pid, writer.pid
-        ),
-        "{}",
-        reader.transcript()
+fn message_line(reader_pid: i32, writer_pid: i32) -> String {
+    format!("I pid [{reader_pid}] received a message => Hello {writer_pid}")
+}
+
+fn assert_code(run: &Finished, code: i32) {
+    assert_eq!(run.code(), Some(code), "{}", run.transcript());
+}
+
+fn assert_stderr(run: &Finished, needle: &str) {
+    assert!(
+        run.stderr.contains(needle),
+        "{needle:?}\n{}",
+        run.transcript()
     );
-    assert!(writer.stdout.is_empty(), "{}", writer.transcript());
 }
 
 #[test]
 fn reader_first_then_writer_exchange_the_documents_message() {
     let dir = TempDir::new("fifo-order-1");
-    let reader = program(READER, &dir).spawn();
-    wait_for_path(&dir.path().join("my_pipe"));
+    let mut reader = program(READER, &dir)
+        .shown_as("cargo run -q -p named-fifo --bin fifo-reader")
+        .merge_stderr()
+        .spawn();
+    // Alone, the reader says what it waits for, and how to start a writer.
+    let note = reader.next_line().expect("the waiting note").text;
+    assert_eq!(
+        note,
+        "fifo-reader: waiting for a writer to open my_pipe; start one in another \
+         terminal, in this directory: cargo run -p named-fifo --bin fifo-writer"
+    );
     let writer = program(WRITER, &dir).run();
     let reader = reader.finish();
-    assert_document_exchange(&reader, &writer);
+    assert_code(&reader, 0);
+    assert_code(&writer, 0);
+    let bytes = "Hello ".len() + writer.pid.to_string().len();
+    let eof = format!(
+        "fifo-reader: my_pipe: EOF, every writer has closed it; \
+         received 1 message, {bytes} bytes"
+    );
+    assert_eq!(
+        reader.texts()[1..],
+        [message_line(reader.pid, writer.pid), eof],
+        "{}",
+        reader.transcript()
+    );
+    assert!(writer.stdout.is_empty(), "{}", writer.transcript());
+    assert_eq!(writer.stderr, "", "the reader was there: no note");
     assert_eq!(
         dir.entries(),
         Vec::<String>::new(),
-        "the reader made the FIFO, and removes it"
+        "the reader made it, removed it"
     );
-    // The reader prints its message, then its note on stderr: stdout first is their order.
-    let text = format!(
-        "$ cargo run -q -p named-fifo --bin fifo-reader  # and fifo-writer in another terminal\n{}{}",
-        reader.stdout_text(),
-        reader.stderr
-    );
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let book = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../docs/src/transcripts/named-fifo.txt");
-    check_transcript(&path, &text);
+    check_transcript_of(&book, &reader);
 }
 
 #[test]
 fn writer_first_then_reader_exchange_the_documents_message() {
     let dir = TempDir::new("fifo-order-2");
-    let writer = program(WRITER, &dir).spawn();
-    wait_for_path(&dir.path().join("my_pipe"));
+    let mut writer = program(WRITER, &dir).spawn();
+    let note = writer.wait_for_stderr("cargo run");
+    assert_eq!(
+        note,
+        "fifo-writer: waiting for a reader to open my_pipe; start one in another \
+         terminal, in this directory: cargo run -p named-fifo --bin fifo-reader\n"
+    );
     let reader = program(READER, &dir).run();
     let writer = writer.finish();
-    assert_document_exchange(&reader, &writer);
+    assert_code(&reader, 0);
+    assert_code(&writer, 0);
+    assert_eq!(reader.texts(), [message_line(reader.pid, writer.pid)]);
+    assert!(
+        !reader.stderr.contains("waiting"),
+        "{}",
+        reader.transcript()
+    );
     assert_eq!(
         dir.entries(),
         Vec::<String>::new(),
-        "the writer made the FIFO, and removes it"
+        "the writer made it, removed it"
+    );
+}
+
+#[test]
+fn the_waiting_note_names_a_path_that_is_not_the_default() {
+    let dir = TempDir::new("fifo-note-path");
+    let run = program(READER, &dir).args(["a pipe", "--wait", "0"]).run();
+    assert_code(&run, 3);
+    assert_stderr(
+        &run,
+        "waiting for a writer to open a pipe; start one in another terminal, in this \
+         directory: cargo run -p named-fifo --bin fifo-writer -- 'a pipe'\n",
+    );
+}
+
+#[test]
+fn each_package_runs_a_sensible_program_by_default() {
+    let manifest = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"),
+    )
+    .unwrap();
+    assert!(
+        manifest.contains("\ndefault-run = \"fifo-reader\"\n"),
+        "{manifest}"
     );
 }
 
@@ -92,23 +153,14 @@ fn a_path_that_is_not_a_fifo_is_refused_and_left_intact() {
     std::fs::write(&file, b"precious data\n").unwrap();
     for bin in [WRITER, READER] {
         let run = program(bin, &dir).arg("--wait").arg("1").run();
-        assert_eq!(run.code(), Some(1), "{}", run.transcript());
-        assert!(
-            run.stderr
-                .contains("my_pipe: exists and is a regular file, not a FIFO"),
-            "{}",
-            run.transcript()
-        );
+        assert_code(&run, 1);
+        assert_stderr(&run, "my_pipe: exists and is a regular file, not a FIFO");
     }
     let sub = dir.path().join("sub");
     std::fs::create_dir(&sub).unwrap();
     let run = program(READER, &dir).arg("sub").run();
-    assert_eq!(run.code(), Some(1), "{}", run.transcript());
-    assert!(
-        run.stderr.contains("sub: exists and is a directory"),
-        "{}",
-        run.transcript()
-    );
+    assert_code(&run, 1);
+    assert_stderr(&run, "sub: exists and is a directory");
     assert_eq!(std::fs::read(&file).unwrap(), b"precious data\n");
     assert_eq!(dir.entries(), ["my_pipe", "sub"]);
 }
@@ -118,31 +170,24 @@ fn a_missing_directory_is_reported() {
     let dir = TempDir::new("fifo-nodir");
     for bin in [WRITER, READER] {
         let run = program(bin, &dir).arg("no/such/dir/fifo").run();
-        assert_eq!(run.code(), Some(1), "{}", run.transcript());
-        assert!(
-            run.stderr.contains(
-                "mkfifo no/such/dir/fifo: ENOENT: No such file or directory"
-            ),
-            "{}",
-            run.transcript()
+        assert_code(&run, 1);
+        assert_stderr(
+            &run,
+            "mkfifo no/such/dir/fifo: ENOENT: No such file or directory",
         );
     }
 }
 
 #[test]
-fn bounded_waits_end_with_exit_3_and_remove_the_fifo() {
+fn wait_bounds_the_wait_for_the_peer_no_more_and_no_less() {
     let dir = TempDir::new("fifo-wait");
-    for (bin, peer) in [(WRITER, "reader"), (READER, "writer")] {
-        let run = program(bin, &dir).args(["--wait", "0.3"]).run();
-        assert_eq!(run.code(), Some(3), "{}", run.transcript());
+    for (bin, peer) in [(WRITER, "a reader"), (READER, "a writer")] {
+        let run = program(bin, &dir).args(["--wait", "0.5"]).run();
+        assert_code(&run, 3);
+        assert_stderr(&run, &format!("gave up waiting for {peer} after 500ms"));
         assert!(
-            run.stderr
-                .contains(&format!("no {peer} within 300ms; giving up")),
-            "{}",
-            run.transcript()
-        );
-        assert!(
-            run.elapsed < Duration::from_secs(3),
+            run.elapsed >= Duration::from_millis(500)
+                && run.elapsed < Duration::from_secs(3),
             "took {:?}",
             run.elapsed
         );
@@ -151,28 +196,160 @@ fn bounded_waits_end_with_exit_3_and_remove_the_fifo() {
 }
 
 #[test]
-fn ctrl_c_while_waiting_ends_promptly_and_cleans_up() {
-    let dir = TempDir::new("fifo-sigint");
+fn wait_bounds_the_readers_wait_for_more_data() {
+    let dir = TempDir::new("fifo-wait-data");
+    let mut writer = program(WRITER, &dir)
+        .args(["--messages", "3", "--interval", "10"])
+        .spawn();
+    writer.wait_for_stderr("waiting for a reader");
+    let mut reader = program(READER, &dir).args(["--wait", "0.5"]).spawn();
+    let first = reader.next_line().expect("the first record");
+    let reader = reader.finish();
+    assert_code(&reader, 3);
+    assert_stderr(
+        &reader,
+        "gave up waiting for data from the writer after 500ms; received 1 message",
+    );
+    let silent = reader.elapsed - first.at;
+    assert!(
+        silent >= Duration::from_millis(450) && silent < Duration::from_secs(3),
+        "gave up {silent:?} after the last data"
+    );
+    writer.stop_with(Signal::SIGTERM); // asleep between records
+    assert_eq!(dir.entries(), Vec::<String>::new());
+}
+
+#[test]
+fn wait_bounds_the_writers_wait_for_room() {
+    let dir = TempDir::new("fifo-wait-room");
+    let mut reader = program(READER, &dir).spawn();
+    wait_for_path(&dir.path().join("my_pipe"));
+    let writer = program(WRITER, &dir)
+        .args(["--messages", "1000000", "--wait", "0.5"])
+        .spawn();
+    reader.next_line().expect("a first record");
+    // The reader stops reading: the FIFO fills, the writer waits for room.
+    reader.signal(Signal::SIGSTOP);
+    let stopped = Instant::now();
+    let writer = writer.finish();
+    assert_code(&writer, 3);
+    assert_stderr(
+        &writer,
+        "gave up waiting for room in the FIFO after 500ms after ",
+    );
+    assert!(
+        stopped.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        stopped.elapsed()
+    );
+    reader.signal(Signal::SIGCONT);
+    let reader = reader.finish();
+    assert_code(&reader, 0); // EOF: the writer has gone
+    assert_eq!(dir.entries(), Vec::<String>::new());
+}
+
+#[test]
+fn stop_signals_while_waiting_end_promptly_and_clean_up() {
+    let dir = TempDir::new("fifo-stop");
     for bin in [WRITER, READER] {
-        let running = program(bin, &dir).spawn();
-        wait_for_path(&dir.path().join("my_pipe"));
-        sleep(Duration::from_millis(100)); // well inside the wait for the peer
-        running.stop_with(Signal::SIGINT);
-        assert_eq!(dir.entries(), Vec::<String>::new());
+        for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            let mut running = program(bin, &dir).spawn();
+            running.wait_for_stderr("waiting for");
+            let run = running.stop_with(signal);
+            assert_stderr(
+                &run,
+                &format!("stopped by {signal} while waiting for a "),
+            );
+            assert_eq!(dir.entries(), Vec::<String>::new());
+        }
     }
 }
 
 #[test]
-fn keep_leaves_the_fifo_for_ls() {
+fn a_second_signal_right_after_the_first_neither_skips_the_clean_up_nor_the_status()
+{
+    let dir = TempDir::new("fifo-twice");
+    for bin in [WRITER, READER] {
+        for (first, second) in [
+            (Signal::SIGINT, Signal::SIGINT),
+            (Signal::SIGTERM, Signal::SIGINT),
+        ] {
+            let mut running = program(bin, &dir).spawn();
+            running.wait_for_stderr("waiting for");
+            running.signal(first);
+            running.signal(second);
+            let run = running.finish();
+            // The first signal decides the status: 128 + its number.
+            assert_code(&run, 128 + first as i32);
+            assert_stderr(&run, &format!("stopped by {first}"));
+            assert_eq!(dir.entries(), Vec::<String>::new(), "{}", run.transcript());
+        }
+    }
+}
+
+#[test]
+fn a_reader_stalled_on_stdout_stops_at_the_first_signal() {
+    let dir = TempDir::new("fifo-stalled");
+    // `sleep` never reads: once the pipe to it is full, every write would block.
+    let script = r#"{ "$0"; echo "reader exit $?" >&2; } | sleep 30"#;
+    let mut pipeline = shell(script, READER, &dir).spawn();
+    wait_for_path(&dir.path().join("my_pipe"));
+    let writer = program(WRITER, &dir)
+        .args(["--messages", "1000000"])
+        .spawn();
+    sleep(Duration::from_millis(500)); // 64 KiB of output fill the pipe in far less
+    let reader = group_members(pipeline.pid())
+        .into_iter()
+        .find(|m| m.command == "fifo-reader")
+        .expect("the reader is running");
+    let sent = Instant::now();
+    lesson_test::send(reader.pid, Signal::SIGINT);
+    let stderr = pipeline.wait_for_stderr("reader exit ");
+    assert!(
+        sent.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        sent.elapsed()
+    );
+    assert!(
+        stderr.contains("stopped by SIGINT while waiting for room on stdout"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("reader exit 130"), "{stderr}");
+    for member in group_members(pipeline.pid()) {
+        if member.command == "sleep" {
+            lesson_test::send(member.pid, Signal::SIGKILL);
+        }
+    }
+    pipeline.finish();
+    let writer = writer.finish();
+    assert_code(&writer, 1);
+    assert_stderr(&writer, "EPIPE: the reader went away");
+    assert_eq!(dir.entries(), Vec::<String>::new());
+}
+
+#[test]
+fn keep_leaves_the_fifo_whoever_made_it() {
     let dir = TempDir::new("fifo-keep");
     let run = program(READER, &dir)
         .args(["--keep", "--wait", "0.2"])
         .run();
-    assert_eq!(run.code(), Some(3), "{}", run.transcript());
+    assert_code(&run, 3);
     let kind = std::fs::metadata(dir.path().join("my_pipe"))
         .unwrap()
         .file_type();
     assert!(kind.is_fifo(), "my_pipe is a FIFO (ls -l shows prw-...)");
+    std::fs::remove_file(dir.path().join("my_pipe")).unwrap();
+
+    let writer = program(WRITER, &dir).arg("--keep").spawn();
+    wait_for_path(&dir.path().join("my_pipe"));
+    let reader = program(READER, &dir).run();
+    let writer = writer.finish();
+    assert_code(&writer, 0);
+    assert_eq!(reader.texts(), [message_line(reader.pid, writer.pid)]);
+    let kind = std::fs::metadata(dir.path().join("my_pipe"))
+        .unwrap()
+        .file_type();
+    assert!(kind.is_fifo(), "the writer made it and kept it");
 }
 
 /// Starts `count` writers at once, each sending `messages` records of `size` bytes.
@@ -210,19 +387,14 @@ fn concurrent_writers_of_pipe_buf_records_never_tear() {
         .map(Running::finish)
         .collect();
     let reader = reader.finish();
-    assert_eq!(reader.code(), Some(0), "{}", reader.stderr);
+    assert_code(&reader, 0);
     let mut next_per_writer: BTreeMap<i32, u64> =
         writers.iter().map(|w| (w.pid, 0)).collect();
     let prefix = format!("I pid [{}] received a message => ", reader.pid);
     for line in reader.texts() {
         let record = line.strip_prefix(&prefix).expect("the reader's format");
         // A torn record would have the wrong length or mixed contents.
-        assert_eq!(
-            record.len(),
-            size - 1,
-            "a record was torn: {:.80}...",
-            record
-        );
+        assert_eq!(record.len(), size - 1, "a record was torn: {record:.80}...");
         let mut words = record.split(' ');
         assert_eq!(words.next(), Some("Hello"));
         let pid: i32 = words.next().unwrap().parse().unwrap();
@@ -243,8 +415,113 @@ fn concurrent_writers_of_pipe_buf_records_never_tear() {
         "{next_per_writer:?}"
     );
     for writer in &writers {
-        assert_eq!(writer.code(), Some(0), "{}", writer.transcript());
+        assert_code(writer, 0);
     }
+    assert_eq!(dir.entries(), Vec::<String>::new());
+}
+
+#[test]
+fn records_are_one_line_each_with_no_trailing_space() {
+    let dir = TempDir::new("fifo-records");
+    let reader = program(READER, &dir).spawn();
+    wait_for_path(&dir.path().join("my_pipe"));
+    let writer = program(WRITER, &dir).args(["--messages", "3"]).run();
+    let reader = reader.finish();
+    let prefix = format!("I pid [{}] received a message => ", reader.pid);
+    let expected: Vec<String> = (0..3)
+        .map(|i| format!("{prefix}Hello {} {i}", writer.pid))
+        .collect();
+    assert_eq!(reader.texts(), expected, "{}", reader.transcript());
+    assert_stderr(
+        &reader,
+        &format!(
+            "received 3 messages, {} bytes",
+            3 * (9 + writer.pid.to_string().len())
+        ),
+    );
+
+    // --size pads with a space and dots, never leaving a space at the end.
+    for (size, padding) in [(1, " ."), (20, "")] {
+        let reader = program(READER, &dir).spawn();
+        wait_for_path(&dir.path().join("my_pipe"));
+        let writer = program(WRITER, &dir)
+            .args(["--messages", "1", "--size", &size.to_string()])
+            .run();
+        let reader = reader.finish();
+        let body = reader.texts()[0].split(" => ").nth(1).unwrap().to_owned();
+        let head = format!("Hello {} 0", writer.pid);
+        if padding.is_empty() {
+            assert_eq!(body.len(), size - 1, "{body:?}");
+            assert!(body.starts_with(&format!("{head} .")), "{body:?}");
+            assert!(
+                body[head.len() + 1..].bytes().all(|b| b == b'.'),
+                "{body:?}"
+            );
+        } else {
+            assert_eq!(body, format!("{head}{padding}"));
+        }
+    }
+}
+
+#[test]
+fn messages_n_stops_after_exactly_n_even_when_more_arrive_at_once() {
+    let dir = TempDir::new("fifo-exactly");
+    let reader = program(READER, &dir).args(["--messages", "3"]).spawn();
+    wait_for_path(&dir.path().join("my_pipe"));
+    let writer = program(WRITER, &dir).args(["--messages", "10"]).run();
+    let reader = reader.finish();
+    assert_code(&reader, 0);
+    assert_eq!(reader.lines.len(), 3, "{}", reader.transcript());
+    assert_stderr(&reader, "my_pipe: received 3 messages");
+    // All ten fit in the FIFO at once, or the writer met a closed FIFO: both are fine.
+    assert!(
+        matches!(writer.code(), Some(0 | 1)),
+        "{}",
+        writer.transcript()
+    );
+}
+
+#[test]
+fn messages_n_spans_writers_that_follow_one_another() {
+    let dir = TempDir::new("fifo-gap");
+    let reader = program(READER, &dir).args(["--messages", "2"]).spawn();
+    wait_for_path(&dir.path().join("my_pipe"));
+    // The first writer has closed the FIFO (EOF) before the second opens it.
+    let first = program(WRITER, &dir).run();
+    sleep(Duration::from_millis(300));
+    let second = program(WRITER, &dir).run();
+    let reader = reader.finish();
+    assert_code(&reader, 0);
+    assert_eq!(
+        reader.texts(),
+        [
+            message_line(reader.pid, first.pid),
+            message_line(reader.pid, second.pid)
+        ]
+    );
+}
+
+#[test]
+fn eof_before_n_messages_ends_with_exit_1_after_the_grace() {
+    let dir = TempDir::new("fifo-eof-early");
+    let reader = program(READER, &dir).args(["--messages", "10"]).spawn();
+    wait_for_path(&dir.path().join("my_pipe"));
+    let writer = program(WRITER, &dir).args(["--messages", "5"]).run();
+    assert_code(&writer, 0);
+    let reader = reader.finish();
+    assert_code(&reader, 1);
+    assert_eq!(reader.lines.len(), 5);
+    assert_stderr(&reader, "my_pipe: EOF after 5 messages, ");
+    assert_stderr(
+        &reader,
+        "expected 10 messages (no other writer came within 2s)",
+    );
+    // It gave the next writer its two seconds, no more.
+    let waited = reader.elapsed - reader.lines[4].at;
+    assert!(
+        waited >= Duration::from_millis(1900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
     assert_eq!(dir.entries(), Vec::<String>::new());
 }
 
@@ -261,18 +538,12 @@ fn a_reader_that_goes_away_gives_the_writer_a_broken_pipe_report() {
     let reader = reader.finish();
     assert_eq!(reader.code(), None, "killed");
     let writer = writer.finish();
-    assert_eq!(writer.code(), Some(1), "{}", writer.transcript());
-    assert!(
-        writer
-            .stderr
-            .contains("write my_pipe: EPIPE: the reader went away after"),
-        "{}",
-        writer.transcript()
-    );
+    assert_code(&writer, 1);
+    assert_stderr(&writer, "write my_pipe: EPIPE: the reader went away after ");
     assert_eq!(
         dir.entries(),
         Vec::<String>::new(),
-        "the writer made it and removed it"
+        "the writer made it, removed it"
     );
 }
 
@@ -291,31 +562,138 @@ fn a_writer_that_dies_leaves_the_reader_a_report_of_what_arrived() {
     let writer = writer.finish();
     assert_eq!(writer.code(), None, "killed");
     let reader = reader.finish();
-    assert_eq!(reader.code(), Some(0), "{}", reader.transcript());
+    assert_code(&reader, 0);
     let arrived = reader.lines.len();
     assert!(arrived >= 3, "{}", reader.transcript());
-    assert!(
-        reader.stderr.contains(&format!(
-            "EOF, every writer has closed it; received {arrived} messages"
-        )),
-        "{}",
-        reader.transcript()
+    assert_stderr(
+        &reader,
+        &format!("EOF, every writer has closed it; received {arrived} messages"),
     );
     assert_eq!(
         dir.entries(),
         Vec::<String>::new(),
-        "the reader made it and removed it"
+        "the reader made it, removed it"
     );
 }
 
 #[test]
-fn bad_options_exit_2_with_usage() {
+fn a_closed_or_full_stdout_is_reported_and_the_fifo_removed() {
+    let dir = TempDir::new("fifo-stdout");
+    for (script, error) in [
+        (
+            r#"{ "$0"; echo "reader exit $?" >&2; } | head -n 1"#,
+            "write stdout: EPIPE",
+        ),
+        (
+            r#""$0" > /dev/full; echo "reader exit $?" >&2"#,
+            "write stdout: ENOSPC",
+        ),
+    ] {
+        let reader = shell(script, READER, &dir).spawn();
+        wait_for_path(&dir.path().join("my_pipe"));
+        let writer = program(WRITER, &dir).args(["--messages", "100000"]).run();
+        let reader = reader.finish();
+        assert_stderr(&reader, error);
+        assert_stderr(&reader, "reader exit 1");
+        assert!(
+            !reader.stderr.contains("panicked"),
+            "{}",
+            reader.transcript()
+        );
+        assert!(matches!(writer.code(), Some(1)), "{}", writer.transcript());
+        assert_eq!(dir.entries(), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn a_full_stderr_changes_nothing_else() {
+    let dir = TempDir::new("fifo-stderr");
+    let reader = shell(r#"exec "$0" 2>/dev/full"#, READER, &dir).spawn();
+    wait_for_path(&dir.path().join("my_pipe"));
+    let writer = shell(r#"exec "$0" --messages 2 2>/dev/full"#, WRITER, &dir).run();
+    let reader = reader.finish();
+    assert_code(&writer, 0);
+    assert_code(&reader, 0);
+    assert_eq!(reader.lines.len(), 2);
+    let run = shell(r#"exec "$0" --wait 0.1 2>/dev/full"#, WRITER, &dir).run();
+    assert_code(&run, 3);
+    assert_eq!(dir.entries(), Vec::<String>::new());
+}
+
+#[test]
+fn numbers_at_the_edges_of_their_ranges_are_honoured() {
+    let dir = TempDir::new("fifo-edges");
+    // The largest record: 1 MiB, newline included, read whole.
+    let reader = program(READER, &dir).args(["--wait", "86400"]).spawn();
+    wait_for_path(&dir.path().join("my_pipe"));
+    let writer = program(WRITER, &dir)
+        .args(["--messages", "1", "--size", "1048576", "--interval", "0"])
+        .run();
+    let reader = reader.finish();
+    assert_code(&writer, 0);
+    assert_code(&reader, 0);
+    let body = reader.texts()[0].split(" => ").nth(1).unwrap().len();
+    assert_eq!(body, 1_048_575);
+    assert_eq!(dir.entries(), Vec::<String>::new());
+}
+
+#[test]
+fn bad_options_exit_2_with_usage_naming_the_range() {
     let dir = TempDir::new("fifo-usage");
     let cases: &[(&str, &[&str], &str)] = &[
-        (WRITER, &["--wait", "soon"], "--wait \"soon\": not a number"),
+        (
+            WRITER,
+            &["--wait", "soon"],
+            "--wait \"soon\": invalid float literal",
+        ),
+        (
+            WRITER,
+            &["--wait", "1e19"],
+            "--wait \"1e19\": must be from 0 to 86400",
+        ),
+        (
+            READER,
+            &["--wait", "1e308"],
+            "--wait \"1e308\": must be from 0 to 86400",
+        ),
+        (
+            READER,
+            &["--wait", "-1"],
+            "--wait \"-1\": must be from 0 to 86400",
+        ),
+        (
+            WRITER,
+            &["--messages", "2", "--interval", "1e308"],
+            "must be from 0 to 3600",
+        ),
+        (
+            WRITER,
+            &["--messages", "1", "--size", "0"],
+            "must be from 1 to 1048576",
+        ),
+        (
+            WRITER,
+            &["--messages", "1", "--size", "1048577"],
+            "must be from 1 to 1048576",
+        ),
+        (
+            READER,
+            &["--messages", "0"],
+            "--messages \"0\": must be from 1 to 1000000000",
+        ),
+        (
+            WRITER,
+            &["--messages", "1000000001"],
+            "must be from 1 to 1000000000",
+        ),
         (
             WRITER,
             &["--size", "100"],
+            "--size and --interval go with --messages",
+        ),
+        (
+            WRITER,
+            &["--interval", "1"],
             "--size and --interval go with --messages",
         ),
         (WRITER, &["a", "b"], "unexpected argument \"b\""),
@@ -331,10 +709,77 @@ fn bad_options_exit_2_with_usage() {
             run.transcript()
         );
         assert!(run.stderr.contains("Usage: fifo-"), "{}", run.transcript());
+        assert!(run.stdout.is_empty());
     }
     assert_eq!(
         dir.entries(),
         Vec::<String>::new(),
         "usage errors create nothing"
     );
+}
+
+/// Checks a `--help`: exit 0, `Usage:` first, every option line indented two spaces
+/// with its description (and continuation lines) in one column, and exactly `options`.
+fn assert_help(bin: &str, options: &[&str]) {
+    let dir = TempDir::new("fifo-help");
+    let run = program(bin, &dir).arg("--help").run();
+    assert_code(&run, 0);
+    let text = run.stdout_text();
+    assert!(text.starts_with("Usage: "), "{text}");
+    let section: Vec<&str> = text
+        .split("\nOptions:\n")
+        .nth(1)
+        .expect("an Options: section")
+        .split("\n\n")
+        .next()
+        .unwrap()
+        .lines()
+        .collect();
+    let column = |line: &str| {
+        let spec_end = line[2..].find("  ").map_or(line.len(), |i| i + 2);
+        spec_end + line[spec_end..].len() - line[spec_end..].trim_start().len()
+    };
+    let mut columns = Vec::new();
+    let mut seen = Vec::new();
+    for line in &section {
+        if line.trim_start().starts_with('-') {
+            assert!(
+                line.starts_with("  -") && !line.starts_with("   "),
+                "{line:?}"
+            );
+            let spec = line[2..].split("  ").next().unwrap();
+            seen.extend(
+                spec.split(", ")
+                    .map(|s| s.split(' ').next().unwrap().to_owned()),
+            );
+            columns.push(column(line));
+        } else {
+            columns.push(line.len() - line.trim_start().len());
+        }
+    }
+    assert!(
+        columns.windows(2).all(|w| w[0] == w[1]),
+        "misaligned {columns:?}:\n{text}"
+    );
+    assert_eq!(seen, options, "{text}");
+    let full = shell(r#"exec "$0" --help > /dev/full"#, bin, &dir).run();
+    assert_code(&full, 1);
+    assert_stderr(&full, "write stdout");
+}
+
+#[test]
+fn help_lists_every_option_aligned_and_survives_a_full_stdout() {
+    assert_help(
+        WRITER,
+        &[
+            "--messages",
+            "--size",
+            "--interval",
+            "--wait",
+            "--keep",
+            "-h",
+            "--help",
+        ],
+    );
+    assert_help(READER, &["--messages", "--wait", "--keep", "-h", "--help"]);
 }

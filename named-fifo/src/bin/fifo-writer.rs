@@ -1,7 +1,7 @@
 //! fifo-writer: sends a message through a named pipe (FIFO) to whoever reads it.
 //!
-//! Mirrors `write_to_named_pipe.py` from the documents: make the FIFO `my_pipe` if it does
-//! not exist, open it for writing (which waits until a reader opens it too), write
+//! Mirrors `write_to_named_pipe.py` from the documents: make the FIFO `my_pipe` if it
+//! does not exist, open it for writing (which waits until a reader opens it too), write
 //! `Hello <pid>`, close. The reader is a separate, unrelated program: `fifo-reader`.
 //!
 //! Usage: fifo-writer [PATH] [--messages N] [--size BYTES] [--interval SECS]
@@ -11,17 +11,18 @@
 //!     cargo run -p named-fifo --bin fifo-reader
 //!     cargo run -p named-fifo --bin fifo-writer
 //!
-//! Where this differs from the document, on purpose: waiting for the reader can be bounded
-//! (`--wait`) and is always interruptible by Ctrl-C; a path that is not a FIFO is refused;
-//! a reader that goes away is reported (`EPIPE`); the FIFO is removed by whichever program
+//! Where this differs from the document, on purpose: waiting alone, it says so on stderr
+//! and names the command that starts a reader; every wait for the reader can be bounded
+//! (`--wait`) and is interruptible by Ctrl-C; a path that is not a FIFO is refused; a
+//! reader that goes away is reported (`EPIPE`); the FIFO is removed by whichever program
 //! made it (unless `--keep`); `--messages` streams many records, to show EOF, several
 //! writers and atomic writes.
 
-use lesson_kit::args::{Parser, Positive, UsageError, parse_command_line};
-use lesson_kit::{Context, Failure, exit};
+use lesson_kit::args::{Parser, UsageError, parse_command_line};
+use lesson_kit::{Context, Failure, exit, note};
 use named_fifo::{
-    COMMON_HELP, DEFAULT_PATH, Fifo, Gave, WaitError, pause, sleep_until,
-    stop_on_signals, wait_for,
+    COMMON_HELP, Common, Fifo, Gave, MESSAGES_RANGE, WaitError, deadline, pause,
+    sleep_until, stop_on_signals, wait_for,
 };
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
@@ -29,24 +30,27 @@ use nix::poll::PollFlags;
 use nix::sys::stat::Mode;
 use nix::unistd::{getpid, write};
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 const PROGRAM: &str = "fifo-writer";
 
-/// A write of at most this many bytes to a pipe or FIFO is atomic (POSIX PIPE_BUF; 4096 on
-/// Linux): it is never interleaved with another writer's data.
+/// A write of at most this many bytes to a pipe or FIFO is atomic (POSIX PIPE_BUF; 4096
+/// on Linux): it is never interleaved with another writer's data.
 const PIPE_BUF: usize = 4096;
 
+/// What `--size BYTES` accepts: a record must fit in memory comfortably.
+const SIZE_RANGE: std::ops::RangeInclusive<usize> = 1..=1 << 20;
+
+/// What `--interval SECS` accepts: up to an hour between records.
+const INTERVAL_RANGE: std::ops::RangeInclusive<f64> = 0.0..=3600.0;
+
 struct Options {
-    path: PathBuf,
+    common: Common,
     /// `None`: the document's single message, `Hello <pid>`, with no newline.
     messages: Option<u64>,
     size: Option<usize>,
     interval: Duration,
-    wait: Option<Duration>,
-    keep: bool,
 }
 
 // ANCHOR: main
@@ -56,28 +60,36 @@ fn main() -> Result<ExitCode, Failure> {
         Err(code) => return Ok(code), // --help printed, or a usage error reported
     };
     stop_on_signals()?;
-    let deadline = options.wait.map(|wait| Instant::now() + wait);
+    let wait = options.common.wait;
 
-    // Make the FIFO, or find it (the reader may have made it). Dropping `fifo` removes it
-    // if we made it, on every way out of main.
-    let fifo = Fifo::make_or_find(&options.path, options.keep)?;
+    // Make the FIFO, or find it (the reader may have made it). Dropping `fifo` removes
+    // it if we made it, on every way out of main.
+    let fifo = Fifo::make_or_find(&options.common.path, options.common.keep)?;
 
     // ANCHOR: open
     // A blocking open(O_WRONLY) would wait here until a reader opens the FIFO, and no
     // Ctrl-C handler could get us out (SA_RESTART). Non-blocking, open fails with ENXIO
-    // while there is no reader: try again every 20 ms, until a reader comes, the deadline
-    // passes, or Ctrl-C.
+    // while there is no reader: try again every 20 ms, until a reader comes, --wait
+    // runs out, or Ctrl-C.
     let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let until = deadline(wait);
+    let mut alone = false;
     let fifo_fd: OwnedFd = loop {
         match open(&fifo.path, flags, Mode::empty()) {
             Ok(fd) => break fd,
             Err(Errno::ENXIO) => {
-                if let Err(gave) = pause(deadline) {
-                    eprintln!(
-                        "{PROGRAM}: {}",
-                        gave.describe("reader", options.wait)
+                if !alone {
+                    // Say what we wait for, or it looks like a hang.
+                    alone = true;
+                    let peer = ("a reader", "fifo-reader");
+                    note!(
+                        "{}",
+                        options.common.waiting_note(PROGRAM, peer.0, peer.1)
                     );
-                    return Ok(ExitCode::from(gave.exit_code()));
+                }
+                if let Err(gave) = pause(until) {
+                    note!("{PROGRAM}: {}", gave.describe("a reader", wait));
+                    return Ok(gave.exit_code());
                 }
             }
             Err(errno) => {
@@ -91,24 +103,11 @@ fn main() -> Result<ExitCode, Failure> {
     let me = getpid();
     let Some(count) = options.messages else {
         // ANCHOR: document
-        // The document's whole message: `Hello <pid>`, no newline. The reader knows it has
-        // all of it when we close the FIFO (EOF), so its length does not matter.
+        // The document's whole message: `Hello <pid>`, no newline. The reader knows it
+        // has all of it when we close the FIFO (EOF), so its length does not matter.
         let message = format!("Hello {me}");
-        return Ok(match send(&fifo_fd, message.as_bytes(), &fifo) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(Sent::Gone) => {
-                eprintln!(
-                    "{PROGRAM}: write {}: EPIPE: the reader went away",
-                    fifo.path.display()
-                );
-                ExitCode::from(exit::RUNTIME)
-            }
-            Err(Sent::Gave(gave)) => {
-                eprintln!("{PROGRAM}: {}", gave.describe("room in the FIFO", None));
-                ExitCode::from(gave.exit_code())
-            }
-            Err(Sent::Failed(failure)) => return Err(failure),
-        });
+        let sent = send(&fifo_fd, message.as_bytes(), &fifo, wait);
+        return report(sent, &fifo, wait, "");
         // ANCHOR_END: document
     };
 
@@ -116,35 +115,22 @@ fn main() -> Result<ExitCode, Failure> {
     // --messages N: one record per line, each `Hello <pid> <i>`, padded to --size bytes.
     for i in 0..count {
         let record = record(me.as_raw(), i, options.size);
-        match send(&fifo_fd, &record, &fifo) {
-            Ok(()) => {}
-            Err(Sent::Gone) => {
-                eprintln!(
-                    "{PROGRAM}: write {}: EPIPE: the reader went away after {i} of {count} messages",
-                    fifo.path.display()
-                );
-                return Ok(ExitCode::from(exit::RUNTIME));
-            }
-            Err(Sent::Gave(gave)) => {
-                eprintln!(
-                    "{PROGRAM}: {} after {i} messages",
-                    gave.describe("the reader", None)
-                );
-                return Ok(ExitCode::from(gave.exit_code()));
-            }
-            Err(Sent::Failed(failure)) => return Err(failure),
+        let sent = send(&fifo_fd, &record, &fifo, wait);
+        if sent.is_err() {
+            return report(sent, &fifo, wait, &format!(" after {i} of {count}"));
         }
         if let Err(gave) = sleep_until(Instant::now() + options.interval) {
-            eprintln!(
-                "{PROGRAM}: {} after {} messages",
-                gave.describe("the next message", None),
-                i + 1
+            let sent = Err(Sent::Gave(gave));
+            return report(
+                sent,
+                &fifo,
+                wait,
+                &format!(" after {} of {count}", i + 1),
             );
-            return Ok(ExitCode::from(gave.exit_code()));
         }
     }
     // ANCHOR_END: stream
-    drop(fifo_fd); // our write end closes: once every writer has closed, the reader sees EOF
+    drop(fifo_fd); // our write end closes: once every writer has, the reader sees EOF
     Ok(ExitCode::SUCCESS)
 }
 // ANCHOR_END: main
@@ -159,23 +145,30 @@ enum Sent {
 
 // ANCHOR: send
 /// Writes all of `bytes`. The descriptor is non-blocking, so a full FIFO gives EAGAIN
-/// instead of blocking: wait for room (interruptibly) and try again.
+/// instead of blocking: wait for room (interruptibly, within --wait) and try again.
 ///
-/// A record of at most PIPE_BUF bytes goes in whole or not at all, so records from several
-/// writers never interleave. A larger one may be written in parts, and other writers'
-/// data can land between the parts.
-fn send(fd: &OwnedFd, bytes: &[u8], fifo: &Fifo) -> Result<(), Sent> {
+/// A record of at most PIPE_BUF bytes goes in whole or not at all, so records from
+/// several writers never interleave. A larger one may be written in parts, and other
+/// writers' data can land between the parts.
+fn send(
+    fd: &OwnedFd,
+    bytes: &[u8],
+    fifo: &Fifo,
+    wait: Option<Duration>,
+) -> Result<(), Sent> {
     let mut rest = bytes;
     while !rest.is_empty() {
         match write(fd, rest) {
             Ok(n) => rest = &rest[n..],
-            Err(Errno::EAGAIN) => match wait_for(fd, PollFlags::POLLOUT, None) {
-                Ok(()) => {}
-                Err(WaitError::Gave(gave)) => return Err(Sent::Gave(gave)),
-                Err(WaitError::Failed(failure)) => {
-                    return Err(Sent::Failed(failure));
+            Err(Errno::EAGAIN) => {
+                match wait_for(fd, PollFlags::POLLOUT, deadline(wait)) {
+                    Ok(_) => {}
+                    Err(WaitError::Gave(gave)) => return Err(Sent::Gave(gave)),
+                    Err(WaitError::Failed(failure)) => {
+                        return Err(Sent::Failed(failure));
+                    }
                 }
-            },
+            }
             // SIGPIPE is ignored in Rust programs, so a write with no reader left fails
             // with EPIPE instead of killing us.
             Err(Errno::EPIPE) => return Err(Sent::Gone),
@@ -192,11 +185,38 @@ fn send(fd: &OwnedFd, bytes: &[u8], fifo: &Fifo) -> Result<(), Sent> {
 }
 // ANCHOR_END: send
 
-/// `Hello <pid> <i>`, padded with dots to `size` bytes including the newline.
+/// Says why sending stopped (if it did) and returns the exit status. `so_far` is
+/// ` after 3 of 10` in the streaming mode.
+fn report(
+    sent: Result<(), Sent>,
+    fifo: &Fifo,
+    wait: Option<Duration>,
+    so_far: &str,
+) -> Result<ExitCode, Failure> {
+    match sent {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(Sent::Gone) => {
+            let path = fifo.path.display();
+            note!("{PROGRAM}: write {path}: EPIPE: the reader went away{so_far}");
+            Ok(ExitCode::from(exit::RUNTIME))
+        }
+        Err(Sent::Gave(gave)) => {
+            let why = gave.describe("room in the FIFO", wait);
+            note!("{PROGRAM}: {why}{so_far}");
+            Ok(gave.exit_code())
+        }
+        Err(Sent::Failed(failure)) => Err(failure),
+    }
+}
+
+/// `Hello <pid> <i>`, then with `--size` a space and dots up to `size` bytes including
+/// the newline (at least one dot: no line ends with a space).
 fn record(pid: i32, i: u64, size: Option<usize>) -> Vec<u8> {
-    let mut record = format!("Hello {pid} {i} ").into_bytes();
+    let mut record = format!("Hello {pid} {i}").into_bytes();
     if let Some(size) = size {
-        record.resize(size.saturating_sub(1).max(record.len()), b'.');
+        let padded = size.saturating_sub(1).max(record.len() + 2);
+        record.push(b' ');
+        record.resize(padded, b'.');
     }
     record.push(b'\n');
     record
@@ -205,38 +225,27 @@ fn record(pid: i32, i: u64, size: Option<usize>) -> Vec<u8> {
 fn parse_options() -> Result<Option<Options>, UsageError> {
     let mut parser = Parser::from_env(PROGRAM)?;
     let mut options = Options {
-        path: PathBuf::from(DEFAULT_PATH),
+        common: Common::default(),
         messages: None,
         size: None,
         interval: Duration::ZERO,
-        wait: None,
-        keep: false,
     };
-    let mut path = None;
     while let Some(arg) = parser.next()? {
+        if options.common.accept(&arg, &mut parser)? {
+            continue;
+        }
         match arg.as_str() {
-            "--messages" => options.messages = Some(parser.value(&arg)?),
-            "--size" => options.size = Some(parser.value(&arg)?),
+            "--messages" => {
+                options.messages = Some(parser.value_in(&arg, MESSAGES_RANGE)?)
+            }
+            "--size" => options.size = Some(parser.value_in(&arg, SIZE_RANGE)?),
             "--interval" => {
-                options.interval =
-                    Duration::from_secs_f64(parser.value::<Positive>(&arg)?.0);
+                let secs = parser.value_in(&arg, INTERVAL_RANGE)?;
+                options.interval = Duration::from_secs_f64(secs);
             }
-            "--wait" => {
-                options.wait =
-                    Some(Duration::from_secs_f64(parser.value::<Positive>(&arg)?.0))
-            }
-            "--keep" => options.keep = true,
             "-h" | "--help" => return Ok(None),
-            _ if path.is_none()
-                && (parser.options_ended() || !arg.starts_with('-')) =>
-            {
-                path = Some(PathBuf::from(arg));
-            }
             _ => return Err(parser.unexpected(&arg)),
         }
-    }
-    if let Some(path) = path {
-        options.path = path;
     }
     if options.messages.is_none()
         && (options.size.is_some() || !options.interval.is_zero())
@@ -245,30 +254,30 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
             "--size and --interval go with --messages".to_owned(),
         ));
     }
-    if options.size.is_some_and(|size| size > 1 << 20) {
-        return Err(UsageError("--size is at most 1048576 bytes".to_owned()));
-    }
     Ok(Some(options))
 }
 
 fn usage() -> String {
+    let path = named_fifo::DEFAULT_PATH;
     format!(
         "\
-Usage: {PROGRAM} [PATH] [--messages N] [--size BYTES] [--interval SECS] [--wait SECS] [--keep]
+Usage: {PROGRAM} [PATH] [--messages N] [--size BYTES] [--interval SECS]
+                   [--wait SECS] [--keep]
 
-Makes the FIFO PATH (default {DEFAULT_PATH}) if it is missing, waits for a reader to open
+Makes the FIFO PATH (default {path}) if it is missing, waits for a reader to open
 it, writes `Hello <pid>` and closes it (the documents' write_to_named_pipe.py). Run
 fifo-reader in another terminal, before or after.
 
 Options:
-  --messages N     send N newline-terminated records `Hello <pid> <i>` instead
-  --size BYTES     pad each record to BYTES (records up to {PIPE_BUF} bytes are written
-                   atomically; larger ones may interleave with other writers')
-  --interval SECS  pause between records
+  --messages N     send N records `Hello <pid> <i>`, one per line (1 to 1000000000)
+  --size BYTES     pad each record to BYTES, 1 to 1048576 (records up to {PIPE_BUF}
+                   bytes are written atomically; larger ones may interleave)
+  --interval SECS  pause between records, 0 to 3600 (default 0)
 {COMMON_HELP}
 
-Exit status: 0 sent; 1 a system call failed, PATH is not a FIFO, or the reader went away
-(broken pipe); 2 bad command line; 3 --wait ran out; 130 / 143 stopped by SIGINT / SIGTERM.
+Exit status: 0 sent; 1 a system call failed, PATH is not a FIFO, or the reader went
+away (broken pipe); 2 bad command line; 3 --wait ran out;
+129 / 130 / 143 stopped by SIGHUP / SIGINT / SIGTERM.
 "
     )
 }
