@@ -114,8 +114,9 @@ impl Drop for Guard<'_> {
 /// signal). Every outcome means the same to the callers: look at the word again.
 pub fn futex_wait(word: &AtomicU32, expected: u32, limit: Duration) {
     let timeout = libc::timespec {
-        tv_sec: libc::time_t::try_from(limit.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: libc::c_long::try_from(limit.subsec_nanos()).unwrap_or(0),
+        tv_sec: libc::time_t::try_from(limit.as_secs())
+            .unwrap_or(libc::time_t::MAX),
+        tv_nsec: limit.subsec_nanos() as libc::c_long, // below 10^9: fits any c_long
     };
     // SAFETY: `word` is a valid, aligned u32 for the whole call and `timeout` outlives it;
     // FUTEX_WAIT (without FUTEX_PRIVATE_FLAG: the word may be shared between processes)

@@ -8,6 +8,7 @@
 //! running: SIGTERM, a short grace, then SIGKILL, and always `waitpid`.
 
 use crate::lock::{Guard, Lock};
+use lesson_kit::args::{Parser, UsageError};
 use lesson_kit::{Context, Failure, describe_wait, exit, exited_ok, note};
 use lesson_kit::{signal_exit, signal_name};
 use nix::errno::Errno;
@@ -103,6 +104,24 @@ impl Team {
     }
     // ANCHOR_END: signals
 
+    /// The whole life of a parent: makes the team, runs `work` (the program's
+    /// choreography), then [`Team::end`]: whatever `work` left running is stopped and
+    /// reaped, on every path.
+    pub fn lead(
+        program: &'static str,
+        work: impl FnOnce(&mut Team) -> Result<ExitCode, Halt>,
+    ) -> ExitCode {
+        let mut team = match Team::new(program) {
+            Ok(team) => team,
+            Err(failure) => {
+                note!("{program}: {failure}");
+                return ExitCode::from(exit::RUNTIME);
+            }
+        };
+        let outcome = work(&mut team);
+        team.end(outcome)
+    }
+
     /// Ok, or `Halt::Stopped` once a stop signal has arrived.
     pub fn check(&self) -> Result<(), Halt> {
         match stop_signal() {
@@ -178,7 +197,9 @@ impl Team {
                 }
                 Err(Errno::EINTR) => {}
                 Err(errno) => {
-                    return Err(Failure::new(format!("waitpid {child}"), errno).into());
+                    return Err(
+                        Failure::new(format!("waitpid {child}"), errno).into()
+                    );
                 }
             }
         }
@@ -191,7 +212,10 @@ impl Team {
         if exited_ok(status) {
             Ok(())
         } else {
-            Err(Failure::new(format!("child {child}"), describe_wait(status)).into())
+            Err(
+                Failure::new(format!("child {child}"), describe_wait(status))
+                    .into(),
+            )
         }
     }
 
@@ -203,7 +227,8 @@ impl Team {
         for child in self.children.clone() {
             let status = self.join(child)?;
             if !exited_ok(status) {
-                let failure = Failure::new(format!("child {child}"), describe_wait(status));
+                let failure =
+                    Failure::new(format!("child {child}"), describe_wait(status));
                 note!("{}: {failure}", self.program);
                 first_bad.get_or_insert(failure);
             }
@@ -240,7 +265,11 @@ impl Team {
 
     /// One `poll` on the self-pipe (and `fd`), for at most `timeout`. Returns whether `fd`
     /// is ready. Drains the self-pipe, so the next pause sleeps again.
-    fn pause(&self, timeout: Duration, fd: Option<BorrowedFd<'_>>) -> Result<bool, Halt> {
+    fn pause(
+        &self,
+        timeout: Duration,
+        fd: Option<BorrowedFd<'_>>,
+    ) -> Result<bool, Halt> {
         let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
         let mut fds = vec![PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
         if let Some(fd) = fd {
@@ -340,7 +369,9 @@ fn become_child(parent: Pid) {
     // If the parent dies (even by SIGKILL), the kernel sends us SIGKILL: no orphan lives
     // on. The parent may have died before this line: then our parent is already
     // someone else, and we leave at once.
-    if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() || getppid() != parent {
+    if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err()
+        || getppid() != parent
+    {
         exit_child(exit::RUNTIME);
     }
 }
@@ -397,4 +428,14 @@ pub fn write_stdout(bytes: &[u8]) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// The option parser of a program that takes none but `--help`.
+pub fn no_options(program: &str) -> Result<Option<()>, UsageError> {
+    let mut parser = Parser::from_env(program)?;
+    match parser.next()?.as_deref() {
+        None => Ok(Some(())),
+        Some("-h" | "--help") => Ok(None),
+        Some(arg) => Err(parser.unexpected(arg)),
+    }
 }

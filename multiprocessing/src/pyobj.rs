@@ -41,7 +41,11 @@ impl PyObject {
             }
             PyObject::Dict(pairs) => format!(
                 "{{{}}}",
-                join(pairs.iter().map(|(k, v)| format!("{}: {}", str_repr(k), v.repr())))
+                join(pairs.iter().map(|(k, v)| format!(
+                    "{}: {}",
+                    str_repr(k),
+                    v.repr()
+                )))
             ),
             PyObject::Set(items) if items.is_empty() => "set()".to_owned(),
             PyObject::Set(items) => {
@@ -62,11 +66,11 @@ impl PyObject {
             }
             PyObject::Dict(pairs) => format!(
                 "{{{}}}",
-                join(
-                    pairs
-                        .iter()
-                        .map(|(k, v)| format!("{}: {}", json_string(k), v.to_json()))
-                )
+                join(pairs.iter().map(|(k, v)| format!(
+                    "{}: {}",
+                    json_string(k),
+                    v.to_json()
+                )))
             ),
             PyObject::Set(items) => format!(
                 "{{\"$set\": [{}]}}",
@@ -176,7 +180,9 @@ impl JsonParser<'_> {
 
     fn value(&mut self, depth: usize) -> Result<PyObject, String> {
         if depth > MAX_DEPTH {
-            return Err(self.error(&format!("at most {MAX_DEPTH} levels of nesting")));
+            return Err(
+                self.error(&format!("at most {MAX_DEPTH} levels of nesting"))
+            );
         }
         self.skip_space();
         match self.text.get(self.at) {
@@ -271,7 +277,9 @@ impl JsonParser<'_> {
                 b'\\' => {
                     let escaped = self.escape()?;
                     let mut utf8 = [0u8; 4];
-                    bytes.extend_from_slice(escaped.encode_utf8(&mut utf8).as_bytes());
+                    bytes.extend_from_slice(
+                        escaped.encode_utf8(&mut utf8).as_bytes(),
+                    );
                 }
                 0..0x20 => {
                     self.at -= 1;
@@ -302,7 +310,9 @@ impl JsonParser<'_> {
                 if (0xd800..0xdc00).contains(&code) {
                     // A surrogate pair: `\ud83d\ude00`.
                     if !(self.eat(b'\\') && self.eat(b'u')) {
-                        return Err(self.error("the second half of a surrogate pair"));
+                        return Err(
+                            self.error("the second half of a surrogate pair")
+                        );
                     }
                     let low = self.hex4()?;
                     if !(0xdc00..0xe000).contains(&low) {
@@ -316,7 +326,9 @@ impl JsonParser<'_> {
             }
             _ => {
                 self.at -= 1;
-                return Err(self.error("an escape: \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u"));
+                return Err(
+                    self.error("an escape: \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u")
+                );
             }
         })
     }
@@ -339,12 +351,18 @@ mod tests {
 
     fn document_objects() -> [PyObject; 3] {
         [
-            PyObject::List(vec![str_obj("spam"), PyObject::Int(42), str_obj("eggs")]),
+            PyObject::List(vec![
+                str_obj("spam"),
+                PyObject::Int(42),
+                str_obj("eggs"),
+            ]),
             PyObject::Dict(vec![
                 ("name".to_owned(), str_obj("Bob")),
                 ("spam".to_owned(), PyObject::Int(42)),
             ]),
-            PyObject::Set(["ss", "pp", "aa", "mm"].into_iter().map(str_obj).collect()),
+            PyObject::Set(
+                ["ss", "pp", "aa", "mm"].into_iter().map(str_obj).collect(),
+            ),
         ]
     }
 
@@ -364,7 +382,10 @@ mod tests {
         assert_eq!(str_repr("it's"), "\"it's\"");
         assert_eq!(str_repr("say \"hi\""), "'say \"hi\"'");
         assert_eq!(str_repr("it's \"x\""), "'it\\'s \"x\"'");
-        assert_eq!(str_repr("a\\b\tc\nd\re\u{1}\u{7f}é"), "'a\\\\b\\tc\\nd\\re\\x01\\x7fé'");
+        assert_eq!(
+            str_repr("a\\b\tc\nd\re\u{1}\u{7f}é"),
+            "'a\\\\b\\tc\\nd\\re\\x01\\x7fé'"
+        );
     }
 
     #[test]
@@ -390,7 +411,8 @@ mod tests {
 
     #[test]
     fn json_from_elsewhere_is_read_with_its_escapes() {
-        let parsed = PyObject::from_json(" [ \"\\u00e9\\ud83d\\ude00\\/\\b\\f\\r\" , -7 ] ");
+        let parsed =
+            PyObject::from_json(" [ \"\\u00e9\\ud83d\\ude00\\/\\b\\f\\r\" , -7 ] ");
         assert_eq!(
             parsed,
             Ok(PyObject::List(vec![
@@ -409,12 +431,21 @@ mod tests {
             ("{1: 2}", "expected a string key at byte 1"),
             ("{\"a\": 1 \"b\"}", "expected ',' or '}' at byte 8"),
             ("\"abc", "expected '\"' to end the string at byte 4"),
-            ("\"a\u{1}\"", "expected no raw control character in a string at byte 2"),
+            (
+                "\"a\u{1}\"",
+                "expected no raw control character in a string at byte 2",
+            ),
             ("\"\\x\"", "expected an escape"),
             ("\"\\u12\"", "expected four hex digits at byte 3"),
-            ("\"\\ud800x\"", "expected the second half of a surrogate pair"),
+            (
+                "\"\\ud800x\"",
+                "expected the second half of a surrogate pair",
+            ),
             ("\"\\ud800\\u0041\"", "expected a low surrogate"),
-            ("99999999999999999999", "expected an integer that fits in 64 bits at byte 0"),
+            (
+                "99999999999999999999",
+                "expected an integer that fits in 64 bits at byte 0",
+            ),
             ("-", "expected an integer that fits in 64 bits at byte 0"),
             ("1.5", "expected end of input at byte 1"),
             ("true", "expected an integer, a string"),

@@ -42,7 +42,8 @@ pub struct Shared<T: ProcessShared> {
 impl<T: ProcessShared> Shared<T> {
     /// Maps fresh shared pages and moves `value` into them.
     pub fn new(value: T) -> Result<Shared<T>, Failure> {
-        let len = NonZeroUsize::new(size_of::<T>().max(1)).unwrap_or(NonZeroUsize::MIN);
+        let len =
+            NonZeroUsize::new(size_of::<T>().max(1)).unwrap_or(NonZeroUsize::MIN);
         // SAFETY: a new anonymous mapping at an address the kernel chooses touches no
         // existing memory.
         let pages = unsafe {

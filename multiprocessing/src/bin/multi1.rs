@@ -22,9 +22,10 @@
 //! - the parent reaps all six children before it exits (Python's `Process` joins them at
 //!   exit too), and a Ctrl-C ends and reaps them; a child whose parent dies ends at once.
 
-use lesson_kit::args::{Parser, UsageError, parse_command_line};
-use lesson_kit::{Failure, exit, note};
+use lesson_kit::Failure;
+use lesson_kit::args::parse_command_line;
 use multiprocessing::lock::Lock;
+use multiprocessing::process::no_options;
 use multiprocessing::process::{child_code, write_stdout};
 use multiprocessing::shm::Shared;
 use multiprocessing::{Halt, Team, say};
@@ -34,19 +35,12 @@ use std::process::ExitCode;
 const PROGRAM: &str = "multi1";
 
 fn main() -> ExitCode {
-    match parse_command_line(PROGRAM, parse_options, usage) {
+    match parse_command_line(PROGRAM, || no_options(PROGRAM), usage) {
         Ok(()) => {}
         Err(code) => return code, // --help printed, or a usage error reported
     }
-    let mut team = match Team::new(PROGRAM) {
-        Ok(team) => team,
-        Err(failure) => {
-            note!("{PROGRAM}: {failure}");
-            return ExitCode::from(exit::RUNTIME);
-        }
-    };
-    let outcome = run(&mut team);
-    team.end(outcome) // stops and reaps whatever still runs, on every path
+    // Whatever is still running at the end is stopped and reaped, on every path.
+    Team::lead(PROGRAM, run)
 }
 
 // ANCHOR: run
@@ -94,17 +88,6 @@ fn whoami(label: &str) -> Result<(), Failure> {
     write_stdout(b"\n")
 }
 // ANCHOR_END: whoami
-
-fn parse_options() -> Result<Option<()>, UsageError> {
-    let mut parser = Parser::from_env(PROGRAM)?;
-    while let Some(arg) = parser.next()? {
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(None),
-            _ => return Err(parser.unexpected(&arg)),
-        }
-    }
-    Ok(Some(()))
-}
 
 fn usage() -> String {
     format!(

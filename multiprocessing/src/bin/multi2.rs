@@ -22,8 +22,9 @@
 //! - a peer that closes before it answers is reported (`connection closed`), where Python
 //!   raises `EOFError`; Ctrl-C ends and reaps the children.
 
-use lesson_kit::args::{Parser, UsageError, parse_command_line};
-use lesson_kit::{Failure, exit, note};
+use lesson_kit::Failure;
+use lesson_kit::args::parse_command_line;
+use multiprocessing::process::no_options;
 use multiprocessing::process::{Side, child_code, run_child};
 use multiprocessing::pyobj::{PyObject, str_obj};
 use multiprocessing::{Halt, Team, say};
@@ -40,19 +41,12 @@ const PROGRAM: &str = "multi2";
 const MAX_LINE: usize = 64 * 1024;
 
 fn main() -> ExitCode {
-    match parse_command_line(PROGRAM, parse_options, usage) {
+    match parse_command_line(PROGRAM, || no_options(PROGRAM), usage) {
         Ok(()) => {}
         Err(code) => return code, // --help printed, or a usage error reported
     }
-    let mut team = match Team::new(PROGRAM) {
-        Ok(team) => team,
-        Err(failure) => {
-            note!("{PROGRAM}: {failure}");
-            return ExitCode::from(exit::RUNTIME);
-        }
-    };
-    let outcome = run(&mut team);
-    team.end(outcome) // stops and reaps whatever still runs, on every path
+    // Whatever is still running at the end is stopped and reaped, on every path.
+    Team::lead(PROGRAM, run)
 }
 
 // ANCHOR: run
@@ -155,7 +149,9 @@ impl Connection {
                 Ok(n) => rest = &rest[n..],
                 Err(Errno::EINTR) => {}
                 // EPIPE: the peer closed its end (SIGPIPE is ignored, as Rust sets it).
-                Err(errno) => return Err(Failure::new("send (write socket)", errno)),
+                Err(errno) => {
+                    return Err(Failure::new("send (write socket)", errno));
+                }
             }
         }
         Ok(())
@@ -180,12 +176,15 @@ impl Connection {
             let mut chunk = [0u8; 4096];
             match read(&self.socket, &mut chunk) {
                 Ok(0) => {
-                    let why = "connection closed by the peer before a whole message";
+                    let why =
+                        "connection closed by the peer before a whole message";
                     return Err(Failure::new("recv", why).into());
                 }
                 Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
                 Err(Errno::EINTR) => {}
-                Err(errno) => return Err(Failure::new("recv (read socket)", errno).into()),
+                Err(errno) => {
+                    return Err(Failure::new("recv (read socket)", errno).into());
+                }
             }
         }
     }
@@ -196,17 +195,6 @@ fn parse_line(line: &[u8]) -> Result<PyObject, Failure> {
     let text = std::str::from_utf8(line)
         .map_err(|err| Failure::new("recv: message is not UTF-8", err))?;
     PyObject::from_json(text).map_err(|err| Failure::new("recv: bad message", err))
-}
-
-fn parse_options() -> Result<Option<()>, UsageError> {
-    let mut parser = Parser::from_env(PROGRAM)?;
-    while let Some(arg) = parser.next()? {
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(None),
-            _ => return Err(parser.unexpected(&arg)),
-        }
-    }
-    Ok(Some(()))
 }
 
 fn usage() -> String {

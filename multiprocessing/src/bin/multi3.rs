@@ -25,9 +25,9 @@
 //!   Python's global (under fork; under spawn the children start from 0 instead);
 //! - the lost-update demonstration and its two cures are new.
 
+use lesson_kit::Failure;
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pyfmt::float_str;
-use lesson_kit::{Failure, exit, note};
 use multiprocessing::lock::{Lock, futex_wait, futex_wake};
 use multiprocessing::process::child_code;
 use multiprocessing::shm::{ProcessShared, Shared};
@@ -66,20 +66,14 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(code) => return code, // --help printed, or a usage error reported
     };
-    let mut team = match Team::new(PROGRAM) {
-        Ok(team) => team,
-        Err(failure) => {
-            note!("{PROGRAM}: {failure}");
-            return ExitCode::from(exit::RUNTIME);
-        }
-    };
-    let outcome = document(&mut team).and_then(|()| {
+    // Whatever is still running at the end is stopped and reaped, on every path.
+    Team::lead(PROGRAM, |team| {
+        document(team)?;
         if options.race {
-            lost_updates(&mut team, &options)?;
+            lost_updates(team, &options)?;
         }
         Ok(ExitCode::SUCCESS)
-    });
-    team.end(outcome) // stops and reaps whatever still runs, on every path
+    })
 }
 
 // ANCHOR: document
@@ -99,7 +93,8 @@ fn document(team: &mut Team) -> Result<(), Halt> {
         add_to_value(&data);
         add_to_item(&data, i);
         let label = format!("process {i}");
-        let child = team.start(|| child_code(PROGRAM, show(&label, count, &data)))?;
+        let child =
+            team.start(|| child_code(PROGRAM, show(&label, count, &data)))?;
         team.join_ok(child)?;
     }
 

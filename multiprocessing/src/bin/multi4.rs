@@ -27,7 +27,7 @@
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pace::{PACING_HELP, Pacing};
-use lesson_kit::{Context, Failure, exit, note};
+use lesson_kit::{Context, Failure};
 use multiprocessing::process::child_code;
 use multiprocessing::{Halt, Team, say};
 use nix::errno::Errno;
@@ -64,15 +64,8 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(code) => return code, // --help printed, or a usage error reported
     };
-    let mut team = match Team::new(PROGRAM) {
-        Ok(team) => team,
-        Err(failure) => {
-            note!("{PROGRAM}: {failure}");
-            return ExitCode::from(exit::RUNTIME);
-        }
-    };
-    let outcome = run(&mut team, &options);
-    team.end(outcome) // stops and reaps whatever still runs, on every path
+    // Whatever is still running at the end is stopped and reaped, on every path.
+    Team::lead(PROGRAM, |team| run(team, &options))
 }
 
 // ANCHOR: run
@@ -107,7 +100,8 @@ fn run(team: &mut Team, options: &Options) -> Result<ExitCode, Halt> {
             }
             Got::Empty => say("no data...")?,
             Got::Closed => {
-                let why = format!("every producer is gone, {expected} records missing");
+                let why =
+                    format!("every producer is gone, {expected} records missing");
                 return Err(Failure::new("queue", why).into());
             }
         }
@@ -177,7 +171,8 @@ impl Queue {
         let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
         // Non-blocking reads: an empty queue is EAGAIN, not a wait. (Only the read end:
         // a producer's `put` may wait while the pipe is full.)
-        fcntl(&read_end, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).context("O_NONBLOCK")?;
+        fcntl(&read_end, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+            .context("O_NONBLOCK")?;
         Ok(Queue {
             read_end,
             write_end: Some(write_end),
@@ -203,7 +198,10 @@ impl Queue {
         };
         match write(write_end, &frame) {
             Ok(n) if n == frame.len() => Ok(()),
-            Ok(n) => Err(Failure::new("queue put", format!("short write of {n} bytes"))),
+            Ok(n) => Err(Failure::new(
+                "queue put",
+                format!("short write of {n} bytes"),
+            )),
             // EPIPE: the consumer is gone (SIGPIPE is ignored, as Rust sets it).
             Err(errno) => Err(Failure::new("queue put (write pipe)", errno)),
         }
@@ -216,18 +214,27 @@ impl Queue {
         match read(&self.read_end, &mut header) {
             Ok(0) => return Ok(Got::Closed),
             Ok(4) => {}
-            Ok(n) => return Err(Failure::new("queue get", format!("torn header ({n} bytes)"))),
+            Ok(n) => {
+                return Err(Failure::new(
+                    "queue get",
+                    format!("torn header ({n} bytes)"),
+                ));
+            }
             Err(Errno::EAGAIN) => return Ok(Got::Empty),
             Err(errno) => return Err(Failure::new("queue get (read pipe)", errno)),
         }
         let length = u32::from_be_bytes(header) as usize;
         let mut payload = vec![0u8; length.min(PIPE_BUF)];
-        let n = read(&self.read_end, &mut payload).context("queue get (read pipe)")?;
+        let n =
+            read(&self.read_end, &mut payload).context("queue get (read pipe)")?;
         parse_record(&payload[..n])
             .map(|(pid, state)| Got::Record(pid, state))
             .ok_or_else(|| {
                 let text = String::from_utf8_lossy(&payload[..n]);
-                Failure::new("queue get", format!("bad record {text:?} ({length} bytes)"))
+                Failure::new(
+                    "queue get",
+                    format!("bad record {text:?} ({length} bytes)"),
+                )
             })
     }
 }
@@ -241,7 +248,10 @@ impl AsFd for Queue {
 /// `[pid, state]` back into numbers.
 fn parse_record(payload: &[u8]) -> Option<(Pid, i64)> {
     let text = std::str::from_utf8(payload).ok()?;
-    let (pid, state) = text.strip_prefix('[')?.strip_suffix(']')?.split_once(", ")?;
+    let (pid, state) = text
+        .strip_prefix('[')?
+        .strip_suffix(']')?
+        .split_once(", ")?;
     Some((Pid::from_raw(pid.parse().ok()?), state.parse().ok()?))
 }
 // ANCHOR_END: queue

@@ -38,7 +38,9 @@ fn parse_options() -> Result<Option<String>, UsageError> {
     while let Some(word) = parser.next()? {
         match word.as_str() {
             "-h" | "--help" if !parser.options_ended() => return Ok(None),
-            _ if arg.is_none() && (parser.options_ended() || !word.starts_with('-')) => {
+            _ if arg.is_none()
+                && (parser.options_ended() || !word.starts_with('-')) =>
+            {
                 arg = Some(word);
             }
             _ => return Err(parser.unexpected(&word)),

@@ -19,8 +19,9 @@
 //! - the parent reaps all five (Python joins them at exit); Ctrl-C ends and reaps them,
 //!   and a child whose parent dies ends at once (the parent-death signal survives exec).
 
-use lesson_kit::args::{Parser, UsageError, parse_command_line};
+use lesson_kit::args::parse_command_line;
 use lesson_kit::{Context, Failure, describe_wait, exit, exited_ok, note};
+use multiprocessing::process::no_options;
 use multiprocessing::{Halt, Team, say};
 use nix::errno::Errno;
 use nix::sys::wait::WaitStatus;
@@ -35,19 +36,12 @@ const PROGRAM: &str = "multi5";
 const CHILD_PROGRAM: &str = "multi5-child";
 
 fn main() -> ExitCode {
-    match parse_command_line(PROGRAM, parse_options, usage) {
+    match parse_command_line(PROGRAM, || no_options(PROGRAM), usage) {
         Ok(()) => {}
         Err(code) => return code, // --help printed, or a usage error reported
     }
-    let mut team = match Team::new(PROGRAM) {
-        Ok(team) => team,
-        Err(failure) => {
-            note!("{PROGRAM}: {failure}");
-            return ExitCode::from(exit::RUNTIME);
-        }
-    };
-    let outcome = run(&mut team);
-    team.end(outcome) // stops and reaps whatever still runs, on every path
+    // Whatever is still running at the end is stopped and reaped, on every path.
+    Team::lead(PROGRAM, run)
 }
 
 // ANCHOR: run
@@ -125,17 +119,6 @@ fn child_program() -> Result<CString, Failure> {
 fn number(i: u32) -> CString {
     // Digits never contain NUL.
     CString::new(i.to_string()).unwrap_or_default()
-}
-
-fn parse_options() -> Result<Option<()>, UsageError> {
-    let mut parser = Parser::from_env(PROGRAM)?;
-    while let Some(arg) = parser.next()? {
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(None),
-            _ => return Err(parser.unexpected(&arg)),
-        }
-    }
-    Ok(Some(()))
 }
 
 fn usage() -> String {
