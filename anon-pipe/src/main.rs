@@ -1,20 +1,26 @@
 //! anon-pipe: a forked child sends messages to its parent through an anonymous pipe.
 //!
 //! Mirrors `pipe_1.py` from the documents: `pipe()`, then `fork()`; the child writes
-//! `Spam 0` .. `Spam 4` with growing pauses (0, 1, 2, 3, 4 s, then again), the parent reads at
-//! most 32 bytes at a time and prints each read as `Parent <pid> got [b'Spam 0'] at <time>`.
+//! `Spam 0` .. `Spam 4` with growing pauses (0, 1, 2, 3, 4 s, then again), the parent
+//! reads at most 32 bytes at a time and prints each read as
+//! `Parent <pid> got [b'Spam 0'] at <time>`.
 //!
 //! Usage: anon-pipe [--count N] [--speed X] [--no-gap]
 //!
-//! Try it:
-//!     cargo run -p anon-pipe                          # the document's run: Ctrl-C to stop
-//!     cargo run -p anon-pipe -- --count 5 --speed 20  # five messages in a fraction of a second
-//!     cargo run -p anon-pipe -- --count 10 --no-gap   # watch `b'Spam 4Spam 0'`: one read, two writes
+//! Try it (at the workspace root):
+//!     cargo run -p anon-pipe                           # the document's run; Ctrl-C
+//!     cargo run -p anon-pipe -- --count 5 --speed 20   # five messages, 0.5 s
+//!     cargo run -p anon-pipe -- --count 10 --no-gap    # see b'Spam 4Spam 0'
+//!     cargo run -p anon-pipe -- --speed 20 | head -n 1 # a reader that leaves
 //!
 //! Where this differs from the document, on purpose:
-//! - each process closes the pipe end it does not use, so a child whose parent dies gets a
-//!   broken pipe and stops, and a parent whose child dies reads EOF, reaps it and says how it
-//!   ended (the original blocks or lives on forever);
+//! - each process closes the pipe end it does not use, so a child whose parent dies
+//!   notices (its pause wakes up with POLLERR, or its write fails with EPIPE) and stops,
+//!   and a parent whose child dies reads EOF, reaps it and says how it ended (the
+//!   original blocks or lives on forever);
+//! - SIGINT, SIGTERM and SIGHUP stop the parent cleanly, even while it is blocked on a
+//!   full stdout: it ends the child (SIGTERM, then SIGKILL after 0.5 s), reaps it and
+//!   exits 128 + n;
 //! - `--count` makes the child stop after N messages, and the parent stop at EOF.
 //!
 //! Caveat: the 10 ms gap before each write only makes merged reads unlikely. A pipe is a
@@ -23,31 +29,52 @@
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pace::{PACING_HELP, Pacing};
 use lesson_kit::pyfmt::{bytes_repr, time_str};
-use lesson_kit::{Context, Failure, describe_wait, exit, exited_ok};
+use lesson_kit::{
+    Context, Failure, describe_wait, exit, exited_ok, note, signal_exit,
+    signal_name,
+};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::waitpid;
-use nix::unistd::{ForkResult, fork, getpid, pipe2, read, write};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork, getpid, pipe2, read, write};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::io::{self, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::sleep;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const PROGRAM: &str = "anon-pipe";
 
 /// The document's `time.sleep(0.01)` before each write. It is not shortened by `--speed`:
-/// its job is to outlast the parent's wake-up after the previous write, which takes just as
-/// long however fast the demonstration runs.
+/// its job is to outlast the parent's wake-up after the previous write, which takes just
+/// as long however fast the demonstration runs.
 const GAP: Duration = Duration::from_millis(10);
 
 /// The document's `os.read(fd, 32)`: a read returns at most this many bytes.
 const READ_SIZE: usize = 32;
 
+/// How long a child asked to stop (SIGTERM) may take before it is killed (SIGKILL).
+const GRACE: Duration = Duration::from_millis(500);
+
+/// The stop signal that arrived (0: none yet). A signal handler can reach only statics.
+static STOP_SIGNAL: AtomicUsize = AtomicUsize::new(0);
+
 struct Options {
     pacing: Pacing,
     gap: bool,
+}
+
+/// Why the parent stopped reading.
+enum Ended {
+    /// EOF: every write end is closed, so the child is done.
+    Eof,
+    /// A stop signal (SIGINT, SIGTERM, SIGHUP) arrived.
+    Signal(i32),
 }
 
 // ANCHOR: main
@@ -59,19 +86,19 @@ fn main() -> Result<ExitCode, Failure> {
 
     // ANCHOR: pipe
     // Two file descriptors: what is written to `write_end` comes out of `read_end`.
-    // O_CLOEXEC keeps them out of any program exec'd later; a habit, since nothing here
-    // execs, that prevents the "EOF never comes" deadlock (see the hazards chapter).
+    // O_CLOEXEC keeps them out of any program exec'd later; a habit, since nothing
+    // here execs, that prevents the "EOF never comes" deadlock (see the hazards chapter).
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
     // ANCHOR_END: pipe
 
     // ANCHOR: fork
-    // Whatever sits in our stdout buffer at fork time would be copied into the child and
-    // printed twice.
+    // Whatever sits in our stdout buffer at fork time would be copied into the child
+    // and printed twice.
     io::stdout().flush().context("flush stdout")?;
-    // SAFETY: in the child of a multi-threaded process only async-signal-safe calls are
-    // sound, because other threads may have held locks (the allocator's, stdout's) at the
-    // moment of the fork. This process has a single thread, nothing above starts one, so the
-    // child is a complete copy and may run ordinary Rust code.
+    // SAFETY: in the child of a multi-threaded process only async-signal-safe calls
+    // are sound, because other threads may have held locks (the allocator's, stdout's)
+    // at the moment of the fork. This process has a single thread (nothing above
+    // starts one), so the child is a complete copy and may run ordinary Rust code.
     let child = match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             drop(read_end); // the child only writes: close its copy of the read end
@@ -82,34 +109,42 @@ fn main() -> Result<ExitCode, Failure> {
     // ANCHOR_END: fork
 
     // ANCHOR: close
-    // The parent only reads. Its copy of the write end must go: `read` returns 0 (EOF) only
-    // when every write end in every process is closed, and this one would never be.
+    // The parent only reads. Its copy of the write end must go: `read` returns 0 (EOF)
+    // only when every write end in every process is closed, and this one would never be.
     drop(write_end);
     // ANCHOR_END: close
-    eprintln!(
+    note!(
         "Parent {} forked child {child} (stop it with: kill {child})",
         getpid()
     );
 
-    let reading = parent(&read_end);
+    // Installed after the fork, so the child keeps the default actions: Ctrl-C, which
+    // the terminal sends to both processes, simply ends it.
+    let reading = match stop_signals() {
+        Ok(signals) => parent(&read_end, &signals),
+        Err(err) => Err(Failure::new("install signal handlers", err)),
+    };
 
     // ANCHOR: wait
-    // Done reading, normally because the child closed its end (EOF). If we stopped for an
-    // error instead, the child may be asleep before its next write: ask it to stop now rather
-    // than wait for its broken pipe.
-    if reading.is_err() {
-        let _ = kill(child, Signal::SIGTERM); // it may already be gone: nothing to report
+    // Reap the child: until we do, it stays a zombie in the process table. At EOF it
+    // has closed its end and is exiting; otherwise (a stop signal, an error) it may be
+    // asleep before its next write, or stopped: end it, with a bound.
+    let status = match reading {
+        Ok(Ended::Eof) => waitpid(child, None),
+        _ => end_child(child),
     }
-    drop(read_end); // from now on a write by the child fails with EPIPE
-    // Reap the child: until we do, it stays a zombie in the process table.
-    let status = waitpid(child, None).context(format!("waitpid child {child}"))?;
-    eprintln!(
+    .context(format!("waitpid child {child}"))?;
+    drop(read_end); // closed last, so a child asked to stop hears it from SIGTERM
+    note!(
         "Parent {}: child {child} {}",
         getpid(),
         describe_wait(status)
     );
     // ANCHOR_END: wait
-    reading?;
+    if let Ended::Signal(signal) = reading? {
+        note!("{PROGRAM}: stopped by {}", signal_name(signal));
+        return Ok(signal_exit(signal));
+    }
     Ok(ExitCode::from(if exited_ok(status) {
         exit::OK
     } else {
@@ -119,29 +154,29 @@ fn main() -> Result<ExitCode, Failure> {
 // ANCHOR_END: main
 
 // ANCHOR: child
-/// The child's whole life: write `Spam <n>` on the document's cadence, then exit. It never
-/// returns to `main`, so nothing after the fork in `main` runs twice.
+/// The child's whole life: write `Spam <n>` on the document's cadence, then exit. It
+/// never returns to `main`, so nothing after the fork in `main` runs twice.
 fn child(write_end: OwnedFd, options: &Options) -> ! {
     for beat in options.pacing.spam_beats() {
-        if options.gap {
-            sleep(GAP); // keeps two writes apart, so one read rarely gets both
-        }
-        sleep(beat.pause); // the document's simulated work: 0, 1, 2, 3, 4 s, and again
-        let message = format!("Spam {}", beat.n); // no newline: pipe_1 has no framing at all
-        match write(&write_end, message.as_bytes()) {
-            // A write of at most PIPE_BUF (4096) bytes to a pipe is all-or-nothing.
+        let gap = if options.gap { GAP } else { Duration::ZERO };
+        // The document's simulated work (0, 1, 2, 3, 4 s), after the gap that keeps two
+        // writes apart so one read rarely gets both.
+        let sent = pause(&write_end, gap + beat.pause).and_then(|()| {
+            // No newline: pipe_1 has no framing at all. A write of at most PIPE_BUF
+            // (4096) bytes to a pipe is all-or-nothing.
+            write(&write_end, format!("Spam {}", beat.n).as_bytes())
+        });
+        match sent {
             Ok(_) => {}
-            // The parent closed its read end (or died): with SIGPIPE ignored, as Rust sets it
-            // up before main, the write fails with EPIPE instead of killing us silently.
+            // No read end is left: the parent is gone. With SIGPIPE ignored, as Rust
+            // sets it up before main, the write fails with EPIPE instead of killing us
+            // silently.
             Err(Errno::EPIPE) => {
-                eprintln!(
-                    "Child {}: write pipe: EPIPE, the parent is gone; stopping",
-                    getpid()
-                );
+                note!("Child {}: write pipe: EPIPE, the parent is gone", getpid());
                 exit_child(exit::RUNTIME);
             }
             Err(err) => {
-                eprintln!("Child {}: write pipe: {err}", getpid());
+                note!("Child {}: write pipe: {err}", getpid());
                 exit_child(exit::RUNTIME);
             }
         }
@@ -151,33 +186,156 @@ fn child(write_end: OwnedFd, options: &Options) -> ! {
 }
 // ANCHOR_END: child
 
-/// Ends the child without returning through `main` (which would run the parent's code) and
-/// without running exit-time cleanup that belongs to the parent.
+// ANCHOR: pause
+/// Sleeps for `pause`, but not past the parent's death: `poll` reports POLLERR on a
+/// write end whose every read end is closed, and we answer EPIPE, as `write` would.
+fn pause(write_end: &OwnedFd, pause: Duration) -> Result<(), Errno> {
+    let end = Instant::now() + pause;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let ms = PollTimeout::try_from(left.as_micros().div_ceil(1000))
+            .unwrap_or(PollTimeout::MAX);
+        // No events asked for: POLLERR and POLLHUP are always reported.
+        let mut fds = [PollFd::new(write_end.as_fd(), PollFlags::empty())];
+        match poll(&mut fds, ms) {
+            Ok(0) if left.is_zero() => return Ok(()),
+            Ok(0) | Err(Errno::EINTR) => {} // early (rounding) or interrupted
+            Ok(_) => return Err(Errno::EPIPE), // POLLERR: no reader is left
+            Err(err) => return Err(err),
+        }
+    }
+}
+// ANCHOR_END: pause
+
+/// Ends the child without returning through `main` (which would run the parent's code)
+/// and without running exit-time cleanup that belongs to the parent.
 fn exit_child(code: u8) -> ! {
-    // SAFETY: `_exit` ends the calling process at once; it touches no memory of ours and is
-    // async-signal-safe, so it is sound anywhere, including in a forked child.
+    // SAFETY: `_exit` ends the calling process at once; it touches no memory of ours and
+    // is async-signal-safe, so it is sound anywhere, including in a forked child.
     unsafe { libc::_exit(i32::from(code)) }
 }
 
 // ANCHOR: parent
-/// The parent's loop: one `read` of at most 32 bytes, one line of output, until EOF.
-fn parent(read_end: &OwnedFd) -> Result<(), Failure> {
+/// The parent's loop: one `read` of at most 32 bytes, one line of output, until EOF or
+/// a stop signal.
+fn parent(read_end: &OwnedFd, signals: &UnixStream) -> Result<Ended, Failure> {
     let me = getpid();
-    let mut stdout = io::stdout().lock();
     let mut buffer = [0u8; READ_SIZE];
     loop {
-        // Blocks until the child writes. Returns what is in the pipe, up to 32 bytes: one
-        // message, or two if the child wrote twice before we got here.
+        // Wait until the child writes (or a signal asks us to stop), then read what is
+        // in the pipe, up to 32 bytes: one message, or two if the child wrote twice
+        // before we got here.
+        if let Some(signal) =
+            wait_for(read_end.as_fd(), PollFlags::POLLIN, signals)?
+        {
+            return Ok(Ended::Signal(signal));
+        }
         let n = read(read_end, &mut buffer).context("read pipe")?;
         if n == 0 {
-            return Ok(()); // EOF: every write end is closed, so the child is done
+            return Ok(Ended::Eof); // every write end is closed: the child is done
         }
         let received = bytes_repr(&buffer[..n]);
-        writeln!(stdout, "Parent {me} got [{received}] at {}", time_str())
-            .context("write stdout")?;
+        let line = format!("Parent {me} got [{received}] at {}\n", time_str());
+        if let Some(signal) = print(&line, signals)? {
+            return Ok(Ended::Signal(signal));
+        }
     }
 }
 // ANCHOR_END: parent
+
+// ANCHOR: print
+/// Writes `line` to stdout with `write(2)`, no buffer in between, and never blocks
+/// past a stop signal: a reader that stalls (`| sleep 60`) fills the pipe, and a plain
+/// `write` would then wait, deaf to Ctrl-C. Returns the signal if one came first.
+fn print(line: &str, signals: &UnixStream) -> Result<Option<i32>, Failure> {
+    let stdout = io::stdout();
+    let mut rest = line.as_bytes();
+    while !rest.is_empty() {
+        if let Some(signal) = wait_for(stdout.as_fd(), PollFlags::POLLOUT, signals)?
+        {
+            return Ok(Some(signal));
+        }
+        // Room for at least PIPE_BUF bytes: a short line goes in without blocking.
+        let n = write(stdout.as_fd(), rest).context("write stdout")?;
+        rest = &rest[n..];
+    }
+    Ok(None)
+}
+// ANCHOR_END: print
+
+// ANCHOR: signals
+/// SIGINT, SIGTERM and SIGHUP become a byte on a socket that `poll` can wait on, next
+/// to the pipe and stdout. The handlers only store the signal's number and write that
+/// byte, both async-signal-safe; everything else happens in `main`.
+fn stop_signals() -> io::Result<UnixStream> {
+    let (receiver, sender) = UnixStream::pair()?;
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
+        signal_hook::flag::register_usize(signal, &STOP_SIGNAL, signal as usize)?;
+        signal_hook::low_level::pipe::register(signal, sender.try_clone()?)?;
+    }
+    Ok(receiver)
+}
+
+/// Waits until `fd` is ready for `events` (or in error: the call that follows will
+/// say which), or until a stop signal arrives, and returns that signal. Watches stdout
+/// all the while: when its reader goes away (`| head -n 1`) we stop now, not at our
+/// next line, which a stopped child might never let us write.
+fn wait_for(
+    fd: BorrowedFd,
+    events: PollFlags,
+    signals: &UnixStream,
+) -> Result<Option<i32>, Failure> {
+    let stdout = io::stdout();
+    let mut fds = [
+        PollFd::new(fd, events),
+        PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+        // No events asked for: POLLERR, the sign of a pipe with no reader, always is.
+        PollFd::new(stdout.as_fd(), PollFlags::empty()),
+    ];
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            // poll is never restarted after a handler ran (SA_RESTART or not): the
+            // signal's byte is waiting on the socket, so the next round sees it.
+            Err(Errno::EINTR) => {}
+            Err(err) => return Err(Failure::new("poll", err)),
+            Ok(_) => break,
+        }
+    }
+    let [_, signal, out] = fds.map(|fd| fd.revents().unwrap_or(PollFlags::POLLERR));
+    if signal.contains(PollFlags::POLLIN) {
+        let signal = STOP_SIGNAL.load(Ordering::SeqCst);
+        return Ok(Some(i32::try_from(signal).unwrap_or(SIGTERM)));
+    }
+    if out.contains(PollFlags::POLLERR) {
+        return Err(Failure::new("poll stdout", "POLLERR: its reader is gone"));
+    }
+    Ok(None)
+}
+// ANCHOR_END: signals
+
+// ANCHOR: end_child
+/// Ends the child, with a bound: SIGTERM, up to GRACE for it to go, then SIGKILL (a
+/// stopped child, or one that ignores SIGTERM, would otherwise keep us waiting for
+/// ever). Always reaps it.
+fn end_child(child: Pid) -> nix::Result<WaitStatus> {
+    let _ = kill(child, Signal::SIGTERM); // it may be gone already: then it is reaped below
+    let end = Instant::now() + GRACE;
+    while Instant::now() < end {
+        match waitpid(child, Some(WaitPidFlag::WNOHANG))? {
+            WaitStatus::StillAlive => sleep(Duration::from_millis(10)),
+            status => return Ok(status),
+        }
+    }
+    note!(
+        "Parent {}: child {child} still there {} ms after SIGTERM (stopped, or \
+         ignoring it): sending SIGKILL",
+        getpid(),
+        GRACE.as_millis()
+    );
+    kill(child, Signal::SIGKILL)?;
+    waitpid(child, None) // SIGKILL ends even a stopped process
+}
+// ANCHOR_END: end_child
 
 // ANCHOR: options
 fn parse_options() -> Result<Option<Options>, UsageError> {
@@ -201,23 +359,28 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
 // ANCHOR_END: options
 
 fn usage() -> String {
+    // trim_start: every option line below carries its own two-space indent.
+    let pacing = PACING_HELP.trim_start();
     format!(
         "\
 Usage: {PROGRAM} [--count N] [--speed X] [--no-gap]
 
-A forked child writes `Spam 0`..`Spam 4` into an anonymous pipe, pausing 0, 1, 2, 3, 4 s;
-the parent reads up to 32 bytes at a time and prints what each read returned
+A forked child writes `Spam 0`..`Spam 4` into an anonymous pipe, pausing 0, 1, 2, 3,
+4 s; the parent reads up to 32 bytes at a time and prints what each read returned
 (the documents' pipe_1.py).
 
 Options:
-{PACING_HELP}
+  {pacing}
   --no-gap     drop the 10 ms pause before each write, so `Spam 4` and `Spam 0`
                usually arrive in one read: b'Spam 4Spam 0'
   -h, --help   print this help
 
 Output: `Parent <pid> got [b'Spam 0'] at <time>` on stdout; notes on stderr.
+Ctrl-C, SIGTERM or SIGHUP: the child is ended (SIGTERM, SIGKILL after 0.5 s) and
+reaped, and the parent exits 128 + the signal's number.
 Exit status: 0 the child sent everything and exited 0; 1 a system call failed or the
-child ended badly (killed, non-zero status); 2 bad command line.
+child ended badly (killed, non-zero status); 2 bad command line; 129, 130, 143
+stopped by SIGHUP, SIGINT, SIGTERM.
 "
     )
 }

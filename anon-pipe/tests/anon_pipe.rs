@@ -1,12 +1,18 @@
 //! The lesson's promises, checked by running its binary as a subprocess with a deadline.
 
 use lesson_test::{
-    Leftovers, Lesson, assert_matches_document, assert_usage_errors,
-    check_transcript, number_after, parse_bytes_repr, process, send,
+    Leftovers, Lesson, Running, TempDir, assert_matches_document,
+    assert_usage_errors, check_transcript_of, number_after, parse_bytes_repr,
+    process, send,
 };
+use nix::fcntl::{OFlag, open};
 use nix::sys::signal::Signal;
-use std::path::Path;
-use std::time::Duration;
+use nix::sys::stat::Mode;
+use nix::unistd::mkfifo;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_anon-pipe");
 
@@ -25,9 +31,23 @@ fn lesson() -> Lesson {
     Lesson::new(BIN).deadline(Duration::from_secs(20))
 }
 
+/// The lesson run by a shell script (`$0` is the lesson), for redirections and limits.
+fn in_shell(script: &str) -> Lesson {
+    Lesson::new("bash")
+        .args(["-c", script, BIN])
+        .deadline(Duration::from_secs(20))
+}
+
 /// The child's pid, from the parent's `Parent <pid> forked child <pid>` note on stderr.
 fn child_pid(stderr: &str) -> i32 {
     number_after(stderr, "forked child ")
+}
+
+/// Whether the lesson reported that its stdout lost its reader: seen by `poll` while
+/// it waited (POLLERR), or, rarely, by the `write` that followed a ready poll.
+fn reported_broken_stdout(stderr: &str) -> bool {
+    stderr.contains("Error: poll stdout: POLLERR: its reader is gone")
+        || stderr.contains("Error: write stdout: EPIPE: Broken pipe")
 }
 
 /// The bytes one read returned, as text: the repr between `[` and `] at `.
@@ -35,6 +55,60 @@ fn unrepr(line: &str) -> String {
     let start = line.find("[b").expect("a bytes repr in the line") + 1;
     let end = line.rfind("] at ").expect("the end of the repr");
     String::from_utf8(parse_bytes_repr(&line[start..end])).expect("ASCII messages")
+}
+
+/// A FIFO that the lesson's stdout goes into and nobody reads: the lesson fills it and
+/// then blocks writing, like `anon-pipe | sleep 60`. Dropping `reader` breaks the pipe.
+struct StalledStdout {
+    _dir: TempDir,
+    reader: Option<OwnedFd>,
+}
+
+impl StalledStdout {
+    /// Starts the lesson with `args`, its stdout into the FIFO, and waits until the FIFO
+    /// is full (the lesson is then blocked on its stdout).
+    fn start(args: &str) -> (StalledStdout, Running) {
+        let dir = TempDir::new("anon-pipe-stall");
+        let path: PathBuf = dir.path().join("stdout");
+        mkfifo(&path, Mode::S_IRWXU).expect("mkfifo");
+        // Non-blocking, so this open does not wait for the writer; the lesson's open for
+        // writing then finds a reader at once. Close-on-exec, or every process the tests
+        // start would inherit a read end, and the pipe could never break.
+        let reader = open(
+            &path,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .expect("open fifo");
+        let script = format!("exec \"$0\" {args} > \"$1\"");
+        let running = Lesson::new("sh")
+            .args(["-c", &script, BIN, path.to_str().unwrap()])
+            .deadline(Duration::from_secs(15))
+            .spawn();
+        let start = Instant::now();
+        while queued(&reader) < 60_000 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the lesson did not fill its stdout"
+            );
+            sleep(Duration::from_millis(10));
+        }
+        let stalled = StalledStdout {
+            _dir: dir,
+            reader: Some(reader),
+        };
+        (stalled, running)
+    }
+}
+
+/// How many bytes wait in the FIFO.
+fn queued(fd: &OwnedFd) -> i32 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, which points to `n`, alive
+    // for the call; `fd` is an open descriptor we own.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "ioctl FIONREAD");
+    n
 }
 
 #[test]
@@ -81,8 +155,9 @@ fn messages_follow_the_documents_cadence() {
 
 #[test]
 fn nothing_is_lost_when_reads_merge_without_the_gap() {
-    // --no-gap: `Spam 4` and `Spam 0` are written back to back, so a read often returns both.
-    // It is a race (the parent may wake up between the two writes), so give it 20 chances.
+    // --no-gap: `Spam 4` and `Spam 0` are written back to back, so a read often returns
+    // both. It is a race (the parent may wake up between the two writes), so give it 20
+    // chances.
     let run = lesson()
         .args(["--count", "100", "--speed", "100", "--no-gap"])
         .run();
@@ -96,6 +171,21 @@ fn nothing_is_lost_when_reads_merge_without_the_gap() {
             .iter()
             .any(|line| line.contains("[b'Spam 4Spam 0']")),
         "no merged read in twenty chances\n{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn the_gap_keeps_writes_apart() {
+    // With the 10 ms gap, `Spam 4` and `Spam 0` (no pause between them) still arrive as
+    // two reads, about 10 ms apart.
+    let run = lesson().args(["--count", "6", "--speed", "100"]).run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert_eq!(run.lines.len(), 6, "{}", run.transcript());
+    let gap = run.lines[5].at - run.lines[4].at;
+    assert!(
+        gap >= Duration::from_millis(8),
+        "{gap:?}\n{}",
         run.transcript()
     );
 }
@@ -117,13 +207,15 @@ fn child_is_reaped_and_reported_when_count_is_reached() {
 }
 
 #[test]
-fn killing_the_parent_ends_the_child() {
-    let mut running = lesson().args(["--speed", "20"]).spawn();
+fn killing_the_parent_ends_the_child_at_once_even_in_a_long_pause() {
+    // At a quarter of the document's speed the child sleeps 4 s before `Spam 1`. Its
+    // pause watches the pipe, so it notices the parent's death at once, well inside the
+    // harness's 2 s grace for orphans; a child that only found out at its next write
+    // would still be running.
+    let mut running = lesson().args(["--speed", "0.25"]).spawn();
     running.next_line().expect("a first message");
     let child = child_pid(&running.wait_for_stderr("forked child"));
     running.signal(Signal::SIGKILL);
-    // The child's next write (at most 0.2 s away) fails with EPIPE and it stops. With its
-    // parent gone, nobody reaps it, so a zombie may remain; nothing may still run.
     let run = running.finish_allowing(Leftovers::Orphans);
     assert_eq!(
         run.code(),
@@ -132,8 +224,9 @@ fn killing_the_parent_ends_the_child() {
         run.transcript()
     );
     assert!(
-        run.stderr
-            .contains(&format!("Child {child}: write pipe: EPIPE")),
+        run.stderr.contains(&format!(
+            "Child {child}: write pipe: EPIPE, the parent is gone"
+        )),
         "{}",
         run.transcript()
     );
@@ -164,24 +257,216 @@ fn killing_the_child_ends_the_parent_with_a_report() {
 }
 
 #[test]
-fn closed_stdout_is_reported_and_the_child_reaped() {
-    // `anon-pipe | head -n 1`: once head exits, the parent's next print fails with EPIPE.
-    // Rust ignores SIGPIPE, so without care `println!` would panic (exit 101).
-    let script = r#""$0" --speed 20 | head -n 1; echo "anon-pipe status ${PIPESTATUS[0]}" >&2"#;
-    let run = Lesson::new("bash").args(["-c", script, BIN]).run();
-    assert_eq!(run.lines.len(), 1, "{}", run.transcript());
-    assert!(
-        run.stderr.contains("write stdout: Broken pipe"),
-        "{}",
-        run.transcript()
-    );
-    assert!(
-        run.stderr.contains("anon-pipe status 1"),
-        "{}",
-        run.transcript()
-    );
+fn stop_signals_end_it_within_a_second_and_end_the_child() {
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // The document's pace: the child is asleep for a second after `Spam 0`.
+        let mut running = lesson().spawn();
+        running.next_line().expect("a first message");
+        let child = child_pid(&running.wait_for_stderr("forked child"));
+        let run = running.stop_with(signal);
+        assert!(
+            run.stderr
+                .contains(&format!("child {child} killed by SIGTERM")),
+            "{signal}: {}",
+            run.transcript()
+        );
+        assert!(!run.stderr.contains("SIGKILL"), "{}", run.transcript());
+    }
+}
+
+#[test]
+fn a_second_sigint_right_after_the_first_does_not_break_the_cleanup() {
+    let mut running = lesson().spawn();
+    running.next_line().expect("a first message");
+    running.signal(Signal::SIGINT);
+    let run = running.stop_with(Signal::SIGINT);
     assert!(
         run.stderr.contains("killed by SIGTERM"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn a_stop_signal_ends_it_while_blocked_on_a_stalled_stdout() {
+    let (stalled, running) = StalledStdout::start("--speed 1000000 --no-gap");
+    let run = running.stop_with(Signal::SIGTERM);
+    assert!(
+        run.stderr.contains("killed by SIGTERM"),
+        "{}",
+        run.transcript()
+    );
+    drop(stalled);
+}
+
+#[test]
+fn a_stopped_child_is_killed_after_a_grace_when_stdout_breaks() {
+    let (mut stalled, mut running) =
+        StalledStdout::start("--speed 1000000 --no-gap");
+    let child = child_pid(&running.wait_for_stderr("forked child"));
+    send(child, Signal::SIGSTOP);
+    let start = Instant::now();
+    while process(child).is_some_and(|p| p.state != 'T') {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "child not stopped"
+        );
+        sleep(Duration::from_millis(5));
+    }
+    stalled.reader = None; // the reader leaves: the lesson's next write fails
+    let run = running.finish();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("Error: poll stdout: POLLERR"),
+        "{}",
+        run.transcript()
+    );
+    for needle in [
+        format!("child {child} still there 500 ms after SIGTERM"),
+        "sending SIGKILL".to_owned(),
+        format!("child {child} killed by SIGKILL"),
+    ] {
+        assert!(
+            run.stderr.contains(&needle),
+            "{needle}\n{}",
+            run.transcript()
+        );
+    }
+}
+
+#[test]
+fn a_child_that_ignores_sigterm_is_killed_after_a_grace() {
+    // An ignored signal stays ignored across fork: the child inherits the shell's trap,
+    // while the parent installs its own handlers.
+    let script = r#"trap "" TERM
+        "$0" --speed 20 | head -n 1 >/dev/null; echo "status ${PIPESTATUS[0]}" >&2"#;
+    let run = in_shell(script).run();
+    assert!(reported_broken_stdout(&run.stderr), "{}", run.transcript());
+    for needle in [
+        "after SIGTERM (stopped, or ignoring it): sending SIGKILL",
+        "killed by SIGKILL",
+        "status 1",
+    ] {
+        assert!(
+            run.stderr.contains(needle),
+            "{needle}\n{}",
+            run.transcript()
+        );
+    }
+}
+
+#[test]
+fn closed_stdout_is_reported_and_the_child_reaped() {
+    // `anon-pipe | head -n 1`: once head exits, the parent's next print fails with
+    // EPIPE. Rust ignores SIGPIPE, so `println!` would panic here (exit 101).
+    let script =
+        r#""$0" --speed 20 | head -n 1; echo "status ${PIPESTATUS[0]}" >&2"#;
+    let run = in_shell(script).run();
+    assert_eq!(run.lines.len(), 1, "{}", run.transcript());
+    assert!(reported_broken_stdout(&run.stderr), "{}", run.transcript());
+    for needle in ["status 1", "killed by SIGTERM"] {
+        assert!(
+            run.stderr.contains(needle),
+            "{needle}\n{}",
+            run.transcript()
+        );
+    }
+}
+
+#[test]
+fn stdout_and_stderr_into_a_closed_pipe_exit_1_without_a_panic() {
+    // `2>&1 | head -n 1`: the notes cannot be written either; they must not stop the
+    // clean-up (the harness checks that nothing is left in the group).
+    let script = r#""$0" --count 20 --speed 20 2>&1 | head -n 1
+        echo "status ${PIPESTATUS[0]}" >&2"#;
+    let run = in_shell(script).run();
+    assert_eq!(run.lines.len(), 1, "{}", run.transcript());
+    assert!(run.stderr.contains("status 1"), "{}", run.transcript());
+}
+
+#[test]
+fn a_full_stdout_is_reported_and_the_child_reaped() {
+    let run = in_shell(r#"exec "$0" --count 3 --speed 20 >/dev/full"#).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    for needle in ["Error: write stdout: ENOSPC", "killed by SIGTERM"] {
+        assert!(
+            run.stderr.contains(needle),
+            "{needle}\n{}",
+            run.transcript()
+        );
+    }
+}
+
+#[test]
+fn a_full_stderr_changes_nothing_but_the_notes() {
+    let run = in_shell(r#"exec "$0" --count 3 --speed 20 2>/dev/full"#).run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert_eq!(run.lines.len(), 3, "{}", run.transcript());
+}
+
+#[test]
+fn help_into_a_full_stdout_is_an_error_not_a_panic() {
+    let run = in_shell(r#"exec "$0" --help >/dev/full"#).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("write stdout: No space left"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn running_out_of_descriptors_is_reported_before_and_after_the_fork() {
+    // Four descriptors: the pipe does not fit.
+    let run = in_shell(r#"ulimit -n 4; exec "$0" --count 1"#).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("Error: pipe2: EMFILE"),
+        "{}",
+        run.transcript()
+    );
+    // Six: the pipe fits, the signal socket does not; the child is already there, and
+    // is ended and reaped.
+    let run = in_shell(r#"ulimit -n 6; exec "$0" --count 1"#).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    for needle in [
+        "Error: install signal handlers: Too many open files",
+        "killed by SIGTERM",
+    ] {
+        assert!(
+            run.stderr.contains(needle),
+            "{needle}\n{}",
+            run.transcript()
+        );
+    }
+}
+
+#[test]
+fn a_failing_fork_is_reported() {
+    // RLIMIT_NPROC does not bind root: run as `nobody`, allowed one process (itself).
+    let run = Lesson::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "prlimit",
+            "--nproc=1:1",
+            BIN,
+            "--count",
+            "1",
+        ])
+        .run();
+    if run.stderr.contains("Permission denied") || run.code() == Some(127) {
+        println!(
+            "skipped: cannot run the lesson as nobody here\n{}",
+            run.transcript()
+        );
+        return;
+    }
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("Error: fork: EAGAIN"),
         "{}",
         run.transcript()
     );
@@ -195,8 +480,13 @@ fn bad_options_exit_2_with_usage_naming_the_option() {
         (&["--count", "0"], "--count must be at least 1"),
         (
             &["--speed", "-2"],
-            "--speed \"-2\": must be a positive number",
+            "--speed \"-2\": must be from 0.001 to 1000000",
         ),
+        (
+            &["--speed", "1e-20"],
+            "--speed \"1e-20\": must be from 0.001",
+        ),
+        (&["--speed", "1e7"], "--speed \"1e7\": must be from 0.001"),
         (&["--fast"], "unknown option --fast"),
         (&["spam"], "unexpected argument \"spam\""),
         (&["--no-gap=yes"], "does not take a value"),
@@ -205,17 +495,79 @@ fn bad_options_exit_2_with_usage_naming_the_option() {
 }
 
 #[test]
-fn help_prints_usage_and_exits_0() {
+fn speeds_at_the_edges_of_the_range_work() {
+    let run = lesson().args(["--count", "3", "--speed", "1000000"]).run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert_eq!(run.lines.len(), 3, "{}", run.transcript());
+    // 0.001: the first message comes at once (no pause before `Spam 0`); stop there.
+    let mut running = lesson().args(["--speed", "0.001"]).spawn();
+    running.next_line().expect("a first message");
+    running.stop_with(Signal::SIGTERM);
+}
+
+/// The options a `--help` lists, after checking its layout: `Usage:` first, every
+/// option line indented by two spaces, every description in one column.
+fn help_options(help: &str) -> Vec<String> {
+    assert!(help.starts_with("Usage: "), "{help}");
+    let mut column = None;
+    let mut options = Vec::new();
+    let mut in_options = false;
+    for line in help.lines() {
+        if line == "Options:" {
+            in_options = true;
+            continue;
+        }
+        if !in_options || line.is_empty() {
+            in_options &= !line.is_empty();
+            continue;
+        }
+        assert!(line.starts_with("  "), "not indented: {line:?}\n{help}");
+        let body = line.trim_start();
+        let at = if body.starts_with('-') {
+            let names = body.split("  ").next().unwrap();
+            options.extend(
+                names
+                    .split(", ")
+                    .map(|o| o.split(' ').next().unwrap().to_owned()),
+            );
+            // The description starts after the first run of spaces (if on this line).
+            body.find("  ")
+                .map(|gap| line.len() - body[gap..].trim_start().len())
+        } else {
+            Some(line.len() - body.len()) // a description's second line
+        };
+        if let Some(at) = at {
+            assert_eq!(
+                *column.get_or_insert(at),
+                at,
+                "misaligned: {line:?}\n{help}"
+            );
+        }
+    }
+    options
+}
+
+#[test]
+fn help_is_aligned_and_lists_every_option() {
     let run = lesson().arg("--help").run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
     let help = run.stdout_text();
-    for needle in [
-        "Usage: anon-pipe",
-        "--count N",
-        "--speed X",
-        "--no-gap",
-        "Exit status",
-    ] {
+    let options = help_options(&help);
+    assert_eq!(
+        options,
+        ["--count", "--speed", "--no-gap", "-h", "--help"],
+        "{help}"
+    );
+    for option in ["-h", "--count=2", "--no-gap", "--speed=1000"] {
+        // Every option listed is accepted (--count=2 runs for real).
+        let run = lesson().arg(option).arg("--count=2").run();
+        assert!(
+            matches!(run.code(), Some(0)),
+            "{option}\n{}",
+            run.transcript()
+        );
+    }
+    for needle in ["Exit status", "130", "SIGKILL after 0.5 s"] {
         assert!(
             help.contains(needle),
             "{needle} missing from --help:\n{help}"
@@ -226,15 +578,12 @@ fn help_prints_usage_and_exits_0() {
 #[test]
 fn book_transcript_matches_a_fresh_run() {
     let run = lesson()
+        .shown_as("cargo run -q -p anon-pipe --")
         .args(["--count", "5", "--speed", "20"])
         .merge_stderr()
         .run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
-    let text = format!(
-        "$ cargo run -q -p anon-pipe -- --count 5 --speed 20\n{}",
-        run.stdout_text()
-    );
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../docs/src/transcripts/anon-pipe.txt");
-    check_transcript(&path, &text);
+    check_transcript_of(&path, &run);
 }
