@@ -1,26 +1,29 @@
-//! What the socket programs share: where to meet (a TCP address or a socket path), the
-//! server's loop, the client's conversation, bounded waits, and stopping on Ctrl-C.
+//! What the socket programs share: where to meet (a TCP address or a socket path),
+//! the server's loop, the client's conversation, bounded waits, and stopping on
+//! Ctrl-C.
 //!
-//! The binaries (`src/bin/`) show the choreography; this module is the part that is the
-//! same on both sides of a connection, and the same for TCP and Unix-domain sockets.
+//! The binaries (`src/bin/`) show the choreography; this module is the part that is
+//! the same on both sides of a connection, and the same for TCP and Unix-domain
+//! sockets.
 //!
-//! The conversation, one connection per client, as in the documents' socket_preview.py:
+//! The conversation, one connection per client, as in the documents'
+//! socket_preview.py:
 //!
 //! ```text
 //! client -> server   client0\n
 //! server -> client   server got: [b'client0']\n     then the server hangs up
 //! ```
 //!
-//! Every message ends with a newline: that is the framing. A socket, like a pipe, is a
-//! byte stream, and one `read` may return half a message or two of them.
+//! Every message ends with a newline: that is the framing. A socket, like a pipe,
+//! is a byte stream, and one `read` may return half a message or two of them.
 
 use lesson_kit::pyfmt::bytes_repr;
 use lesson_kit::{Context, Failure, note, signal_name};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{
-    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, UnixAddr,
-    connect, getsockopt, socket, sockopt,
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, UnixAddr, connect,
+    getsockopt, socket, sockopt,
 };
 use nix::sys::stat::{SFlag, lstat};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -38,18 +41,19 @@ use std::time::{Duration, Instant};
 /// The documents' port.
 pub const DEFAULT_PORT: u16 = 50008;
 
-/// Loopback: only programs on this machine can connect. The documents bind `''`, every
-/// interface, which lets any machine on the network talk to the server.
+/// Loopback: only programs on this machine can connect. The documents bind `''`,
+/// every interface, which lets any machine on the network talk to the server.
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 
-/// How long one connection may take, from connect to hang-up, unless `--timeout` says.
+/// How long one connection may take, from connect to hang-up, unless `--timeout`
+/// says.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What `--timeout` accepts, in seconds.
 pub const TIMEOUT_RANGE: std::ops::RangeInclusive<f64> = 0.01..=3600.0;
 
-/// The longest message accepted (the documents' `recv(1024)`), newline included: a peer
-/// that never sends a newline cannot make us buffer without end.
+/// The longest message accepted (the documents' `recv(1024)`), newline included: a
+/// peer that never sends a newline cannot make us buffer without end.
 pub const MAX_MESSAGE: usize = 1024;
 
 /// How often a waiting program looks at the clock and at Ctrl-C.
@@ -61,11 +65,11 @@ static STOP: AtomicBool = AtomicBool::new(false);
 static STOP_SIGNAL: AtomicUsize = AtomicUsize::new(0);
 
 // ANCHOR: signals
-/// Ctrl-C, SIGTERM and SIGHUP set a flag that every wait checks, a slice at a time, so a
-/// program stops within [`SLICE`], closes its sockets and removes its socket file. A
-/// second signal ends it at once. (signal-hook installs its handlers with SA_RESTART: a
-/// blocking `accept` or `read` would just resume, so nothing here blocks: sockets are
-/// non-blocking, and waits are `poll`s with a timeout.)
+/// Ctrl-C, SIGTERM and SIGHUP set a flag that every wait checks, a slice at a time,
+/// so a program stops within [`SLICE`], closes its sockets and removes its socket
+/// file. A second signal ends it at once. (signal-hook installs its handlers with
+/// SA_RESTART: a blocking `accept` or `read` would just resume, so nothing here
+/// blocks: sockets are non-blocking, and waits are `poll`s with a timeout.)
 pub fn stop_on_signals() -> Result<(), Failure> {
     for signal in [SIGINT, SIGTERM, SIGHUP] {
         let what = format!("install handler for {}", signal_name(signal));
@@ -115,8 +119,8 @@ impl fmt::Display for Fault {
 }
 
 // ANCHOR: wait_ready
-/// Waits until `fd` is ready for `events` (readable, writable), a slice at a time, until
-/// `deadline`. `waiting_for` names the event in the time-out message.
+/// Waits until `fd` is ready for `events` (readable, writable), a slice at a time,
+/// until `deadline`. `waiting_for` names the event in the time-out message.
 pub fn wait_ready(
     fd: BorrowedFd<'_>,
     events: PollFlags,
@@ -138,8 +142,8 @@ pub fn wait_ready(
 }
 // ANCHOR_END: wait_ready
 
-/// One `poll` of at most `slice`: whether `fd` is ready (an error or a hang-up counts, so
-/// the next call reports it). An interrupted poll is "not yet".
+/// One `poll` of at most `slice`: whether `fd` is ready (an error or a hang-up
+/// counts, so the next call reports it). An interrupted poll is "not yet".
 pub fn poll_once(
     fd: BorrowedFd<'_>,
     events: PollFlags,
@@ -180,13 +184,15 @@ impl fmt::Display for Address {
 }
 
 impl Endpoint {
-    /// The address to bind or connect to: a host name is looked up (the first address).
+    /// The address to bind or connect to: a host name is looked up (the first
+    /// address).
     pub fn resolve(&self) -> Result<Address, Failure> {
         match self {
             Endpoint::Unix(path) => Ok(Address::Unix(path.clone())),
             Endpoint::Tcp { host, port } => {
                 let what = format!("resolve {host}");
-                let mut found = (host.as_str(), *port).to_socket_addrs().context(&what)?;
+                let mut found =
+                    (host.as_str(), *port).to_socket_addrs().context(&what)?;
                 found
                     .next()
                     .map(Address::Tcp)
@@ -235,8 +241,8 @@ impl Write for Stream {
 }
 
 // ANCHOR: socket_file
-/// A socket file this program made by binding: removed again when dropped, on every way
-/// out (errors and Ctrl-C included), if it is still the one we made.
+/// A socket file this program made by binding: removed again when dropped, on every
+/// way out (errors and Ctrl-C included), if it is still the one we made.
 pub struct SocketFile {
     path: PathBuf,
     identity: Option<(u64, u64)>,
@@ -256,21 +262,23 @@ impl SocketFile {
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
-        // Someone may have removed it and put something else there: leave that alone.
+        // Someone may have removed it and put something else there: leave that
+        // alone.
         let now = std::fs::symlink_metadata(&self.path)
             .ok()
             .map(|meta| (meta.dev(), meta.ino()));
-        if now.is_some() && now == self.identity {
-            if let Err(err) = std::fs::remove_file(&self.path) {
-                note!("warning: unlink {}: {err}", self.path.display());
-            }
+        if now.is_some()
+            && now == self.identity
+            && let Err(err) = std::fs::remove_file(&self.path)
+        {
+            note!("warning: unlink {}: {err}", self.path.display());
         }
     }
 }
 // ANCHOR_END: socket_file
 
-/// A listening socket, and the file it made (for a Unix-domain socket). The fields drop in
-/// order: the socket is closed, then its file removed.
+/// A listening socket, and the file it made (for a Unix-domain socket). The fields
+/// drop in order: the socket is closed, then its file removed.
 pub struct Listener {
     socket: ListenSocket,
     address: Address,
@@ -304,7 +312,8 @@ impl Listener {
             }
             ListenSocket::Unix(listener) => {
                 let (stream, _) = listener.accept()?;
-                // A client's end of a Unix socket usually has no name; say which fd.
+                // A client's end of a Unix socket usually has no name; say which
+                // fd.
                 let peer = format!("client on fd {}", stream.as_raw_fd());
                 Ok((Stream::Unix(stream), peer))
             }
@@ -314,18 +323,21 @@ impl Listener {
 
 // ANCHOR: bind
 /// The server's `socket`, `bind` and `listen`. Done before any client starts, so no
-/// client can race the server: a connection that arrives before `accept` waits in the
-/// listen queue.
+/// client can race the server: a connection that arrives before `accept` waits in
+/// the listen queue.
 pub fn bind(address: &Address, reuse_address: bool) -> Result<Listener, Failure> {
     let (socket, file) = match address {
         Address::Tcp(addr) if reuse_address => {
-            // std does socket(), setsockopt(SO_REUSEADDR), bind() and listen(128). With
-            // SO_REUSEADDR the port can be bound again while old connections to it
-            // linger in TIME_WAIT, so a rerun right after a run works.
-            let listener = TcpListener::bind(addr).map_err(|err| bind_error(addr, err))?;
+            // std does socket(), setsockopt(SO_REUSEADDR), bind() and listen(128).
+            // With SO_REUSEADDR the port can be bound again while old connections
+            // to it linger in TIME_WAIT, so a rerun right after a run works.
+            let listener =
+                TcpListener::bind(addr).map_err(|err| bind_error(addr, err))?;
             (ListenSocket::Tcp(listener), None)
         }
-        Address::Tcp(addr) => (ListenSocket::Tcp(bind_like_the_original(*addr)?), None),
+        Address::Tcp(addr) => {
+            (ListenSocket::Tcp(bind_like_the_original(*addr)?), None)
+        }
         Address::Unix(path) => {
             let listener = bind_unix(path)?;
             (ListenSocket::Unix(listener), Some(SocketFile::made(path)))
@@ -341,7 +353,8 @@ pub fn bind(address: &Address, reuse_address: bool) -> Result<Listener, Failure>
         socket,
         _file: file,
     };
-    // Non-blocking: accept() never blocks; we poll, a slice at a time, watching Ctrl-C.
+    // Non-blocking: accept() never blocks; we poll, a slice at a time, watching
+    // Ctrl-C.
     match &listener.socket {
         ListenSocket::Tcp(socket) => socket.set_nonblocking(true),
         ListenSocket::Unix(socket) => socket.set_nonblocking(true),
@@ -352,9 +365,9 @@ pub fn bind(address: &Address, reuse_address: bool) -> Result<Listener, Failure>
 // ANCHOR_END: bind
 
 // ANCHOR: no_reuse
-/// DELIBERATELY like the document (`--no-reuse-address`): socket, bind, listen(5), and no
-/// SO_REUSEADDR. While connections this port served linger in TIME_WAIT (60 s on
-/// Linux, on the side that closed first: ours), bind fails with EADDRINUSE.
+/// DELIBERATELY like the document (`--no-reuse-address`): socket, bind, listen(5),
+/// and no SO_REUSEADDR. While connections this port served linger in TIME_WAIT (60
+/// s on Linux, on the side that closed first: ours), bind fails with EADDRINUSE.
 fn bind_like_the_original(addr: SocketAddr) -> Result<TcpListener, Failure> {
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
@@ -376,16 +389,19 @@ fn bind_error(addr: &SocketAddr, err: io::Error) -> Failure {
             "; another program is listening on it (or, without SO_REUSEADDR, old \
              connections linger in TIME_WAIT: see `ss -tan`)"
         }
-        ErrorKind::AddrNotAvailable => "; no interface of this machine has that address",
+        ErrorKind::AddrNotAvailable => {
+            "; no interface of this machine has that address"
+        }
         _ => "",
     };
     Failure::new(format!("bind {addr}"), format!("{err}{hint}"))
 }
 
 // ANCHOR: bind_unix
-/// Binds a Unix-domain socket at `path`. bind makes the file, and fails if anything is
-/// there already. A socket file nobody listens on (left by a server that was killed)
-/// is stale: removed, then bound again. Anything else at the path is left alone.
+/// Binds a Unix-domain socket at `path`. bind makes the file, and fails if anything
+/// is there already. A socket file nobody listens on (left by a server that was
+/// killed) is stale: removed, then bound again. Anything else at the path is left
+/// alone.
 fn bind_unix(path: &Path) -> Result<UnixListener, Failure> {
     let what = format!("bind {}", path.display());
     match UnixListener::bind(path) {
@@ -403,19 +419,27 @@ fn bind_unix(path: &Path) -> Result<UnixListener, Failure> {
             SFlag::S_IFLNK => "a symbolic link",
             _ => "not a socket",
         };
-        let why = format!("exists and is {is}, not a socket; refusing to use it (left as it is)");
+        let why = format!(
+            "exists and is {is}, not a socket; refusing to use it (left as it is)"
+        );
         return Err(Failure::new(what, why));
     }
     // A socket file: is a server behind it? Knock.
     match UnixStream::connect(path) {
         Ok(knock) => {
-            drop(knock); // the live server sees a client that says nothing and leaves
+            // The live server sees a client that says nothing and leaves.
+            drop(knock);
             return Err(Failure::new(what, "a server is already listening there"));
         }
         Err(err) if err.kind() == ErrorKind::ConnectionRefused => {}
-        Err(err) => return Err(Failure::new(format!("connect {}", path.display()), err)),
+        Err(err) => {
+            return Err(Failure::new(format!("connect {}", path.display()), err));
+        }
     }
-    note!("removing stale socket file {} (no server behind it)", path.display());
+    note!(
+        "removing stale socket file {} (no server behind it)",
+        path.display()
+    );
     std::fs::remove_file(path).context(format!("unlink {}", path.display()))?;
     UnixListener::bind(path).context(what)
 }
@@ -431,10 +455,11 @@ pub struct Served {
 }
 
 // ANCHOR: serve
-/// The server's loop: accept a connection, answer it, hang up; again, until `done` is set
-/// (by the program), `limit` connections were accepted, or a signal stops it (`Err`).
-/// One connection at a time, as in the document; each bounded by `timeout`, so a client
-/// that connects and says nothing holds up the others for that long at most.
+/// The server's loop: accept a connection, answer it, hang up; again, until `done`
+/// is set (by the program), `limit` connections were accepted, or a signal stops it
+/// (`Err`). One connection at a time, as in the document; each bounded by
+/// `timeout`, so a client that connects and says nothing holds up the others for
+/// that long at most.
 pub fn serve(
     program: &str,
     listener: &Listener,
@@ -446,11 +471,14 @@ pub fn serve(
         connections: 0,
         answered: 0,
     };
+    let mut accept_failing = false;
     loop {
         if stop_signal().is_some() {
             return Err((Fault::Stopped, served));
         }
-        if done.load(Ordering::SeqCst) || limit.is_some_and(|n| served.connections >= n) {
+        if done.load(Ordering::SeqCst)
+            || limit.is_some_and(|n| served.connections >= n)
+        {
             return Ok(served);
         }
         match poll_once(listener.fd(), PollFlags::POLLIN, SLICE) {
@@ -460,15 +488,25 @@ pub fn serve(
         }
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
-            // Another process sharing the socket took it, or the client gave up: no matter.
+            // Another process sharing the socket took it, or the client gave up: no
+            // matter.
             Err(err) if err.kind() == ErrorKind::WouldBlock => continue,
             Err(err) => {
-                // EMFILE and the like: the connection stays queued; say so and retry soon.
-                note!("{program}: server: accept on {}: {err}", listener.address);
+                // EMFILE and the like: the connection stays queued; say so (once
+                // per streak) and retry soon, when a descriptor may have been
+                // closed.
+                if !accept_failing {
+                    note!(
+                        "{program}: server: accept on {}: {err}",
+                        listener.address
+                    );
+                }
+                accept_failing = true;
                 std::thread::sleep(SLICE);
                 continue;
             }
         };
+        accept_failing = false;
         served.connections += 1;
         match answer(stream, &peer, timeout) {
             Ok(()) => served.answered += 1,
@@ -480,21 +518,24 @@ pub fn serve(
 // ANCHOR_END: serve
 
 // ANCHOR: answer
-/// One connection: read one message (a line), reply `server got: [<its bytes repr>]`,
-/// hang up. The document does one `recv(1024)` and takes whatever it returns for the
-/// message; a `recv` can return part of one, so we read until the newline.
+/// One connection: read one message (a line), reply `server got: [<its bytes
+/// repr>]`, hang up. The document does one `recv(1024)` and takes whatever it
+/// returns for the message; a `recv` can return part of one, so we read until the
+/// newline.
 fn answer(mut stream: Stream, peer: &str, timeout: Duration) -> Result<(), Fault> {
     set_nonblocking(&stream)?;
     let deadline = Instant::now() + timeout;
     let mut pending = Vec::new();
-    let Some(message) = read_line(&mut stream, &mut pending, deadline, &peer)? else {
+    let Some(message) = read_line(&mut stream, &mut pending, deadline, &peer)?
+    else {
         let why = "closed the connection without sending a message";
         return Err(Fault::Failed(Failure::new(peer, why)));
     };
     let reply = format!("server got: [{}]\n", bytes_repr(&message));
     write_all(&mut stream, reply.as_bytes(), deadline, &peer)?;
-    // We hang up first: the client reads EOF after the reply and knows it has all of it.
-    // (The side that closes first keeps the connection in TIME_WAIT for a while.)
+    // We hang up first: the client reads EOF after the reply and knows it has all
+    // of it. (The side that closes first keeps the connection in TIME_WAIT for a
+    // while.)
     drop(stream);
     Ok(())
 }
@@ -510,8 +551,9 @@ fn set_nonblocking(stream: &Stream) -> Result<(), Failure> {
 
 // ANCHOR: read_line
 /// Reads one newline-terminated message, without its newline. `Ok(None)`: the peer
-/// closed the connection before sending anything (EOF). EOF in the middle of a message,
-/// a reset, a message longer than [`MAX_MESSAGE`], or the deadline: an error.
+/// closed the connection before sending anything (EOF). EOF in the middle of a
+/// message, a reset, a message longer than [`MAX_MESSAGE`], or the deadline: an
+/// error.
 pub fn read_line(
     stream: &mut Stream,
     pending: &mut Vec<u8>,
@@ -537,7 +579,10 @@ pub fn read_line(
                     pending.len(),
                     bytes_repr(pending)
                 );
-                return Err(Fault::Failed(Failure::new(format!("read {peer}"), why)));
+                return Err(Fault::Failed(Failure::new(
+                    format!("read {peer}"),
+                    why,
+                )));
             }
             Ok(n) => pending.extend_from_slice(&chunk[..n]),
             Err(err) if err.kind() == ErrorKind::WouldBlock => {
@@ -545,7 +590,9 @@ pub fn read_line(
                 wait_ready(stream.fd(), PollFlags::POLLIN, deadline, &waiting_for)?;
             }
             Err(err) if err.kind() == ErrorKind::Interrupted => {}
-            Err(err) => return Err(Failure::new(format!("read {peer}"), err).into()),
+            Err(err) => {
+                return Err(Failure::new(format!("read {peer}"), err).into());
+            }
         }
     }
 }
@@ -564,32 +611,43 @@ pub fn write_all(
             Ok(n) => bytes = &bytes[n..],
             Err(err) if err.kind() == ErrorKind::WouldBlock => {
                 let waiting_for = format!("room to write to {peer}");
-                wait_ready(stream.fd(), PollFlags::POLLOUT, deadline, &waiting_for)?;
+                wait_ready(
+                    stream.fd(),
+                    PollFlags::POLLOUT,
+                    deadline,
+                    &waiting_for,
+                )?;
             }
             Err(err) if err.kind() == ErrorKind::Interrupted => {}
-            Err(err) => return Err(Failure::new(format!("write {peer}"), err).into()),
+            Err(err) => {
+                return Err(Failure::new(format!("write {peer}"), err).into());
+            }
         }
     }
     Ok(())
 }
 
 // ANCHOR: connect
-/// The client's `socket` and `connect`, non-blocking so the wait is bounded and Ctrl-C
-/// is heard. A TCP connect answers `EINPROGRESS` and finishes in the background: we poll
-/// for "writable", then ask the socket how it went (`SO_ERROR`). A Unix connect is
-/// immediate, or `EAGAIN` while the server's listen queue is full: then we retry.
+/// The client's `socket` and `connect`, non-blocking so the wait is bounded and
+/// Ctrl-C is heard. A TCP connect answers `EINPROGRESS` and finishes in the
+/// background: we poll for "writable", then ask the socket how it went
+/// (`SO_ERROR`). A Unix connect is immediate, or `EAGAIN` while the server's listen
+/// queue is full: then we retry.
 pub fn connect_to(address: &Address, deadline: Instant) -> Result<Stream, Fault> {
     let what = format!("connect {address}");
-    let (family, target): (_, Box<dyn nix::sys::socket::SockaddrLike>) = match address {
-        Address::Tcp(addr @ SocketAddr::V4(_)) => {
-            (AddressFamily::Inet, Box::new(SockaddrStorage::from(*addr)))
-        }
-        Address::Tcp(addr) => (AddressFamily::Inet6, Box::new(SockaddrStorage::from(*addr))),
-        Address::Unix(path) => (
-            AddressFamily::Unix,
-            Box::new(UnixAddr::new(path).context(&what)?),
-        ),
-    };
+    let (family, target): (_, Box<dyn nix::sys::socket::SockaddrLike>) =
+        match address {
+            Address::Tcp(addr @ SocketAddr::V4(_)) => {
+                (AddressFamily::Inet, Box::new(SockaddrStorage::from(*addr)))
+            }
+            Address::Tcp(addr) => {
+                (AddressFamily::Inet6, Box::new(SockaddrStorage::from(*addr)))
+            }
+            Address::Unix(path) => (
+                AddressFamily::Unix,
+                Box::new(UnixAddr::new(path).context(&what)?),
+            ),
+        };
     let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
     let fd = socket(family, SockType::Stream, flags, None).context("socket")?;
     loop {
@@ -643,18 +701,31 @@ fn refused(what: &str, errno: Errno) -> Fault {
         }
         _ => "",
     };
-    Fault::Failed(Failure::new(what, format!("{}{hint}", io::Error::from(errno))))
+    Fault::Failed(Failure::new(
+        what,
+        format!("{}{hint}", io::Error::from(errno)),
+    ))
 }
 
 // ANCHOR: converse
-/// The client's side of the conversation: connect, send `name` as one line, read the
-/// one-line reply, then read on until the server hangs up (EOF), and close.
-pub fn converse(address: &Address, name: &str, timeout: Duration) -> Result<Vec<u8>, Fault> {
+/// The client's side of the conversation: connect, send `name` as one line, read
+/// the one-line reply, then read on until the server hangs up (EOF), and close.
+pub fn converse(
+    address: &Address,
+    name: &str,
+    timeout: Duration,
+) -> Result<Vec<u8>, Fault> {
     let deadline = Instant::now() + timeout;
     let mut stream = connect_to(address, deadline)?;
-    write_all(&mut stream, format!("{name}\n").as_bytes(), deadline, address)?;
+    write_all(
+        &mut stream,
+        format!("{name}\n").as_bytes(),
+        deadline,
+        address,
+    )?;
     let mut pending = Vec::new();
-    let Some(reply) = read_line(&mut stream, &mut pending, deadline, address)? else {
+    let Some(reply) = read_line(&mut stream, &mut pending, deadline, address)?
+    else {
         let why = "the server closed the connection without replying";
         return Err(Failure::new(format!("read {address}"), why).into());
     };
@@ -662,7 +733,8 @@ pub fn converse(address: &Address, name: &str, timeout: Duration) -> Result<Vec<
     match read_line(&mut stream, &mut pending, deadline, address) {
         Ok(None) => {}
         Ok(Some(extra)) => {
-            let why = format!("unexpected data after the reply: {}", bytes_repr(&extra));
+            let why =
+                format!("unexpected data after the reply: {}", bytes_repr(&extra));
             return Err(Failure::new(format!("read {address}"), why).into());
         }
         Err(fault) => return Err(fault),
@@ -671,6 +743,49 @@ pub fn converse(address: &Address, name: &str, timeout: Duration) -> Result<Vec<
     Ok(reply)
 }
 // ANCHOR_END: converse
+
+// ANCHOR: client
+/// One client (a thread, or a whole process): the conversation, then the document's
+/// line on stdout, `client got: [b"server got: [b'client0']"]`, in one locked write
+/// so the threads' lines never mix. Returns the exit code this client asks for.
+pub fn client(
+    program: &str,
+    address: &Address,
+    name: &str,
+    timeout: Duration,
+) -> u8 {
+    let reply = match converse(address, name, timeout) {
+        Ok(reply) => reply,
+        Err(fault) => {
+            report_fault(program, name, &fault);
+            return match fault {
+                Fault::TimedOut(_) => lesson_kit::exit::TIMEOUT,
+                _ => lesson_kit::exit::RUNTIME,
+            };
+        }
+    };
+    let line = format!("client got: [{}]\n", bytes_repr(&reply));
+    match io::stdout().lock().write_all(line.as_bytes()) {
+        Ok(()) => lesson_kit::exit::OK,
+        Err(err) => {
+            note!("{program}: {name}: write stdout: {err}");
+            lesson_kit::exit::RUNTIME
+        }
+    }
+}
+// ANCHOR_END: client
+
+/// The exit code for several clients: a failure (1) before a time-out (3) before 0.
+pub fn worst(codes: impl IntoIterator<Item = u8>) -> u8 {
+    let codes: Vec<u8> = codes.into_iter().collect();
+    if codes.contains(&lesson_kit::exit::RUNTIME) {
+        lesson_kit::exit::RUNTIME
+    } else if codes.contains(&lesson_kit::exit::TIMEOUT) {
+        lesson_kit::exit::TIMEOUT
+    } else {
+        lesson_kit::exit::OK
+    }
+}
 
 /// What a failed client thread or process says, with the program's name.
 pub fn report_fault(program: &str, who: &str, fault: &Fault) {
@@ -718,7 +833,8 @@ impl Default for MeetOptions {
 }
 
 impl MeetOptions {
-    /// Takes `--host`, `--port`, `--unix` or `--timeout`; `Ok(false)` for other options.
+    /// Takes `--host`, `--port`, `--unix` or `--timeout`; `Ok(false)` for other
+    /// options.
     pub fn accept(
         &mut self,
         option: &str,
@@ -726,7 +842,10 @@ impl MeetOptions {
     ) -> Result<bool, lesson_kit::args::UsageError> {
         match option {
             "--host" => self.host = Some(parser.value(option)?),
-            "--port" => self.port = Some(parser.value_in(option, 0..=u16::MAX)?),
+            "--port" => {
+                let port: u32 = parser.value_in(option, 0..=u32::from(u16::MAX))?;
+                self.port = u16::try_from(port).ok();
+            }
             "--unix" => self.unix = Some(parser.value(option)?),
             "--timeout" => {
                 let secs = parser.value_in(option, TIMEOUT_RANGE)?;

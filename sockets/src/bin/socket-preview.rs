@@ -1,8 +1,9 @@
 //! socket-preview: a TCP server thread and five client threads in one process.
 //!
-//! Mirrors `socket_preview.py` from the documents: the server listens on port 50008 and
-//! answers each connection with `server got: [<what it got>]`; five client threads each
-//! connect, send `client<i>`, and print the reply, as Python 3 prints bytes:
+//! Mirrors `socket_preview.py` from the documents: the server listens on port 50008
+//! and answers each connection with `server got: [<what it got>]`; five client
+//! threads each connect, send `client<i>`, and print the reply, as Python 3 prints
+//! bytes:
 //!
 //!     client got: [b"server got: [b'client0']"]
 //!
@@ -21,26 +22,25 @@
 //! (the second `--no-reuse-address` run, within a minute, fails with EADDRINUSE.)
 //!
 //! Where this differs from the document, on purpose:
-//! - it listens on 127.0.0.1 (this machine only) unless `--host` says otherwise; the
-//!   document listens on every interface;
-//! - the listening socket exists before any client starts, so no client can connect too
-//!   early (the document starts the server thread and the clients at the same time);
+//! - it listens on 127.0.0.1 (this machine only) unless `--host` says otherwise;
+//!   the document listens on every interface;
+//! - the listening socket exists before any client starts, so no client can connect
+//!   too early (the document starts the server thread and the clients at the same
+//!   time);
 //! - messages end with a newline, and each side reads until it has a whole one: one
 //!   `recv` is not one message (the document assumes it is);
-//! - the server hangs up after each reply and the client closes after reading to EOF:
-//!   every connection is closed (the document's server never closes one);
+//! - the server hangs up after each reply and the client closes after reading to
+//!   EOF: every connection is closed (the document's server never closes one);
 //! - `TcpListener::bind` sets SO_REUSEADDR, so a rerun right after a run works;
 //!   `--no-reuse-address` binds like the document and shows EADDRINUSE instead;
 //! - every wait is bounded (`--timeout`), and Ctrl-C stops it cleanly.
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
-use lesson_kit::pyfmt::bytes_repr;
-use lesson_kit::{Context, Failure, exit, note};
+use lesson_kit::{Failure, exit, note};
 use sockets::{
-    ADDRESS_HELP, Fault, MeetOptions, bind, converse, report_fault, serve,
-    stop_on_signals, stopped_exit,
+    ADDRESS_HELP, Fault, MeetOptions, bind, client, serve, stop_on_signals,
+    stopped_exit, worst,
 };
-use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -73,10 +73,13 @@ fn main() -> ExitCode {
 
 fn run(options: &Options) -> Result<ExitCode, Failure> {
     stop_on_signals()?;
-    let endpoint = options.meet.endpoint().map_err(|e| Failure::new("options", e))?;
-    // The server's socket, bind and listen come first, in the main thread: by the time
-    // a client connects, the listening socket exists, and its connection waits in the
-    // queue until the server thread accepts it.
+    let endpoint = options
+        .meet
+        .endpoint()
+        .map_err(|e| Failure::new("options", e))?;
+    // The server's socket, bind and listen come first, in the main thread: by the
+    // time a client connects, the listening socket exists, and its connection waits
+    // in the queue until the server thread accepts it.
     let listener = bind(&endpoint.resolve()?, options.reuse_address)?;
     let address = listener.address().clone();
     note!("{PROGRAM}: server listening on {address}");
@@ -84,23 +87,26 @@ fn run(options: &Options) -> Result<ExitCode, Failure> {
     // The server thread answers connections until `done` is set.
     let done = AtomicBool::new(false);
     let timeout = options.meet.timeout;
-    let (served, failed) = thread::scope(|scope| {
-        let server = scope.spawn(|| serve(PROGRAM, &listener, timeout, None, &done));
+    let (served, code) = thread::scope(|scope| {
+        let server =
+            scope.spawn(|| serve(PROGRAM, &listener, timeout, None, &done));
         let clients: Vec<_> = (0..options.clients)
             .map(|i| {
                 let address = &address;
-                scope.spawn(move || client(address, &format!("client{i}"), timeout))
+                let name = format!("client{i}");
+                scope.spawn(move || client(PROGRAM, address, &name, timeout))
             })
             .collect();
-        let failed = clients
+        // A client thread that panicked counts as failed.
+        let codes = clients
             .into_iter()
-            .map(|client| client.join())
-            .filter(|joined| !matches!(joined, Ok(true)))
-            .count();
-        done.store(true, Ordering::SeqCst); // every client has its reply, or gave up
-        (server.join(), failed)
+            .map(|c| c.join().unwrap_or(exit::RUNTIME));
+        let code = worst(codes);
+        // Every client has its reply, or gave up: the server can stop.
+        done.store(true, Ordering::SeqCst);
+        (server.join(), code)
     });
-    drop(listener); // close the listening socket (and remove its socket file, if any)
+    drop(listener); // close the listening socket (and remove its socket file)
 
     match served {
         Ok(Ok(served)) => {
@@ -117,32 +123,9 @@ fn run(options: &Options) -> Result<ExitCode, Failure> {
     if sockets::stop_signal().is_some() {
         return Ok(stopped_exit(PROGRAM, "before every client was answered"));
     }
-    Ok(ExitCode::from(if failed == 0 { exit::OK } else { exit::RUNTIME }))
+    Ok(ExitCode::from(code))
 }
 // ANCHOR_END: main
-
-// ANCHOR: client
-/// One client thread: the conversation, then the document's line on stdout. Returns
-/// whether it worked.
-fn client(address: &sockets::Address, name: &str, timeout: std::time::Duration) -> bool {
-    let reply = match converse(address, name, timeout) {
-        Ok(reply) => reply,
-        Err(fault) => {
-            report_fault(PROGRAM, name, &fault);
-            return false;
-        }
-    };
-    // One locked write of the whole line: the threads' lines never mix.
-    let line = format!("client got: [{}]\n", bytes_repr(&reply));
-    match io::stdout().lock().write_all(line.as_bytes()).context("write stdout") {
-        Ok(()) => true,
-        Err(failure) => {
-            note!("{PROGRAM}: {name}: {failure}");
-            false
-        }
-    }
-}
-// ANCHOR_END: client
 
 fn parse_options() -> Result<Option<Options>, UsageError> {
     let mut parser = Parser::from_env(PROGRAM)?;
@@ -156,7 +139,9 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
             continue;
         }
         match arg.as_str() {
-            "--clients" => options.clients = parser.value_in(&arg, CLIENTS_RANGE)?,
+            "--clients" => {
+                options.clients = parser.value_in(&arg, CLIENTS_RANGE)?
+            }
             "--no-reuse-address" => options.reuse_address = false,
             "-h" | "--help" => return Ok(None),
             _ => return Err(parser.unexpected(&arg)),
@@ -185,8 +170,8 @@ Options:
 Output: `client got: [b\"server got: [b'client0']\"]` per client on stdout, in the
 order they finish; notes on stderr. Ctrl-C, SIGTERM or SIGHUP stop it cleanly.
 Exit status: 0 every client got its reply; 1 a system call failed or a client did
-not get its reply; 2 bad command line; 129 / 130 / 143 stopped by SIGHUP / SIGINT /
-SIGTERM (128 + signal).
+not get its reply; 2 bad command line; 3 a client timed out; 129 / 130 / 143
+stopped by SIGHUP / SIGINT / SIGTERM (128 + signal).
 "
     )
 }

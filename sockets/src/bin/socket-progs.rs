@@ -1,11 +1,13 @@
-//! socket-progs: the same server and clients as separate programs, for several terminals.
+//! socket-progs: the same server and clients as separate programs, for several
+//! terminals.
 //!
-//! Mirrors `socket-preview-progs.py` from the documents, whose first argument picks the
-//! part to run: `1` the server (forever), `2` one client named `client:process=<pid>`,
-//! any other number five client threads named `client:thread=<i>`. The words `server`,
-//! `client` and `threads` mean the same.
+//! Mirrors `socket-preview-progs.py` from the documents, whose first argument picks
+//! the part to run: `1` the server (forever), `2` one client named
+//! `client:process=<pid>`, any other number five client threads named
+//! `client:thread=<i>`. The words `server`, `client` and `threads` mean the same.
 //!
-//! Usage: socket-progs MODE [--clients N] [--connections N] [--host ADDR] [--port N]
+//! Usage: socket-progs MODE [--clients N] [--connections N] [--host ADDR] [--port
+//! N]
 //!                          [--unix PATH] [--timeout SECS] [--no-reuse-address]
 //!
 //! Try it, the server in one terminal, the clients in others:
@@ -19,20 +21,19 @@
 //!     cargo run -p sockets --bin socket-progs -- client --unix /tmp/progs.sock
 //!
 //! Where this differs from the document, on purpose: no MODE is a usage error (the
-//! document dies with a traceback); a client with no server says to start it; the server
-//! listens on 127.0.0.1, frames messages with a newline, closes every connection, gives
-//! up on a silent client after `--timeout`, stops cleanly on Ctrl-C (exit 130), and can
-//! be restarted at once (SO_REUSEADDR; `--no-reuse-address` shows the document's
-//! EADDRINUSE). See socket-preview for the details.
+//! document dies with a traceback); a client with no server says to start it; the
+//! server listens on 127.0.0.1, frames messages with a newline, closes every
+//! connection, gives up on a silent client after `--timeout`, stops cleanly on
+//! Ctrl-C (exit 130), and can be restarted at once (SO_REUSEADDR;
+//! `--no-reuse-address` shows the document's EADDRINUSE). See socket-preview for
+//! the details.
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
-use lesson_kit::pyfmt::bytes_repr;
-use lesson_kit::{Context, Failure, exit, note};
+use lesson_kit::{Failure, exit, note};
 use sockets::{
-    ADDRESS_HELP, Address, Fault, MeetOptions, bind, converse, report_fault, serve,
-    stop_on_signals, stopped_exit,
+    ADDRESS_HELP, Address, Fault, MeetOptions, bind, client, serve,
+    stop_on_signals, stopped_exit, worst,
 };
-use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::thread;
@@ -65,8 +66,10 @@ fn main() -> ExitCode {
         Err(code) => return code, // --help printed, or a usage error reported
     };
     let ran = stop_on_signals().and_then(|()| {
-        let endpoint =
-            options.meet.endpoint().map_err(|e| Failure::new("options", e))?;
+        let endpoint = options
+            .meet
+            .endpoint()
+            .map_err(|e| Failure::new("options", e))?;
         let address = endpoint.resolve()?;
         Ok(match options.mode {
             Mode::Server => server(&address, &options)?,
@@ -75,7 +78,8 @@ fn main() -> ExitCode {
                 clients(&address, vec![name], options.meet.timeout)
             }
             Mode::Threads => {
-                let names = (0..options.clients).map(|i| format!("client:thread={i}"));
+                let names =
+                    (0..options.clients).map(|i| format!("client:thread={i}"));
                 clients(&address, names.collect(), options.meet.timeout)
             }
         })
@@ -106,7 +110,7 @@ fn server(address: &Address, options: &Options) -> Result<ExitCode, Failure> {
         options.connections,
         &never,
     );
-    drop(listener); // close the listening socket (and remove its socket file, if any)
+    drop(listener); // close the listening socket (and remove its socket file)
     match served {
         Ok(served) => {
             note!("{PROGRAM}: server answered {} connections", served.answered);
@@ -123,40 +127,24 @@ fn server(address: &Address, options: &Options) -> Result<ExitCode, Failure> {
 
 /// Mode 2 (one name) and the others (several names, one thread each).
 fn clients(address: &Address, names: Vec<String>, timeout: Duration) -> ExitCode {
-    let failed = thread::scope(|scope| {
+    let code = thread::scope(|scope| {
         let threads: Vec<_> = names
             .iter()
-            .map(|name| scope.spawn(move || client(address, name, timeout)))
+            .map(|name| {
+                scope.spawn(move || client(PROGRAM, address, name, timeout))
+            })
             .collect();
-        threads
-            .into_iter()
-            .map(|thread| thread.join())
-            .filter(|joined| !matches!(joined, Ok(true)))
-            .count()
+        // A client thread that panicked counts as failed.
+        worst(
+            threads
+                .into_iter()
+                .map(|t| t.join().unwrap_or(exit::RUNTIME)),
+        )
     });
     if sockets::stop_signal().is_some() {
         return stopped_exit(PROGRAM, "before the reply came");
     }
-    ExitCode::from(if failed == 0 { exit::OK } else { exit::RUNTIME })
-}
-
-/// One client: the conversation, then the document's line on stdout.
-fn client(address: &Address, name: &str, timeout: Duration) -> bool {
-    let reply = match converse(address, name, timeout) {
-        Ok(reply) => reply,
-        Err(fault) => {
-            report_fault(PROGRAM, name, &fault);
-            return false;
-        }
-    };
-    let line = format!("client got: [{}]\n", bytes_repr(&reply));
-    match io::stdout().lock().write_all(line.as_bytes()).context("write stdout") {
-        Ok(()) => true,
-        Err(failure) => {
-            note!("{PROGRAM}: {name}: {failure}");
-            false
-        }
-    }
+    ExitCode::from(code)
 }
 
 fn parse_mode(word: &str) -> Result<Mode, UsageError> {
@@ -167,8 +155,8 @@ fn parse_mode(word: &str) -> Result<Mode, UsageError> {
         // The document does int(sys.argv[1]): any other number means the threads.
         number if number.parse::<i64>().is_ok() => Ok(Mode::Threads),
         other => Err(UsageError(format!(
-            "MODE {other:?}: must be 1 or server, 2 or client, 3 (any other number) \
-             or threads"
+            "MODE {other:?}: must be 1 or server, 2 or client, 3 (any other \
+             number) or threads"
         ))),
     }
 }
@@ -188,20 +176,25 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
             continue;
         }
         match arg.as_str() {
-            "--clients" => options.clients = parser.value_in(&arg, CLIENTS_RANGE)?,
+            "--clients" => {
+                options.clients = parser.value_in(&arg, CLIENTS_RANGE)?
+            }
             "--connections" => {
                 options.connections = Some(parser.value_in(&arg, 1..=u64::MAX)?)
             }
             "--no-reuse-address" => options.reuse_address = false,
             "-h" | "--help" => return Ok(None),
-            _ if mode.is_none() && (parser.options_ended() || !arg.starts_with('-')) => {
+            _ if mode.is_none()
+                && (parser.options_ended() || !arg.starts_with('-')) =>
+            {
                 mode = Some(parse_mode(&arg)?);
             }
             _ => return Err(parser.unexpected(&arg)),
         }
     }
-    options.mode =
-        mode.ok_or_else(|| UsageError("MODE is missing (server, client or threads)".into()))?;
+    options.mode = mode.ok_or_else(|| {
+        UsageError("MODE is missing (server, client or threads)".into())
+    })?;
     options.meet.endpoint()?;
     Ok(Some(options))
 }
@@ -230,8 +223,9 @@ Options:
 
 Output: `client got: [b\"server got: [b'client:process=<pid>']\"]` per client on
 stdout; notes on stderr. Ctrl-C, SIGTERM or SIGHUP stop any mode cleanly.
-Exit status: 0 done; 1 a system call failed, no server, or no reply; 2 bad command
-line; 129 / 130 / 143 stopped by SIGHUP / SIGINT / SIGTERM (128 + signal).
+Exit status: 0 done; 1 a system call failed, no server, or a broken reply; 2 bad
+command line; 3 no reply in time; 129 / 130 / 143 stopped by SIGHUP / SIGINT /
+SIGTERM (128 + signal).
 "
     )
 }

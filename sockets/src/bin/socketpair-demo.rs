@@ -1,24 +1,27 @@
-//! socketpair-demo: one socketpair between a parent and a forked child, talking both ways.
+//! socketpair-demo: one socketpair between a parent and a forked child, talking
+//! both ways.
 //!
 //! The two-way replacement for bidir-spawn's two pipes: `socketpair()` gives two
-//! connected Unix-domain sockets; after `fork` each process keeps one, and each end both
-//! reads and writes. The parent sends `Hello <i> from parent <pid>` lines, then shuts
-//! down its sending side (`shutdown(Write)`): the child reads EOF, yet can still answer
-//! on the same socket, and the parent still reads the answers. A pipe cannot do that:
-//! closing a pipe end is all or nothing, so a conversation needs two pipes.
+//! connected Unix-domain sockets; after `fork` each process keeps one, and each end
+//! both reads and writes. The parent sends `Hello <i> from parent <pid>` lines,
+//! then shuts down its sending side (`shutdown(Write)`): the child reads EOF, yet
+//! can still answer on the same socket, and the parent still reads the answers. A
+//! pipe cannot do that: closing a pipe end is all or nothing, so a conversation
+//! needs two pipes.
 //!
-//! The child says on stderr what each `read` returned: a socket is a byte stream, like a
-//! pipe, and a read may hold part of a message or several (`--read-size` makes it small).
+//! The child says on stderr what each `read` returned: a socket is a byte stream,
+//! like a pipe, and a read may hold part of a message or several (`--read-size`
+//! makes it small).
 //!
 //! Usage: socketpair-demo [--messages N] [--read-size N] [--close-instead]
 //!
 //! Try it:
 //!     cargo run -p sockets --bin socketpair-demo
 //!     cargo run -p sockets --bin socketpair-demo -- --messages 3 --read-size 10
-//!     cargo run -p sockets --bin socketpair-demo -- --close-instead   # the wrong way
+//!     cargo run -p sockets --bin socketpair-demo -- --close-instead  # wrong
 //!
-//! Not in the documents (they show pipes and TCP sockets); it answers the question their
-//! two-pipe program (pipes.py) raises.
+//! Not in the documents (they show pipes and TCP sockets); it answers the question
+//! their two-pipe program (pipes.py) raises.
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pyfmt::bytes_repr;
@@ -28,7 +31,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpid, getppid};
-use sockets::{Fault, Stream, read_line, stop_on_signals, stopped_exit, wait_ready};
+use sockets::{
+    Fault, Stream, read_line, stop_on_signals, stopped_exit, wait_ready,
+};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
@@ -68,7 +73,8 @@ fn run(options: &Options) -> Result<ExitCode, Failure> {
     stop_on_signals()?; // flags only: this process still has a single thread
 
     // ANCHOR: socketpair
-    // Two connected sockets, in one call; close-on-exec like every descriptor we make.
+    // Two connected sockets, in one call; close-on-exec like every descriptor we
+    // make.
     let (parent_end, child_end) = socketpair(
         AddressFamily::Unix,
         SockType::Stream,
@@ -78,12 +84,13 @@ fn run(options: &Options) -> Result<ExitCode, Failure> {
     .context("socketpair")?;
     // ANCHOR_END: socketpair
 
-    io::stdout().flush().context("flush stdout")?; // or the child could print it again
-    // SAFETY: in the child of a multi-threaded process only async-signal-safe calls are
-    // sound, because another thread may have held a lock (the allocator's, stdout's) at
-    // the moment of the fork. This process has one thread (stop_on_signals registers
-    // handlers and starts none), so the child is a whole copy and may run Rust code; it
-    // ends with _exit, never by returning into main.
+    // Flush first, or the child could print our buffered output again.
+    io::stdout().flush().context("flush stdout")?;
+    // SAFETY: in the child of a multi-threaded process only async-signal-safe calls
+    // are sound, because another thread may have held a lock (the allocator's,
+    // stdout's) at the moment of the fork. This process has one thread
+    // (stop_on_signals registers handlers and starts none), so the child is a whole
+    // copy and may run Rust code; it ends with _exit, never by returning into main.
     let child = match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             drop(parent_end); // the parent's end is not ours: keep only our own
@@ -95,29 +102,45 @@ fn run(options: &Options) -> Result<ExitCode, Failure> {
         }
         ForkResult::Parent { child } => child,
     };
-    // Our copy of the child's end must go: otherwise we would never read EOF when the
-    // child exits, since one end of the pair would still be open, here.
+    // Our copy of the child's end must go: otherwise we would never read EOF when
+    // the child exits, since one end of the pair would still be open, here.
     drop(child_end);
     note!("Parent {} forked child {child}", getpid());
 
     let talked = talk(UnixStream::from(parent_end), options);
     let status = end_child(child, talked.is_err())?;
     // ANCHOR_END: main
-    match talked {
+    note!(
+        "Parent {}: child {child} {}",
+        getpid(),
+        describe_wait(status)
+    );
+    let code = match talked {
         Err(Fault::Stopped) => return Ok(stopped_exit(PROGRAM, "while talking")),
-        Err(fault) => note!("{PROGRAM}: {fault}"),
-        Ok(()) => {}
-    }
-    note!("Parent {}: child {child} {}", getpid(), describe_wait(status));
-    let ok = exited_ok(status) && !options.close_instead;
-    Ok(ExitCode::from(if ok { exit::OK } else { exit::RUNTIME }))
+        Err(Fault::TimedOut(what)) => {
+            // Both sides writing, neither reading: the buffers are full both ways.
+            note!(
+                "{PROGRAM}: {what}: a deadlock? (see the flush-deadlock chapter)"
+            );
+            exit::TIMEOUT
+        }
+        Err(fault) => {
+            note!("{PROGRAM}: {fault}");
+            exit::RUNTIME
+        }
+        Ok(()) if exited_ok(status) && !options.close_instead => exit::OK,
+        Ok(()) => exit::RUNTIME,
+    };
+    Ok(ExitCode::from(code))
 }
 
 // ANCHOR: talk
 /// The parent: send every message, shut down the sending side, read the answers.
 fn talk(socket: UnixStream, options: &Options) -> Result<(), Fault> {
     let deadline = Instant::now() + TIMEOUT;
-    socket.set_nonblocking(true).context("set socket non-blocking")?;
+    socket
+        .set_nonblocking(true)
+        .context("set socket non-blocking")?;
     let mut socket = Stream::Unix(socket);
     let me = getpid();
     for i in 1..=options.messages {
@@ -125,8 +148,9 @@ fn talk(socket: UnixStream, options: &Options) -> Result<(), Fault> {
         sockets::write_all(&mut socket, hello.as_bytes(), deadline, &"child")?;
     }
     if options.close_instead {
-        // DELIBERATELY WRONG (--close-instead): what a pipe end allows. Closing says
-        // "no more data" too, but in both directions: the answers have nowhere to go.
+        // DELIBERATELY WRONG (--close-instead): what a pipe end allows. Closing
+        // says "no more data" too, but in both directions: the answers have nowhere
+        // to go.
         drop(socket);
         note!("Parent {me} closed its socket: the answers cannot reach it now");
         return Ok(());
@@ -134,12 +158,16 @@ fn talk(socket: UnixStream, options: &Options) -> Result<(), Fault> {
     // ANCHOR: shutdown
     // Half-close: "I have nothing more to send". The child's read returns EOF; the
     // other direction stays open, on the same socket, for the child's answers.
-    let Stream::Unix(unix) = &socket else { unreachable!("a Unix socket") };
+    let Stream::Unix(unix) = &socket else {
+        unreachable!("a Unix socket")
+    };
     unix.shutdown(Shutdown::Write).context("shutdown(Write)")?;
     // ANCHOR_END: shutdown
     let mut pending = Vec::new();
     let mut stdout = io::stdout().lock();
-    while let Some(answer) = read_line(&mut socket, &mut pending, deadline, &"child")? {
+    while let Some(answer) =
+        read_line(&mut socket, &mut pending, deadline, &"child")?
+    {
         let answer = String::from_utf8_lossy(&answer);
         writeln!(stdout, "Parent got: \"{answer}\"").context("write stdout")?;
     }
@@ -148,8 +176,9 @@ fn talk(socket: UnixStream, options: &Options) -> Result<(), Fault> {
 // ANCHOR_END: talk
 
 // ANCHOR: end_child
-/// Reaps the child on every path: it should exit by itself right after its last answer;
-/// if it does not (or the talk failed), SIGTERM, a short grace, then SIGKILL.
+/// Reaps the child on every path: it should exit by itself right after its last
+/// answer; if it does not (or the talk failed), SIGTERM, a short grace, then
+/// SIGKILL.
 fn end_child(child: Pid, failed: bool) -> Result<WaitStatus, Failure> {
     let waited = if failed {
         None
@@ -185,8 +214,8 @@ fn wait_within(child: Pid, limit: Duration) -> Result<Option<WaitStatus>, Failur
 // ANCHOR_END: end_child
 
 // ANCHOR: child
-/// The child: read what comes, `read_size` bytes at most per read, answer each whole
-/// line, and at EOF say goodbye, on the same socket. Returns the exit status.
+/// The child: read what comes, `read_size` bytes at most per read, answer each
+/// whole line, and at EOF say goodbye, on the same socket. Returns the exit status.
 fn child(socket: UnixStream, read_size: usize) -> u8 {
     let me = getpid();
     let parent = getppid();
@@ -210,7 +239,9 @@ fn serve_parent(
     parent: Pid,
 ) -> Result<(), Fault> {
     let deadline = Instant::now() + TIMEOUT;
-    socket.set_nonblocking(true).context("set socket non-blocking")?;
+    socket
+        .set_nonblocking(true)
+        .context("set socket non-blocking")?;
     let mut socket = Stream::Unix(socket);
     let mut chunk = vec![0u8; read_size];
     let mut pending = Vec::new();
@@ -225,7 +256,7 @@ fn serve_parent(
             Err(err) => return Err(Failure::new("read parent", err).into()),
         };
         if n == 0 {
-            break; // EOF: the parent shut down its sending side (or closed, or died)
+            break; // EOF: the parent shut down its sending side (or closed it)
         }
         note!("Child {me} read {n} bytes: {}", bytes_repr(&chunk[..n]));
         pending.extend_from_slice(&chunk[..n]);
@@ -234,12 +265,12 @@ fn serve_parent(
             let text = String::from_utf8_lossy(&line[..end]);
             let answer = format!("Child {me} got: [{text}]\n");
             sockets::write_all(&mut socket, answer.as_bytes(), deadline, &"parent")
-                .map_err(|fault| name_write(fault))?;
+                .map_err(name_write)?;
         }
     }
     let bye = format!("Child {me} of {parent} saw EOF; goodbye\n");
     sockets::write_all(&mut socket, bye.as_bytes(), deadline, &"parent")
-        .map_err(|fault| name_write(fault))?;
+        .map_err(name_write)?;
     drop(socket); // the parent reads EOF after our goodbye
     Ok(())
 }
@@ -261,8 +292,12 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     };
     while let Some(arg) = parser.next()? {
         match arg.as_str() {
-            "--messages" => options.messages = parser.value_in(&arg, 1..=1000)?,
-            "--read-size" => options.read_size = parser.value_in(&arg, 1..=65536)?,
+            // The parent sends everything before it reads: more messages would fill
+            // the buffers both ways, and both sides would wait for each other.
+            "--messages" => options.messages = parser.value_in(&arg, 1..=100)?,
+            "--read-size" => {
+                options.read_size = parser.value_in(&arg, 1..=65536)?
+            }
             "--close-instead" => options.close_instead = true,
             "-h" | "--help" => return Ok(None),
             _ => return Err(parser.unexpected(&arg)),
@@ -281,18 +316,18 @@ A parent and its forked child talk both ways over one socketpair: the parent sen
 answers each line, sees EOF, says goodbye on the same socket, and exits.
 
 Options:
-  --messages N     how many lines the parent sends, 1 to 1000 (default 2)
+  --messages N     how many lines the parent sends, 1 to 100 (default 2)
   --read-size N    the most the child reads at once, 1 to 65536 bytes (default 4096)
   --close-instead  DELIBERATELY WRONG: the parent closes its socket instead of
                    shutting down its sending side; the child's answers fail
   -h, --help       print this help
 
-Output: `Parent got: \"Child <pid> got: [Hello 1 from parent <pid>]\"` on stdout; the
-child's reads (`Child <pid> read 27 bytes: b'...'`) and notes on stderr.
+Output: `Parent got: \"Child <pid> got: [Hello 1 from parent <pid>]\"` on
+stdout; the child's reads (`Child <pid> read 27 bytes: b'...'`) and notes on stderr.
 Ctrl-C, SIGTERM or SIGHUP stop it cleanly; the child is always reaped.
 Exit status: 0 the conversation completed; 1 a system call failed, the child failed,
-or --close-instead; 2 bad command line; 129 / 130 / 143 stopped by SIGHUP / SIGINT /
-SIGTERM (128 + signal).
+or --close-instead; 2 bad command line; 3 no progress within 10 s; 129 / 130 / 143
+stopped by SIGHUP / SIGINT / SIGTERM (128 + signal).
 "
     )
 }

@@ -1,0 +1,265 @@
+//! socket-preview's promises, checked by running its binary with a deadline. Every test
+//! uses port 0 (the kernel picks a free port): tests run in parallel.
+
+use lesson_test::{
+    Lesson, TempDir, assert_usage_errors, check_transcript, check_transcript_of,
+    number_after,
+};
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_socket-preview");
+
+fn lesson() -> Lesson {
+    Lesson::new(BIN).deadline(Duration::from_secs(20))
+}
+
+/// The port the server printed: `server listening on 127.0.0.1:<port>`.
+fn port_of(stderr: &str) -> u16 {
+    let port = number_after(stderr, "listening on 127.0.0.1:");
+    u16::try_from(port).expect("a port")
+}
+
+fn transcript(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../docs/src/transcripts/{name}"))
+}
+
+#[test]
+fn five_clients_are_answered_in_the_documents_format() {
+    let run = lesson().args(["--port", "0"]).run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let mut lines = run.texts();
+    lines.sort();
+    let expected: Vec<String> = (0..5)
+        .map(|i| format!("client got: [b\"server got: [b'client{i}']\"]"))
+        .collect();
+    assert_eq!(lines, expected, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("server answered 5 of 5 connections"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn port_zero_asks_the_kernel_and_prints_the_port() {
+    let run = lesson().args(["--port", "0", "--clients", "1"]).run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert_ne!(port_of(&run.stderr), 0, "{}", run.transcript());
+}
+
+#[test]
+fn an_immediate_rerun_on_the_same_port_succeeds() {
+    let first = lesson().args(["--port", "0", "--clients", "2"]).run();
+    assert_eq!(first.code(), Some(0), "{}", first.transcript());
+    let port = port_of(&first.stderr).to_string();
+    // The first run's connections linger in TIME_WAIT on this port: SO_REUSEADDR lets
+    // the second server bind it anyway.
+    let second = lesson().args(["--port", &port, "--clients", "2"]).run();
+    assert_eq!(second.code(), Some(0), "{}", second.transcript());
+    assert_eq!(second.lines.len(), 2, "{}", second.transcript());
+}
+
+#[test]
+fn without_reuse_address_a_rerun_fails_like_the_document() {
+    let shown = "cargo run -q -p sockets --bin socket-preview --";
+    let first = lesson()
+        .shown_as(shown)
+        .args(["--clients", "1", "--no-reuse-address", "--port", "0"])
+        .merge_stderr()
+        .run();
+    assert_eq!(first.code(), Some(0), "{}", first.transcript());
+    let port = port_of(&first.stdout_text()).to_string();
+    let second = lesson()
+        .shown_as(shown)
+        .args(["--clients", "1", "--no-reuse-address", "--port", &port])
+        .merge_stderr()
+        .run();
+    assert_eq!(second.code(), Some(1), "{}", second.transcript());
+    let wanted = format!("bind 127.0.0.1:{port}: Address already in use");
+    assert!(
+        second.stdout_text().contains(&wanted),
+        "{}",
+        second.transcript()
+    );
+    assert!(
+        second.stdout_text().contains("TIME_WAIT"),
+        "{}",
+        second.transcript()
+    );
+    let both = format!(
+        "$ {}\n{}$ {}\n{}",
+        first.shown.as_deref().unwrap(),
+        first.stdout_text(),
+        second.shown.as_deref().unwrap(),
+        second.stdout_text()
+    );
+    check_transcript(&transcript("sockets-no-reuse.txt"), &both);
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error_naming_the_address() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let run = lesson().args(["--port", &port]).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    let wanted =
+        format!("socket-preview: bind 127.0.0.1:{port}: Address already in use");
+    assert!(run.stderr.contains(&wanted), "{}", run.transcript());
+    assert!(run.stdout.is_empty(), "{}", run.transcript());
+}
+
+#[test]
+fn an_address_of_no_local_interface_is_refused() {
+    let run = lesson().args(["--host", "192.0.2.1", "--port", "0"]).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("bind 192.0.2.1:0")
+            && run.stderr.contains("no interface"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn an_unknown_host_is_a_clear_error() {
+    let run = lesson()
+        .args(["--host", "no such host", "--port", "0"])
+        .run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("resolve no such host"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn the_same_conversation_over_a_unix_socket_leaves_no_file() {
+    let dir = TempDir::new("socket-preview");
+    let path = dir.path().join("preview.sock");
+    let run = lesson().arg("--unix").arg(&path).run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert_eq!(run.lines.len(), 5, "{}", run.transcript());
+    assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
+}
+
+#[test]
+fn the_most_clients_are_all_answered() {
+    let run = lesson().args(["--port", "0", "--clients", "200"]).run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert_eq!(run.lines.len(), 200, "{}", run.transcript());
+}
+
+#[test]
+fn a_closed_stdout_is_reported_not_a_panic() {
+    // The reader (`true`) is gone before the lesson starts: every write gets EPIPE.
+    let script = r#"{ sleep 0.5; exec "$0" --port 0; } | true; echo "status ${PIPESTATUS[0]}" >&2"#;
+    let run = Lesson::new("bash").args(["-c", script, BIN]).run();
+    assert!(run.stderr.contains("status 1"), "{}", run.transcript());
+    for i in 0..5 {
+        let wanted = format!("client{i}: write stdout: Broken pipe");
+        assert!(run.stderr.contains(&wanted), "{}", run.transcript());
+    }
+    assert!(!run.stderr.contains("panicked"), "{}", run.transcript());
+}
+
+#[test]
+fn a_full_stdout_is_reported_and_a_full_stderr_is_survived() {
+    let run = Lesson::new("sh")
+        .args(["-c", "exec \"$0\" --port 0 >/dev/full", BIN])
+        .run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(run.stderr.contains("write stdout"), "{}", run.transcript());
+    let run = Lesson::new("sh")
+        .args(["-c", "exec \"$0\" --port 0 2>/dev/full", BIN])
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert_eq!(run.lines.len(), 5, "{}", run.transcript());
+    let run = Lesson::new("sh")
+        .args(["-c", "exec \"$0\" --help >/dev/full", BIN])
+        .run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+}
+
+#[test]
+fn few_descriptors_make_clients_fail_cleanly_never_hang() {
+    // 3 descriptors for stdio, 1 for the listener: a handful of clients, then EMFILE.
+    let run = Lesson::new("sh")
+        .args([
+            "-c",
+            "ulimit -n 7; exec \"$0\" --port 0 --clients 5 --timeout 2",
+            BIN,
+        ])
+        .run();
+    // Which clients fail, and how (EMFILE at once, or no reply in time because the
+    // server could not accept), depends on the timing: 1 or 3, never a hang.
+    assert!(matches!(run.code(), Some(1 | 3)), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("Too many open files"),
+        "{}",
+        run.transcript()
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.transcript());
+}
+
+#[test]
+fn bad_options_exit_2_naming_the_option_and_range() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--port", "65536"],
+            "--port \"65536\": must be from 0 to 65535",
+        ),
+        (&["--port", "-1"], "--port"),
+        (
+            &["--clients", "0"],
+            "--clients \"0\": must be from 1 to 200",
+        ),
+        (&["--clients", "201"], "must be from 1 to 200"),
+        (
+            &["--timeout", "0"],
+            "--timeout \"0\": must be from 0.01 to 3600",
+        ),
+        (&["--timeout", "3601"], "must be from 0.01 to 3600"),
+        (
+            &["--unix", "x", "--port", "1"],
+            "--unix excludes --host and --port",
+        ),
+        (&["--fast"], "unknown option --fast"),
+        (&["spam"], "unexpected argument \"spam\""),
+    ];
+    assert_usage_errors(lesson, "Usage: socket-preview", cases);
+}
+
+#[test]
+fn help_lists_every_option() {
+    let run = lesson().arg("--help").run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let help = run.stdout_text();
+    for needle in [
+        "Usage: socket-preview",
+        "--clients N",
+        "--host ADDR",
+        "--port N",
+        "--unix PATH",
+        "--timeout SECS",
+        "--no-reuse-address",
+        "Exit status",
+    ] {
+        assert!(help.contains(needle), "{needle} missing:\n{help}");
+    }
+}
+
+#[test]
+fn book_transcript_matches_a_fresh_run() {
+    // One client: with five, the order of their lines varies from run to run.
+    let run = lesson()
+        .shown_as("cargo run -q -p sockets --bin socket-preview --")
+        .args(["--clients", "1", "--port", "0"])
+        .merge_stderr()
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    check_transcript_of(&transcript("sockets.txt"), &run);
+}

@@ -1,0 +1,428 @@
+//! socket-progs: the server and the clients as separate programs. Port 0 in every test;
+//! socket paths in a TempDir.
+
+use lesson_test::{Lesson, Running, TempDir, assert_usage_errors, number_after};
+use nix::sys::signal::Signal;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixListener;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_socket-progs");
+
+fn lesson() -> Lesson {
+    Lesson::new(BIN).deadline(Duration::from_secs(20))
+}
+
+/// A TCP server on a port the kernel chose; returns it and the port.
+fn tcp_server(extra: &[&str]) -> (Running, String) {
+    let mut server = lesson().args(["server", "--port", "0"]).args(extra).spawn();
+    let port = number_after(&server.wait_for_stderr("listening on"), "127.0.0.1:");
+    (server, port.to_string())
+}
+
+fn reply_line(name: &str) -> String {
+    format!("client got: [b\"server got: [b'{name}']\"]")
+}
+
+#[test]
+fn separate_client_programs_are_answered_until_ctrl_c() {
+    let (server, port) = tcp_server(&[]);
+    let one = lesson().args(["client", "--port", &port]).run();
+    assert_eq!(one.code(), Some(0), "{}", one.transcript());
+    let name = format!("client:process={}", one.pid);
+    assert_eq!(one.texts(), [reply_line(&name)], "{}", one.transcript());
+    // The document's `else`: any other number runs five client threads.
+    let five = lesson().args(["7", "--port", &port]).run();
+    assert_eq!(five.code(), Some(0), "{}", five.transcript());
+    let mut lines = five.texts();
+    lines.sort();
+    let expected: Vec<String> = (0..5)
+        .map(|i| reply_line(&format!("client:thread={i}")))
+        .collect();
+    assert_eq!(lines, expected, "{}", five.transcript());
+    let run = server.stop_with(Signal::SIGINT);
+    assert!(
+        run.stderr.contains("after answering 6 connections"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn sigterm_and_sighup_stop_a_server_blocked_in_accept() {
+    for signal in [Signal::SIGTERM, Signal::SIGHUP] {
+        let (server, _) = tcp_server(&[]);
+        std::thread::sleep(Duration::from_millis(100));
+        server.stop_with(signal);
+    }
+}
+
+#[test]
+fn the_server_listens_on_loopback_only_by_default() {
+    let (server, port) = tcp_server(&[]);
+    // /proc/net/tcp: local address in hex, state 0A = LISTEN. 0100007F is 127.0.0.1.
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let port: u16 = port.parse().unwrap();
+    let listening: Vec<&str> = table
+        .lines()
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 3
+                && fields[1].ends_with(&format!(":{port:04X}"))
+                && fields[3] == "0A"
+        })
+        .collect();
+    assert_eq!(listening.len(), 1, "{listening:?}");
+    assert!(
+        listening[0].contains(&format!("0100007F:{port:04X}")),
+        "{listening:?}"
+    );
+    server.stop_with(Signal::SIGINT);
+}
+
+#[test]
+fn a_server_stops_by_itself_after_the_connections_asked_for() {
+    let (server, port) = tcp_server(&["--connections", "1"]);
+    let one = lesson().args(["2", "--port", &port]).run();
+    assert_eq!(one.code(), Some(0), "{}", one.transcript());
+    let run = server.finish();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("answered 1 connections"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn no_server_says_to_start_it() {
+    let gone = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = gone.local_addr().unwrap().port().to_string();
+    drop(gone); // nobody listens there now
+    let run = lesson().args(["client", "--port", &port]).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    let wanted = format!("connect 127.0.0.1:{port}: Connection refused");
+    assert!(run.stderr.contains(&wanted), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("start it first"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn a_silent_client_is_hung_up_on_and_the_next_one_answered() {
+    let (server, port) = tcp_server(&["--timeout", "0.3"]);
+    let mut silent = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut rest = Vec::new();
+    // The server gives up and closes: we read EOF, not a reply.
+    assert_eq!(silent.read_to_end(&mut rest).unwrap(), 0);
+    let next = lesson().args(["client", "--port", &port]).run();
+    assert_eq!(next.code(), Some(0), "{}", next.transcript());
+    let run = server.stop_with(Signal::SIGTERM);
+    assert!(
+        run.stderr.contains("no message from"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stderr.contains("in time; hung up"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn a_client_that_leaves_mid_message_is_reported_and_the_server_goes_on() {
+    let (server, port) = tcp_server(&[]);
+    let mut half = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    half.write_all(b"clie").unwrap();
+    drop(half);
+    let next = lesson().args(["client", "--port", &port]).run();
+    assert_eq!(next.code(), Some(0), "{}", next.transcript());
+    let run = server.stop_with(Signal::SIGINT);
+    assert!(
+        run.stderr
+            .contains("in the middle of a message, after 4 bytes: b'clie'"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn a_too_long_message_is_refused() {
+    let (server, port) = tcp_server(&[]);
+    let mut long = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    long.write_all(&[b'x'; 2000]).unwrap();
+    let mut rest = Vec::new();
+    let _ = long.read_to_end(&mut rest); // hung up on (EOF, or a reset)
+    let run = server.stop_with(Signal::SIGINT);
+    assert!(
+        run.stderr.contains("no newline in the first 1024 bytes"),
+        "{}",
+        run.transcript()
+    );
+}
+
+/// A fake server: accepts one connection, reads the request, then does `then`.
+fn fake_server(then: fn(TcpStream)) -> (String, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let thread = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = [0u8; 64];
+        let _ = stream.read(&mut request);
+        then(stream);
+    });
+    (port, thread)
+}
+
+#[test]
+fn a_server_that_resets_mid_reply_is_reported() {
+    let (port, fake) = fake_server(|mut stream| {
+        stream.write_all(b"server got: [b'cl").unwrap();
+        // SO_LINGER 0: close sends a reset (RST) instead of an orderly FIN.
+        let linger = nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        nix::sys::socket::setsockopt(
+            &stream,
+            nix::sys::socket::sockopt::Linger,
+            &linger,
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        drop(stream);
+    });
+    let run = lesson().args(["client", "--port", &port]).run();
+    fake.join().unwrap();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("Connection reset by peer")
+            || run.stderr.contains("in the middle of a message"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn a_server_that_leaves_mid_reply_is_reported() {
+    let (port, fake) = fake_server(|mut stream| {
+        stream.write_all(b"server got: [b'cl").unwrap();
+    });
+    let run = lesson().args(["client", "--port", &port]).run();
+    fake.join().unwrap();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("in the middle of a message, after 17 bytes"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn extra_data_after_the_reply_is_reported() {
+    let (port, fake) = fake_server(|mut stream| {
+        stream.write_all(b"server got: [b'x']\nmore\n").unwrap();
+    });
+    let run = lesson().args(["client", "--port", &port]).run();
+    fake.join().unwrap();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("unexpected data after the reply: b'more'"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn a_server_that_never_replies_times_out_with_status_3() {
+    // Listening, never accepting: the kernel completes the connection, nobody answers.
+    let mute = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = mute.local_addr().unwrap().port().to_string();
+    let run = lesson()
+        .args(["client", "--port", &port, "--timeout", "0.3"])
+        .run();
+    assert_eq!(run.code(), Some(3), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("in time; giving up"),
+        "{}",
+        run.transcript()
+    );
+    drop(mute);
+}
+
+#[test]
+fn ctrl_c_stops_a_client_waiting_for_its_reply() {
+    let mute = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = mute.local_addr().unwrap().port().to_string();
+    let client = lesson()
+        .args(["threads", "--port", &port, "--timeout", "60"])
+        .spawn();
+    std::thread::sleep(Duration::from_millis(200));
+    client.stop_with(Signal::SIGINT);
+    drop(mute);
+}
+
+#[test]
+fn over_a_unix_socket_the_file_is_removed_on_ctrl_c() {
+    let dir = TempDir::new("socket-progs");
+    let path = dir.path().join("progs.sock");
+    let mut server = lesson().arg("server").arg("--unix").arg(&path).spawn();
+    server.wait_for_stderr("listening on");
+    let one = lesson().arg("client").arg("--unix").arg(&path).run();
+    assert_eq!(one.code(), Some(0), "{}", one.transcript());
+    assert_eq!(one.lines.len(), 1, "{}", one.transcript());
+    assert_eq!(dir.entries(), ["progs.sock"]);
+    server.stop_with(Signal::SIGTERM);
+    assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
+}
+
+#[test]
+fn a_stale_socket_file_from_a_killed_server_is_replaced() {
+    let dir = TempDir::new("socket-progs");
+    let path = dir.path().join("stale.sock");
+    let mut killed = lesson().arg("server").arg("--unix").arg(&path).spawn();
+    killed.wait_for_stderr("listening on");
+    killed.signal(Signal::SIGKILL); // no clean-up: the file stays, nobody listens
+    let _ = killed.finish();
+    assert_eq!(dir.entries(), ["stale.sock"]);
+    let mut server = lesson()
+        .arg("server")
+        .arg("--unix")
+        .arg(&path)
+        .args(["--connections", "1"])
+        .spawn();
+    server.wait_for_stderr("listening on");
+    let one = lesson().arg("client").arg("--unix").arg(&path).run();
+    assert_eq!(one.code(), Some(0), "{}", one.transcript());
+    let run = server.finish();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("removing stale socket file"),
+        "{}",
+        run.transcript()
+    );
+    assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
+}
+
+#[test]
+fn a_second_server_on_a_live_socket_path_is_refused() {
+    let dir = TempDir::new("socket-progs");
+    let path = dir.path().join("live.sock");
+    let mut first = lesson().arg("server").arg("--unix").arg(&path).spawn();
+    first.wait_for_stderr("listening on");
+    let second = lesson().arg("server").arg("--unix").arg(&path).run();
+    assert_eq!(second.code(), Some(1), "{}", second.transcript());
+    assert!(
+        second
+            .stderr
+            .contains("a server is already listening there"),
+        "{}",
+        second.transcript()
+    );
+    // The first one still works, and its file is still there.
+    let one = lesson().arg("client").arg("--unix").arg(&path).run();
+    assert_eq!(one.code(), Some(0), "{}", one.transcript());
+    first.stop_with(Signal::SIGINT);
+    assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
+}
+
+#[test]
+fn a_path_that_is_not_a_socket_is_refused_and_left_intact() {
+    let dir = TempDir::new("socket-progs");
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "keep me").unwrap();
+    let run = lesson().arg("server").arg("--unix").arg(&path).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("exists and is a regular file, not a socket"),
+        "{}",
+        run.transcript()
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
+}
+
+#[test]
+fn a_missing_directory_is_a_clear_error_on_both_sides() {
+    let dir = TempDir::new("socket-progs");
+    let path = dir.path().join("no-such-dir/s.sock");
+    let run = lesson().arg("server").arg("--unix").arg(&path).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    let wanted = format!("bind {}: No such file or directory", path.display());
+    assert!(run.stderr.contains(&wanted), "{}", run.transcript());
+    let run = lesson().arg("client").arg("--unix").arg(&path).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("start it first"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn a_stale_socket_file_refuses_a_client_with_advice() {
+    let dir = TempDir::new("socket-progs");
+    let path = dir.path().join("old.sock");
+    drop(UnixListener::bind(&path).unwrap()); // the file stays, nobody listens
+    let run = lesson().arg("client").arg("--unix").arg(&path).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("Connection refused"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stderr.contains("start it first"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn bad_command_lines_exit_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "MODE is missing"),
+        (&["spam"], "MODE \"spam\": must be 1 or server"),
+        (&["server", "client"], "unexpected argument \"client\""),
+        (
+            &["server", "--connections", "0"],
+            "--connections \"0\": must be from 1",
+        ),
+        (&["threads", "--clients", "201"], "must be from 1 to 200"),
+        (&["client", "--port", "70000"], "must be from 0 to 65535"),
+        (&["client", "--unix", "x", "--host", "h"], "--unix excludes"),
+        (&["server", "--fast"], "unknown option --fast"),
+    ];
+    assert_usage_errors(lesson, "Usage: socket-progs", cases);
+}
+
+#[test]
+fn help_lists_every_mode_and_option() {
+    let run = lesson().arg("--help").run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let help = run.stdout_text();
+    for needle in [
+        "Usage: socket-progs MODE",
+        "1, server",
+        "2, client",
+        "3, threads",
+        "--clients N",
+        "--connections N",
+        "--host ADDR",
+        "--port N",
+        "--unix PATH",
+        "--timeout SECS",
+        "--no-reuse-address",
+    ] {
+        assert!(help.contains(needle), "{needle} missing:\n{help}");
+    }
+}

@@ -1,0 +1,182 @@
+//! socketpair-demo: one socketpair, a parent and a forked child, both ways.
+
+use lesson_test::{
+    Lesson, assert_usage_errors, check_transcript_of, number_after,
+    parse_bytes_repr,
+};
+use std::path::Path;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_socketpair-demo");
+
+fn lesson() -> Lesson {
+    Lesson::new(BIN).deadline(Duration::from_secs(20))
+}
+
+/// The bytes of every `Child <pid> read <n> bytes: b'...'` note, in order.
+fn reads(stderr: &str) -> Vec<Vec<u8>> {
+    stderr
+        .lines()
+        .filter_map(|line| line.split_once(" bytes: ").map(|(_, repr)| repr))
+        .map(parse_bytes_repr)
+        .collect()
+}
+
+#[test]
+fn the_child_answers_each_line_and_after_eof_still_says_goodbye() {
+    let run = lesson().args(["--messages", "3"]).run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let parent = run.pid;
+    let child = number_after(&run.stderr, "forked child ");
+    let mut expected: Vec<String> = (1..=3)
+        .map(|i| format!("Parent got: \"Child {child} got: [Hello {i} from parent {parent}]\""))
+        .collect();
+    expected.push(format!(
+        "Parent got: \"Child {child} of {parent} saw EOF; goodbye\""
+    ));
+    assert_eq!(run.texts(), expected, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains(&format!("child {child} exited with status 0")),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn a_socket_is_a_byte_stream_reads_do_not_follow_writes() {
+    let run = lesson().args(["--messages", "4", "--read-size", "7"]).run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let reads = reads(&run.stderr);
+    assert!(
+        reads.iter().all(|read| read.len() <= 7),
+        "{}",
+        run.transcript()
+    );
+    let parent = run.pid;
+    let sent: String = (1..=4)
+        .map(|i| format!("Hello {i} from parent {parent}\n"))
+        .collect();
+    assert_eq!(reads.concat(), sent.as_bytes(), "{}", run.transcript());
+    // Framing puts the lines back together: four whole answers and the goodbye.
+    assert_eq!(run.lines.len(), 5, "{}", run.transcript());
+}
+
+#[test]
+fn one_read_can_hold_several_messages() {
+    let run = lesson().args(["--messages", "100"]).run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let reads = reads(&run.stderr);
+    assert!(
+        reads
+            .iter()
+            .any(|read| read.iter().filter(|b| **b == b'\n').count() > 1),
+        "no read held two messages in 100\n{}",
+        run.transcript()
+    );
+    assert_eq!(run.lines.len(), 101, "{}", run.transcript());
+}
+
+#[test]
+fn closing_instead_of_shutting_down_loses_the_answers() {
+    let run = lesson().arg("--close-instead").run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(run.lines.is_empty(), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("answer: write parent: Broken pipe")
+            || run.stderr.contains("Connection reset by peer"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stderr.contains("exited with status 1"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn a_closed_stdout_is_reported_and_the_child_reaped() {
+    let script =
+        r#"{ sleep 0.5; exec "$0"; } | true; echo "status ${PIPESTATUS[0]}" >&2"#;
+    let run = Lesson::new("bash").args(["-c", script, BIN]).run();
+    assert!(
+        run.stderr.contains("write stdout: Broken pipe"),
+        "{}",
+        run.transcript()
+    );
+    assert!(run.stderr.contains("status 1"), "{}", run.transcript());
+    assert!(!run.stderr.contains("panicked"), "{}", run.transcript());
+}
+
+#[test]
+fn a_full_stderr_changes_nothing_and_help_into_a_full_stdout_fails() {
+    let run = Lesson::new("sh")
+        .args(["-c", "exec \"$0\" 2>/dev/full", BIN])
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert_eq!(run.lines.len(), 3, "{}", run.transcript());
+    let run = Lesson::new("sh")
+        .args(["-c", "exec \"$0\" --help >/dev/full", BIN])
+        .run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+}
+
+#[test]
+fn bad_options_exit_2_naming_the_range() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--messages", "0"],
+            "--messages \"0\": must be from 1 to 100",
+        ),
+        (&["--messages", "101"], "must be from 1 to 100"),
+        (
+            &["--read-size", "0"],
+            "--read-size \"0\": must be from 1 to 65536",
+        ),
+        (&["--read-size", "65537"], "must be from 1 to 65536"),
+        (&["--close-instead=yes"], "does not take a value"),
+        (&["spam"], "unexpected argument \"spam\""),
+    ];
+    assert_usage_errors(lesson, "Usage: socketpair-demo", cases);
+}
+
+#[test]
+fn the_edges_of_the_ranges_work() {
+    let run = lesson()
+        .args(["--messages", "100", "--read-size", "65536"])
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert_eq!(run.lines.len(), 101, "{}", run.transcript());
+    let run = lesson().args(["--messages", "1", "--read-size", "1"]).run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert_eq!(run.lines.len(), 2, "{}", run.transcript());
+}
+
+#[test]
+fn help_lists_every_option() {
+    let run = lesson().arg("--help").run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let help = run.stdout_text();
+    for needle in [
+        "Usage: socketpair-demo",
+        "--messages N",
+        "--read-size N",
+        "--close-instead",
+    ] {
+        assert!(help.contains(needle), "{needle} missing:\n{help}");
+    }
+}
+
+#[test]
+fn book_transcript_matches_a_fresh_run() {
+    // stdout only: the child's read notes on stderr depend on timing.
+    let run = lesson()
+        .shown_as("cargo run -q -p sockets --bin socketpair-demo --")
+        .args(["--messages", "2"])
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/src/transcripts/sockets-socketpair.txt");
+    check_transcript_of(&path, &run);
+}
