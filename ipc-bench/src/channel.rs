@@ -1,5 +1,6 @@
-//! The mechanisms: how each one is set up before `fork`, opened after it, and how one
-//! message goes in and comes out. The measuring loops (`measure.rs`) only see [`End`].
+//! The mechanisms: how each one is set up before `fork`, opened after it, and how
+//! one message goes in and comes out. The measuring loops (`measure.rs`) only see
+//! [`End`].
 
 use crate::ring::{self, Ring, Wait};
 use lesson_kit::{Context, Failure};
@@ -107,12 +108,16 @@ pub enum End {
     SplicePages { rx: OwnedFd, sink: OwnedFd },
 }
 
-/// One side before `fork`: some mechanisms can be opened before (pipes), some must be
-/// opened by the side itself, after (a FIFO's `open` waits for the other side).
+/// One side before `fork`: some mechanisms can be opened before (pipes), some must
+/// be opened by the side itself, after (a FIFO's `open` waits for the other side).
 pub enum Side {
     Ready(End),
     /// Open FIFO `rx` for reading, then `tx` for writing (or the other order).
-    Fifos { rx: PathBuf, tx: PathBuf, rx_first: bool },
+    Fifos {
+        rx: PathBuf,
+        tx: PathBuf,
+        rx_first: bool,
+    },
     /// Accept one connection on a listening socket (Unix or TCP).
     AcceptUnix(UnixListener),
     AcceptTcp(TcpListener),
@@ -134,8 +139,8 @@ fn big_pipe() -> Result<(OwnedFd, OwnedFd, usize), Failure> {
     let (rx, tx) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
     // ANCHOR: pipe_size
     // A pipe holds 64 KiB by default: a 1 MiB message would take 16 wake-ups of the
-    // reader. F_SETPIPE_SZ raises it (up to /proc/sys/fs/pipe-max-size unless root);
-    // if refused, the default stays and the report says so.
+    // reader. F_SETPIPE_SZ raises it (up to /proc/sys/fs/pipe-max-size unless
+    // root); if refused, the default stays and the report says so.
     let size = libc::c_int::try_from(PIPE_SIZE).unwrap_or(libc::c_int::MAX);
     let capacity = match fcntl(&tx, FcntlArg::F_SETPIPE_SZ(size)) {
         Ok(capacity) => capacity,
@@ -162,7 +167,10 @@ fn fds(rx: OwnedFd, tx: OwnedFd) -> Side {
 /// A socket used in both directions: the same descriptor twice.
 fn both_ways(socket: OwnedFd) -> Result<End, Failure> {
     let copy = socket.try_clone().context("dup socket")?;
-    Ok(End::Fds { rx: socket, tx: copy })
+    Ok(End::Fds {
+        rx: socket,
+        tx: copy,
+    })
 }
 
 impl Setup {
@@ -179,8 +187,12 @@ impl Setup {
             Mechanism::Vmsplice => {
                 let (rx, tx, size) = big_pipe()?;
                 capacity = Some(size);
-                let sink = open("/dev/null", OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
-                    .context("open /dev/null")?;
+                let sink = open(
+                    "/dev/null",
+                    OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .context("open /dev/null")?;
                 (
                     Side::Ready(End::SplicePages { rx, sink }),
                     Side::Ready(End::GiftPages { tx }),
@@ -195,8 +207,16 @@ impl Setup {
                 }
                 // Both open their reading end first would deadlock: an open for
                 // reading waits for a writer. So `a` reads first, `b` writes first.
-                let a = Side::Fifos { rx: to_a.clone(), tx: to_b.clone(), rx_first: true };
-                let b = Side::Fifos { rx: to_b, tx: to_a, rx_first: false };
+                let a = Side::Fifos {
+                    rx: to_a.clone(),
+                    tx: to_b.clone(),
+                    rx_first: true,
+                };
+                let b = Side::Fifos {
+                    rx: to_b,
+                    tx: to_a,
+                    rx_first: false,
+                };
                 (a, b)
             }
             Mechanism::Socketpair | Mechanism::SocketpairThreads => {
@@ -224,12 +244,22 @@ impl Setup {
                 let mut rings = ring::map(2, mechanism.name())?.into_iter();
                 let (to_a_tx, to_a_rx) = rings.next().expect("two rings");
                 let (to_b_tx, to_b_rx) = rings.next().expect("two rings");
-                let a = End::Rings { rx: to_a_rx.waiting(wait), tx: to_b_tx.waiting(wait) };
-                let b = End::Rings { rx: to_b_rx.waiting(wait), tx: to_a_tx.waiting(wait) };
+                let a = End::Rings {
+                    rx: to_a_rx.waiting(wait),
+                    tx: to_b_tx.waiting(wait),
+                };
+                let b = End::Rings {
+                    rx: to_b_rx.waiting(wait),
+                    tx: to_a_tx.waiting(wait),
+                };
                 (Side::Ready(a), Side::Ready(b))
             }
         };
-        Ok(Setup { a, b, pipe_capacity: capacity })
+        Ok(Setup {
+            a,
+            b,
+            pipe_capacity: capacity,
+        })
     }
 }
 
@@ -255,20 +285,25 @@ impl Side {
                     (open_rx()?, t)
                 };
                 // A FIFO is a pipe with a name: the same capacity rule applies.
-                let size = libc::c_int::try_from(PIPE_SIZE).unwrap_or(libc::c_int::MAX);
+                let size =
+                    libc::c_int::try_from(PIPE_SIZE).unwrap_or(libc::c_int::MAX);
                 let _ = fcntl(&tx_fd, FcntlArg::F_SETPIPE_SZ(size));
-                Ok(End::Fds { rx: rx_fd, tx: tx_fd })
+                Ok(End::Fds {
+                    rx: rx_fd,
+                    tx: tx_fd,
+                })
             }
             Side::AcceptUnix(listener) => {
-                let (socket, _) = listener.accept().context("accept unix socket")?;
+                let (socket, _) =
+                    listener.accept().context("accept unix socket")?;
                 drop(listener); // one connection is all we take
                 both_ways(socket.into())
             }
             Side::AcceptTcp(listener) => {
                 let (socket, _) = listener.accept().context("accept tcp")?;
                 drop(listener);
-                // Without it, Nagle's algorithm holds small writes back for up to 40 ms
-                // waiting for more to send with them.
+                // Without it, Nagle's algorithm holds small writes back for up to
+                // 40 ms waiting for more to send with them.
                 socket.set_nodelay(true).context("TCP_NODELAY")?;
                 both_ways(socket.into())
             }
@@ -289,23 +324,24 @@ impl Side {
 
 // ANCHOR: end
 impl End {
-    /// Sends some of `bytes` (one system call, or one copy into the ring) and returns
-    /// how many went: like `write`, it may take fewer than offered.
+    /// Sends some of `bytes` (one system call, or one copy into the ring) and
+    /// returns how many went: like `write`, it may take fewer than offered.
     pub fn send(&mut self, bytes: &[u8]) -> Result<usize, Errno> {
         match self {
             End::Fds { tx, .. } => retry(|| write(&*tx, bytes)),
             End::Rings { tx, .. } => Ok(tx.write(bytes)),
             // The pipe takes references to our pages instead of a copy. We must not
             // change them until the reader is done: `bytes` is never written again.
-            End::GiftPages { tx } => {
-                retry(|| vmsplice(&*tx, &[IoSlice::new(bytes)], SpliceFFlags::empty()))
-            }
+            End::GiftPages { tx } => retry(|| {
+                vmsplice(&*tx, &[IoSlice::new(bytes)], SpliceFFlags::empty())
+            }),
             End::SplicePages { .. } => Err(Errno::EBADF),
         }
     }
 
     /// Receives at most `max` bytes and shows them to `look` where they are: in
-    /// `scratch` after a `read`, or in place in the ring (no copy out). 0 means EOF.
+    /// `scratch` after a `read`, or in place in the ring (no copy out). 0 means
+    /// EOF.
     pub fn receive(
         &mut self,
         scratch: &mut [u8],

@@ -1,30 +1,33 @@
-//! ipc-bench: how fast is each IPC mechanism of the course, measured side by side, in one
-//! run, on this machine, and why.
+//! ipc-bench: how fast is each IPC mechanism of the course, measured side by side,
+//! in one run, on this machine, and why.
 //!
-//! Not a document program: the course's closing question ("which one should I use?")
-//! answered by measurement. For each mechanism two processes (forked) or two threads
-//! move messages of 64 B to 1 MiB one way (throughput) and a 64-byte message back and
-//! forth (round trip); the same run measures the machine's limits, `memcpy` of the same
-//! sizes and one trivial system call, and prints every figure with its ratio to them.
+//! Not a document program: the course's closing question ("which one should I
+//! use?") answered by measurement. For each mechanism two processes (forked) or two
+//! threads move messages of 64 B to 1 MiB one way (throughput) and a 64-byte
+//! message back and forth (round trip); the same run measures the machine's limits,
+//! `memcpy` of the same sizes and one trivial system call, and prints every figure
+//! with its ratio to them.
 //!
 //! Usage: ipc-bench [--quick] [--only LIST] [--sizes LIST] [--reps N] [--bytes N]
-//!                  [--rounds N] [--cpus A,B] [--python] [--json | --markdown] [--svg FILE]
+//!                  [--rounds N] [--cpus A,B] [--patience S] [--python]
+//!                  [--json | --markdown] [--svg FILE]
 //!
 //! Try it:
-//!     cargo run --release -p ipc-bench                          # everything, under 30 s
-//!     cargo run --release -p ipc-bench -- --quick               # under 5 s, for class
+//!     cargo run --release -p ipc-bench               # everything, under 30 s
+//!     cargo run --release -p ipc-bench -- --quick    # under 5 s, for class
 //!     cargo run --release -p ipc-bench -- --only pipe,vmsplice --sizes 64K,1M
-//!     cargo run --release -p ipc-bench -- --quick --only pipe,ring,ring-spin --cpus 0,0
-//!     cargo run --release -p ipc-bench -- --quick --markdown --svg /tmp/ipc-bench.svg
+//!     cargo run --release -p ipc-bench -- --quick --only pipe,ring-spin --cpus 0,0
+//!     cargo run --release -p ipc-bench -- --quick --markdown --svg /tmp/bench.svg
 //!
-//! How it works: this process only coordinates. For each mechanism it makes what must
-//! exist before `fork` (pipes, a listening socket, FIFOs, shared memory), forks the peer
-//! and the measuring side, closes its own copies, and waits for result lines on a pipe
-//! while watching for signals (a `signalfd`), so Ctrl-C ends everything within a second.
+//! How it works: this process only coordinates. For each mechanism it makes what
+//! must exist before `fork` (pipes, a listening socket, FIFOs, shared memory),
+//! forks the peer and the measuring side, closes its own copies, and waits for
+//! result lines on a pipe while watching for signals (a `signalfd`), so Ctrl-C ends
+//! everything within a second.
 //!
-//! Caveats: a debug build (`cargo run` without `--release`) measures the compiler, not
-//! the mechanism. Numbers from a busy machine (other programs on the same CPUs) are
-//! noise: the spread column says how much.
+//! Caveats: a debug build (`cargo run` without `--release`) measures the compiler,
+//! not the mechanism. Numbers from a busy machine (other programs on the same CPUs)
+//! are noise: the spread column says how much.
 
 mod channel;
 mod measure;
@@ -34,7 +37,9 @@ mod ring;
 
 use channel::{ALL, Mechanism, Setup};
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
-use lesson_kit::{Context, Failure, describe_wait, exit, note, signal_exit, signal_name};
+use lesson_kit::{
+    Context, Failure, describe_wait, exit, note, signal_exit, signal_name,
+};
 use measure::{Plan, Results};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -54,13 +59,23 @@ use std::time::{Duration, Instant};
 const PROGRAM: &str = "ipc-bench";
 
 /// The sizes measured by default, and with `--quick`.
-const SIZES: [usize; 8] = [64, 256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20];
+const SIZES: [usize; 8] = [
+    64,
+    256,
+    1 << 10,
+    4 << 10,
+    16 << 10,
+    64 << 10,
+    256 << 10,
+    1 << 20,
+];
 const QUICK_SIZES: [usize; 4] = [64, 4 << 10, 64 << 10, 1 << 20];
 /// The largest message `--sizes` accepts: the rings' and pipes' capacity.
 const MAX_SIZE: usize = 1 << 20;
 
-/// If no result arrives for this long, something is stuck: stop with exit status 3.
-const STALL: Duration = Duration::from_secs(30);
+/// If no result arrives for this long (`--patience`), something is stuck: stop,
+/// exit 3.
+const PATIENCE: u64 = 30;
 /// How long a child asked to stop (SIGTERM) may take before SIGKILL.
 const GRACE: Duration = Duration::from_millis(300);
 
@@ -69,6 +84,7 @@ struct Options {
     plan: Plan,
     only: Vec<Mechanism>,
     cpus: Option<[usize; 2]>,
+    patience: Duration,
     python: bool,
     format: Format,
     svg: Option<PathBuf>,
@@ -80,7 +96,7 @@ struct Options {
 enum Stop {
     Failed(Failure),
     Signal(i32),
-    Stalled(String),
+    Stalled(String, Duration),
 }
 
 impl From<Failure> for Stop {
@@ -98,17 +114,22 @@ fn main() -> ExitCode {
 
     // ANCHOR: signals
     // Block the stop signals and SIGCHLD, and receive them as data on a descriptor
-    // instead: the coordinator then waits for results, signals and dying children in
-    // one `poll`, and no handler ever interrupts (or fails to interrupt) a system call.
-    // A second Ctrl-C is just one more record to read: the clean-up is never cut short.
+    // instead: the coordinator then waits for results, signals and dying children
+    // in one `poll`, and no handler ever interrupts (or fails to interrupt) a
+    // system call. A second Ctrl-C is just one more record to read: the clean-up is
+    // never cut short.
     let mut mask = SigSet::empty();
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGCHLD] {
+    for signal in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ] {
         mask.add(signal);
     }
-    let signals = match mask
-        .thread_block()
-        .and_then(|()| SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK))
-    {
+    let signals = match mask.thread_block().and_then(|()| {
+        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+    }) {
         Ok(signals) => signals,
         Err(err) => {
             note!("{PROGRAM}: signalfd: {err}");
@@ -130,14 +151,18 @@ fn main() -> ExitCode {
         Err(failure) => Err(Stop::Failed(failure)),
     };
 
-    match outcome.and_then(|report| print_report(&report, &options).map_err(Stop::from)) {
+    match outcome
+        .and_then(|report| print_report(&report, &options).map_err(Stop::from))
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(Stop::Failed(failure)) => {
             note!("{PROGRAM}: {failure}");
             ExitCode::from(exit::RUNTIME)
         }
-        Err(Stop::Stalled(what)) => {
-            note!("{PROGRAM}: {what}: no result for {STALL:?}; stopped it (stuck?)");
+        Err(Stop::Stalled(what, patience)) => {
+            note!(
+                "{PROGRAM}: {what}: no result for {patience:?}; stopped it (stuck?)"
+            );
             ExitCode::from(exit::TIMEOUT)
         }
         Err(Stop::Signal(signal)) => {
@@ -163,8 +188,8 @@ struct JobOutput {
 }
 
 // ANCHOR: run_all
-/// Measures the limits, then every mechanism asked for, one after the other (never two
-/// at once: they would compete for the CPUs).
+/// Measures the limits, then every mechanism asked for, one after the other (never
+/// two at once: they would compete for the CPUs).
 fn run_all(
     options: &Options,
     signals: &SignalFd,
@@ -181,14 +206,15 @@ fn run_all(
         report.add_mechanism(mechanism, &output.lines, output.pipe_capacity)?;
     }
     if options.python {
-        note!("{PROGRAM}: [{total}/{total}] the same pipe and socketpair loops in Python");
+        note!("{PROGRAM}: [{total}/{total}] pipe and socketpair in Python");
         python::run(&mut report, &options.plan, signals)?;
     }
     Ok(report)
 }
 // ANCHOR_END: run_all
 
-/// The children of one job: ended (SIGTERM, a grace, SIGKILL) and reaped on every path.
+/// The children of one job: ended (SIGTERM, a grace, SIGKILL) and reaped on every
+/// path.
 struct Children {
     pids: Vec<(Pid, &'static str)>,
     failed: Option<String>,
@@ -198,20 +224,24 @@ impl Children {
     /// Reaps whichever children have exited, without waiting. A child that did not
     /// exit with status 0 is remembered as the job's failure.
     fn reap_exited(&mut self) {
-        self.pids.retain(|&(pid, role)| match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => true,
-            Ok(status) => {
-                if !lesson_kit::exited_ok(status) && self.failed.is_none() {
-                    self.failed = Some(format!("{role} {pid} {}", describe_wait(status)));
+        self.pids.retain(|&(pid, role)| {
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => true,
+                Ok(status) => {
+                    if !lesson_kit::exited_ok(status) && self.failed.is_none() {
+                        self.failed =
+                            Some(format!("{role} {pid} {}", describe_wait(status)));
+                    }
+                    false
                 }
-                false
+                Err(_) => false, // not our child any more: nothing to reap
             }
-            Err(_) => false, // not our child any more: nothing to reap
         });
     }
 
     // ANCHOR: end_children
-    /// Asks every child left to stop, waits a little, then kills and reaps the rest.
+    /// Asks every child left to stop, waits a little, then kills and reaps the
+    /// rest.
     fn end_all(&mut self) {
         for &(pid, _) in &self.pids {
             let _ = kill(pid, Signal::SIGTERM); // it may be gone already
@@ -233,13 +263,15 @@ impl Children {
 
 impl Drop for Children {
     fn drop(&mut self) {
-        self.end_all(); // on an early return (error, signal) nothing is left running
+        // On an early return (an error, a signal) nothing is left running.
+        self.end_all();
     }
 }
 
 // ANCHOR: run_job
-/// One job: make the mechanism, fork the peer and the measuring side, collect results.
-/// `None` measures the limits (memcpy, a system call): a measuring side with no peer.
+/// One job: make the mechanism, fork the peer and the measuring side, collect
+/// results. `None` measures the limits (memcpy, a system call): a measuring side
+/// with no peer.
 fn run_job(
     mechanism: Option<Mechanism>,
     options: &Options,
@@ -256,30 +288,45 @@ fn run_job(
     // Commands from the measuring side to the peer; results from it to us.
     let (control_rx, control_tx) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
     let (results_rx, results_tx) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
-    let mut children = Children { pids: Vec::new(), failed: None };
-    let [cpu_a, cpu_b] = options.cpus.map_or([None, None], |[a, b]| [Some(a), Some(b)]);
+    let mut children = Children {
+        pids: Vec::new(),
+        failed: None,
+    };
+    let [cpu_a, cpu_b] = options
+        .cpus
+        .map_or([None, None], |[a, b]| [Some(a), Some(b)]);
     let coordinator = getpid();
-    let largest = options.plan.sizes.iter().copied().max().unwrap_or(measure::SMALL);
+    let largest = options
+        .plan
+        .sizes
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(measure::SMALL);
 
-    io::stdout().flush().context("flush stdout")?; // or the children would print it too
+    // Whatever sits in our stdout buffer would be copied into the children.
+    io::stdout().flush().context("flush stdout")?;
     // The peer is a process of its own, or a thread of the measuring side.
     let (b_process, b_thread) = if threads { (None, b) } else { (b, None) };
     if let Some(b) = b_process {
-        // SAFETY: this process is single-threaded (it never starts a thread), so the
-        // child is a complete copy and may allocate; it never returns from `child`.
+        // SAFETY: this process is single-threaded (it never starts a thread), so
+        // the child is a complete copy and may allocate; it never returns from
+        // `child`.
         match unsafe { fork() }.context("fork peer")? {
             ForkResult::Child => {
                 drop(control_tx); // the peer only reads commands
                 drop(results_rx);
-                drop(results_tx); // and sends no results: our EOF comes from `a` alone
+                drop(results_tx); // sends no results: our EOF comes from `a` alone
                 drop(a); // the other side's descriptors are not ours
-                child(coordinator, cpu_b, || measure::peer(b.open()?, &control_rx, largest))
+                child(coordinator, cpu_b, || {
+                    measure::peer(b.open()?, &control_rx, largest)
+                })
             }
             ForkResult::Parent { child } => children.pids.push((child, "peer")),
         }
     }
-    // SAFETY: as above; a fork that fails here leaves the peer in `children`, whose drop
-    // ends and reaps it.
+    // SAFETY: as above; a fork that fails here leaves the peer in `children`, whose
+    // drop ends and reaps it.
     match unsafe { fork() }.context("fork measuring side")? {
         ForkResult::Child => {
             drop(results_rx);
@@ -315,7 +362,9 @@ fn run_job(
                 }
             })
         }
-        ForkResult::Parent { child } => children.pids.push((child, "measuring side")),
+        ForkResult::Parent { child } => {
+            children.pids.push((child, "measuring side"))
+        }
     }
     // Our copies of every end must go: the results pipe reaches EOF only when the
     // measuring side closes the last write end, and a FIFO or a socket would keep a
@@ -326,8 +375,17 @@ fn run_job(
     drop(a);
     drop(b_thread);
 
-    let lines = collect(&results_rx, signals, &mut children, mechanism)?;
-    Ok(JobOutput { lines, pipe_capacity })
+    let lines = collect(
+        &results_rx,
+        signals,
+        &mut children,
+        mechanism,
+        options.patience,
+    )?;
+    Ok(JobOutput {
+        lines,
+        pipe_capacity,
+    })
 }
 // ANCHOR_END: run_job
 
@@ -339,6 +397,7 @@ fn collect(
     signals: &SignalFd,
     children: &mut Children,
     mechanism: Option<Mechanism>,
+    patience: Duration,
 ) -> Result<Vec<String>, Stop> {
     let what = mechanism.map_or("limits", Mechanism::name);
     let mut text = Vec::new();
@@ -372,23 +431,25 @@ fn collect(
         if results_ready {
             let n = read(results, &mut chunk).context("read results pipe")?;
             if n == 0 {
-                open = false; // the measuring side is done (its exit status tells how)
+                // The measuring side is done (its exit status tells how).
+                open = false;
             }
             text.extend_from_slice(&chunk[..n]);
             last_news = Instant::now();
         }
-        if last_news.elapsed() > STALL {
-            return Err(Stop::Stalled(what.to_owned()));
+        if last_news.elapsed() > patience {
+            return Err(Stop::Stalled(what.to_owned(), patience));
         }
     }
-    let text = String::from_utf8(text).map_err(|_| Failure::new(what, "results not UTF-8"))?;
+    let text = String::from_utf8(text)
+        .map_err(|_| Failure::new(what, "results not UTF-8"))?;
     Ok(text.lines().map(str::to_owned).collect())
 }
 // ANCHOR_END: collect
 
 // ANCHOR: child
-/// A forked child's life: die with the coordinator, take the signals back, go to its
-/// CPU, do `work`, and `_exit` (never return into the coordinator's code).
+/// A forked child's life: die with the coordinator, take the signals back, go to
+/// its CPU, do `work`, and `_exit` (never return into the coordinator's code).
 fn child(
     coordinator: Pid,
     cpu: Option<usize>,
@@ -400,8 +461,8 @@ fn child(
     if getppid() != coordinator {
         exit_child(exit::RUNTIME); // it died before the line above took effect
     }
-    // The coordinator blocked these to read them from its signalfd; a child wants the
-    // default actions back (Ctrl-C ends it, and the coordinator reaps it).
+    // The coordinator blocked these to read them from its signalfd; a child wants
+    // the default actions back (Ctrl-C ends it, and the coordinator reaps it).
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     let outcome = pin(cpu).and_then(|()| work());
     match outcome {
@@ -426,7 +487,8 @@ fn pin(cpu: Option<usize>) -> Result<(), Failure> {
     let mut set = CpuSet::new();
     set.set(cpu).context(format!("CPU {cpu}"))?;
     // Pid 0: the calling thread (in Linux, affinity belongs to each thread).
-    sched_setaffinity(Pid::from_raw(0), &set).context(format!("sched_setaffinity CPU {cpu}"))
+    sched_setaffinity(Pid::from_raw(0), &set)
+        .context(format!("sched_setaffinity CPU {cpu}"))
 }
 
 fn print_report(report: &Report, options: &Options) -> Result<(), Failure> {
@@ -441,7 +503,8 @@ fn print_report(report: &Report, options: &Options) -> Result<(), Failure> {
         .and_then(|()| stdout.flush())
         .context("write stdout")?;
     if let Some(path) = &options.svg {
-        std::fs::write(path, report.svg()).context(format!("write {}", path.display()))?;
+        std::fs::write(path, report.svg())
+            .context(format!("write {}", path.display()))?;
         note!("{PROGRAM}: chart written to {}", path.display());
     }
     Ok(())
@@ -457,6 +520,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     let mut bytes = None;
     let mut rounds = None;
     let mut cpus = None;
+    let mut patience = PATIENCE;
     let mut python = false;
     let mut format = Format::Text;
     let mut svg = None;
@@ -469,6 +533,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
             "--bytes" => bytes = Some(parser.value_in(&arg, 1..=1u64 << 30)?),
             "--rounds" => rounds = Some(parser.value_in(&arg, 1..=1_000_000)?),
             "--cpus" => cpus = Some(parse_cpus(&parser.value::<String>(&arg)?)?),
+            "--patience" => patience = parser.value_in(&arg, 1..=3600)?,
             "--python" => python = true,
             "--json" if format == Format::Text => format = Format::Json,
             "--markdown" if format == Format::Text => format = Format::Markdown,
@@ -480,9 +545,15 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
             _ => return Err(parser.unexpected(&arg)),
         }
     }
-    let bytes = bytes.unwrap_or(if quick { 4 << 20 } else { 16 << 20 });
+    let bytes = bytes.unwrap_or(if quick { 4 << 20 } else { 32 << 20 });
     let plan = Plan {
-        sizes: sizes.unwrap_or_else(|| if quick { QUICK_SIZES.to_vec() } else { SIZES.to_vec() }),
+        sizes: sizes.unwrap_or_else(|| {
+            if quick {
+                QUICK_SIZES.to_vec()
+            } else {
+                SIZES.to_vec()
+            }
+        }),
         reps: reps.unwrap_or(if quick { 2 } else { 3 }),
         bytes,
         max_messages: (bytes / 256).max(16),
@@ -493,6 +564,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
         plan,
         only: only.unwrap_or_else(|| ALL.to_vec()),
         cpus,
+        patience: Duration::from_secs(patience),
         python,
         format,
         svg,
@@ -510,7 +582,10 @@ fn parse_only(list: &str) -> Result<Vec<Mechanism>, UsageError> {
     for name in list.split(',') {
         let mechanism = Mechanism::from_name(name).ok_or_else(|| {
             let known: Vec<&str> = ALL.iter().map(|m| m.name()).collect();
-            UsageError(format!("--only {name:?}: unknown; choose from {}", known.join(",")))
+            UsageError(format!(
+                "--only {name:?}: unknown; choose from {}",
+                known.join(",")
+            ))
         })?;
         if !chosen.contains(&mechanism) {
             chosen.push(mechanism);
@@ -536,7 +611,9 @@ fn parse_sizes(list: &str) -> Result<Vec<usize>, UsageError> {
             .and_then(|n| n.checked_mul(unit))
             .filter(|n| (1..=MAX_SIZE).contains(n))
             .ok_or_else(|| {
-                UsageError(format!("--sizes {item:?}: must be from 1 to 1M (1048576) bytes"))
+                UsageError(format!(
+                    "--sizes {item:?}: must be from 1 to 1M (1048576) bytes"
+                ))
             })?;
         if !sizes.contains(&size) {
             sizes.push(size);
@@ -546,8 +623,9 @@ fn parse_sizes(list: &str) -> Result<Vec<usize>, UsageError> {
     Ok(sizes)
 }
 
-/// `A,B`: the measuring side on CPU A, the peer on CPU B (the same CPU is allowed: it
-/// shows what a wake-up on one CPU costs). Both must be CPUs this process may use.
+/// `A,B`: the measuring side on CPU A, the peer on CPU B (the same CPU is allowed:
+/// it shows what a wake-up on one CPU costs). Both must be CPUs this process may
+/// use.
 fn parse_cpus(text: &str) -> Result<[usize; 2], UsageError> {
     let bad = || UsageError(format!("--cpus {text:?}: give two CPU numbers, A,B"));
     let (a, b) = text.split_once(',').ok_or_else(bad)?;
@@ -576,7 +654,8 @@ fn usage() -> String {
     format!(
         "\
 Usage: {PROGRAM} [--quick] [--only LIST] [--sizes LIST] [--reps N] [--bytes N]
-                 [--rounds N] [--cpus A,B] [--python] [--json | --markdown] [--svg FILE]
+                 [--rounds N] [--cpus A,B] [--patience S] [--python]
+                 [--json | --markdown] [--svg FILE]
 
 Measures every IPC mechanism of the course on this machine, in one run: throughput
 (one way, messages of 64 B to 1 MiB) and round-trip latency (64 B there and back),
@@ -588,19 +667,22 @@ Options:
   --only LIST      only these mechanisms, comma-separated, from:
                    {}
   --sizes LIST     message sizes, e.g. 64,4K,1M (from 1 to 1M bytes)
-  --reps N         repetitions of each figure, the best is shown (1 to 20; 3, quick 2)
+  --reps N         repetitions of each figure; the best is shown
+                   (1 to 20; 3, quick 2)
   --bytes N        bytes per throughput repetition, at most N/256 messages
-                   (1 to 1073741824; 16 MiB, quick 4 MiB)
+                   (1 to 1073741824; 32 MiB, quick 4 MiB)
   --rounds N       round trips per repetition (1 to 1000000; 10000, quick 1000)
   --cpus A,B       pin the measuring side to CPU A and its peer to CPU B
+  --patience S     give up (exit 3) if no result comes for S seconds (1 to 3600; 30)
   --python         also run the pipe and socketpair loops in python3, if installed
   --json           print the results as JSON
   --markdown       print the results as Markdown tables (the book's)
   --svg FILE       also write a chart of throughput against message size to FILE
   -h, --help       print this help
 
-Exit status: 0 measured; 1 a system call or a side failed (bytes lost, a child died);
-2 bad command line; 3 no progress for 30 s; 128+n stopped by signal n.
+Exit status: 0 measured; 1 a system call or a side failed (bytes lost, a child
+died); 2 bad command line; 3 no progress for --patience seconds; 128+n stopped
+by signal n.
 ",
         names.join(",")
     )

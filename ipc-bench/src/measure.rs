@@ -1,9 +1,9 @@
-//! The measuring loops. They run in the forked children (or in a child and its thread),
-//! never in the coordinating process, which only waits for their results.
+//! The measuring loops. They run in the forked children (or in a child and its
+//! thread), never in the coordinating process, which only waits for their results.
 //!
 //! The rule for every loop: nothing in it but the mechanism. No allocation, no
-//! formatting, no extra copy per message; buffers are made before the clock starts and
-//! results are written after it stops.
+//! formatting, no extra copy per message; buffers are made before the clock starts
+//! and results are written after it stops.
 
 use crate::channel::End;
 use lesson_kit::{Context, Failure};
@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 /// The size of a round-trip message: one small request, one small reply.
 pub const SMALL: usize = 64;
 
-/// A round-trip repetition stops after this long even if not all rounds were done (a
-/// spinning side on a busy machine can be very slow); the report gives the count.
+/// A round-trip repetition stops after this long even if not all rounds were done
+/// (a spinning side on a busy machine can be very slow); the report gives the
+/// count.
 pub const ROUND_TRIP_CAP: Duration = Duration::from_secs(1);
 
 /// What the measuring side is asked to do, decided by the options.
@@ -40,18 +41,18 @@ impl Plan {
     }
 }
 
-/// The bytes every message carries: a fixed pattern, never zero, so that a lost byte
-/// changes the checksum. Made once; the sender never writes to it again (vmsplice
-/// relies on that: the pipe holds references to these very pages).
+/// The bytes every message carries: a fixed pattern, never zero, so that a lost
+/// byte changes the checksum. Made once; the sender never writes to it again
+/// (vmsplice relies on that: the pipe holds references to these very pages).
 pub fn pattern(size: usize) -> Vec<u8> {
     (0..size).map(|i| (i % 251) as u8 + 1).collect()
 }
 
 // ANCHOR: checksum
-/// A checksum cheap enough to run on every received byte: their sum. It catches bytes
-/// lost or received twice; the byte count catches the rest. Summed in chunks of 64 KiB
-/// into a u32, which cannot overflow (255 * 65536 < 2^32) and lets the compiler use
-/// vector instructions.
+/// A checksum cheap enough to run on every received byte: their sum. It catches
+/// bytes lost or received twice; the byte count catches the rest. Summed in chunks
+/// of 64 KiB into a u32, which cannot overflow (255 * 65536 < 2^32) and lets the
+/// compiler use vector instructions.
 pub fn checksum(bytes: &[u8]) -> u64 {
     bytes
         .chunks(1 << 16)
@@ -66,7 +67,8 @@ const STREAM: u64 = 1;
 const ECHO: u64 = 2;
 const QUIT: u64 = 3;
 
-/// The last round trip carries this sequence number: the peer stops echoing after it.
+/// The last round trip carries this sequence number: the peer stops echoing after
+/// it.
 const LAST: u64 = u64::MAX;
 
 fn command(op: u64, size: usize, count: u64) -> [u8; 24] {
@@ -99,7 +101,9 @@ fn receive_exact(end: &mut End, buffer: &mut [u8]) -> Result<(), Failure> {
     let mut filled = 0;
     while filled < buffer.len() {
         match end.read_into(&mut buffer[filled..]) {
-            Ok(0) => return Err(Failure::new("read", "end of file: the peer is gone")),
+            Ok(0) => {
+                return Err(Failure::new("read", "end of file: the peer is gone"));
+            }
             Ok(n) => filled += n,
             Err(err) => return Err(Failure::new("read", err)),
         }
@@ -108,19 +112,25 @@ fn receive_exact(end: &mut End, buffer: &mut [u8]) -> Result<(), Failure> {
 }
 
 /// The peer: obeys the commands on `control` until QUIT or end of file.
-pub fn peer(mut end: End, control: &std::os::fd::OwnedFd, largest: usize) -> Result<(), Failure> {
+pub fn peer(
+    mut end: End,
+    control: &std::os::fd::OwnedFd,
+    largest: usize,
+) -> Result<(), Failure> {
     let message = pattern(largest);
     let mut echo = vec![0u8; SMALL];
     let mut order = [0u8; 24];
     loop {
-        let n = nix::unistd::read(control, &mut order).context("read control pipe")?;
+        let n =
+            nix::unistd::read(control, &mut order).context("read control pipe")?;
         if n == 0 {
             return Ok(()); // the measuring side is done (or gone)
         }
         if n != order.len() {
             return Err(Failure::new("read control pipe", format!("{n} bytes")));
         }
-        let (op, size, count) = (field(&order, 0), field(&order, 1), field(&order, 2));
+        let (op, size, count) =
+            (field(&order, 0), field(&order, 1), field(&order, 2));
         let size = usize::try_from(size).unwrap_or(usize::MAX).min(largest);
         match op {
             // ANCHOR: stream
@@ -139,7 +149,12 @@ pub fn peer(mut end: End, control: &std::os::fd::OwnedFd, largest: usize) -> Res
                 }
             },
             QUIT => return Ok(()),
-            other => return Err(Failure::new("control pipe", format!("command {other}"))),
+            other => {
+                return Err(Failure::new(
+                    "control pipe",
+                    format!("command {other}"),
+                ));
+            }
         }
     }
 }
@@ -159,7 +174,8 @@ impl Results {
     }
 }
 
-/// The measuring side of one mechanism: throughput for every size, then round trips.
+/// The measuring side of one mechanism: throughput for every size, then round
+/// trips.
 #[allow(clippy::too_many_arguments)]
 pub fn measurer(
     mut end: End,
@@ -178,15 +194,26 @@ pub fn measurer(
             let expected = checksum(&pattern(size)).wrapping_mul(count);
             for rep in 0..plan.reps {
                 let order = command(STREAM, size, count);
-                nix::unistd::write(&control, &order).context("write control pipe")?;
-                let (took, got, sum) = receive_stream(&mut end, &mut scratch[..size], size as u64 * count)?;
+                nix::unistd::write(&control, &order)
+                    .context("write control pipe")?;
+                let (took, got, sum) = receive_stream(
+                    &mut end,
+                    &mut scratch[..size],
+                    size as u64 * count,
+                )?;
                 if sees_bytes && sum != expected {
                     return Err(Failure::new(
                         format!("{size}-byte messages"),
-                        format!("checksum {sum}, sent {expected}: bytes lost or repeated"),
+                        format!(
+                            "checksum {sum}, sent {expected}: bytes lost or \
+                         repeated"
+                        ),
                     ));
                 }
-                results.line(format_args!("tp {size} {rep} {} {got}", took.as_nanos()))?;
+                results.line(format_args!(
+                    "tp {size} {rep} {} {got}",
+                    took.as_nanos()
+                ))?;
             }
         }
     }
@@ -199,16 +226,20 @@ pub fn measurer(
             times.sort_unstable();
             let median = percentile(&times, 50);
             let p99 = percentile(&times, 99);
-            results.line(format_args!("rt {SMALL} {rep} {median} {p99} {}", times.len()))?;
+            results.line(format_args!(
+                "rt {SMALL} {rep} {median} {p99} {}",
+                times.len()
+            ))?;
         }
     }
-    nix::unistd::write(&control, &command(QUIT, 0, 0)).context("write control pipe")?;
+    nix::unistd::write(&control, &command(QUIT, 0, 0))
+        .context("write control pipe")?;
     Ok(())
 }
 
 // ANCHOR: receive_stream
-/// Receives `total` bytes, looking at each once (the checksum), and times it from the
-/// command to the last byte. Returns the time, the bytes and their checksum.
+/// Receives `total` bytes, looking at each once (the checksum), and times it from
+/// the command to the last byte. Returns the time, the bytes and their checksum.
 fn receive_stream(
     end: &mut End,
     scratch: &mut [u8],
@@ -221,7 +252,12 @@ fn receive_stream(
     while got < total {
         let max = (total - got).min(scratch.len() as u64) as usize;
         match end.receive(scratch, max, &mut look) {
-            Ok(0) => return Err(Failure::new("receive", format!("end of file after {got} of {total} bytes"))),
+            Ok(0) => {
+                return Err(Failure::new(
+                    "receive",
+                    format!("end of file after {got} of {total} bytes"),
+                ));
+            }
             Ok(n) => got += n as u64,
             Err(err) => return Err(Failure::new("receive", err)),
         }
@@ -233,9 +269,13 @@ fn receive_stream(
 
 // ANCHOR: round_trips
 /// Sends `rounds` small messages, each numbered, and waits for each to come back
-/// before sending the next; records every round trip's time in `times`. A reply that
-/// is not the request just sent means a record was lost, repeated or damaged.
-fn round_trips(end: &mut End, rounds: u32, times: &mut Vec<u64>) -> Result<(), Failure> {
+/// before sending the next; records every round trip's time in `times`. A reply
+/// that is not the request just sent means a record was lost, repeated or damaged.
+fn round_trips(
+    end: &mut End,
+    rounds: u32,
+    times: &mut Vec<u64>,
+) -> Result<(), Failure> {
     times.clear();
     let mut request = pattern(SMALL);
     let mut reply = vec![0u8; SMALL];
@@ -249,7 +289,10 @@ fn round_trips(end: &mut End, rounds: u32, times: &mut Vec<u64>) -> Result<(), F
         if reply != request {
             return Err(Failure::new(
                 format!("round trip {seq}"),
-                format!("reply carries record {}: lost, repeated or damaged", field(&reply, 0)),
+                format!(
+                    "reply carries record {}: lost, repeated or damaged",
+                    field(&reply, 0)
+                ),
             ));
         }
         if seq == LAST {
@@ -278,8 +321,8 @@ pub fn percentile(sorted: &[u64], p: usize) -> u64 {
 }
 
 // ANCHOR: limits
-/// The machine's limits, measured the same way: `memcpy` of each size, as often as a
-/// throughput repetition sends messages, and a trivial system call.
+/// The machine's limits, measured the same way: `memcpy` of each size, as often as
+/// a throughput repetition sends messages, and a trivial system call.
 pub fn limits(results: &mut Results, plan: &Plan) -> Result<(), Failure> {
     for &size in &plan.sizes {
         let source = pattern(size);
@@ -292,7 +335,11 @@ pub fn limits(results: &mut Results, plan: &Plan) -> Result<(), Failure> {
                 std::hint::black_box(&mut target); // the copy must really happen
             }
             let took = start.elapsed();
-            results.line(format_args!("mc {size} {rep} {} {}", took.as_nanos(), size as u64 * count))?;
+            results.line(format_args!(
+                "mc {size} {rep} {} {}",
+                took.as_nanos(),
+                size as u64 * count
+            ))?;
         }
     }
     for rep in 0..plan.reps {
@@ -303,7 +350,11 @@ pub fn limits(results: &mut Results, plan: &Plan) -> Result<(), Failure> {
             unsafe { libc::syscall(libc::SYS_getppid) };
         }
         let took = start.elapsed();
-        results.line(format_args!("sc 0 {rep} {} {}", took.as_nanos(), plan.syscalls))?;
+        results.line(format_args!(
+            "sc 0 {rep} {} {}",
+            took.as_nanos(),
+            plan.syscalls
+        ))?;
     }
     Ok(())
 }

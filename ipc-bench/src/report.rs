@@ -1,5 +1,6 @@
-//! Turning result lines into figures: best of the repetitions, their spread, the ratio
-//! to the machine's limits; printed as text, Markdown or JSON, and drawn as an SVG chart.
+//! Turning result lines into figures: best of the repetitions, their spread, the
+//! ratio to the machine's limits; printed as text, Markdown or JSON, and drawn as
+//! an SVG chart.
 
 use crate::channel::Mechanism;
 use crate::measure::{Plan, SMALL};
@@ -13,8 +14,8 @@ pub enum Format {
     Json,
 }
 
-/// The repetitions of one figure. For a rate the best is the highest, for a time the
-/// lowest; the spread says how far the worst is from the best (0.05 = 5 %).
+/// The repetitions of one figure. For a rate the best is the highest, for a time
+/// the lowest; the spread says how far the worst is from the best (0.05 = 5 %).
 #[derive(Debug, Clone, Default)]
 pub struct Figure {
     values: Vec<f64>,
@@ -45,7 +46,8 @@ struct Row {
     round_trip: Vec<(u64, u64, u64)>,
 }
 
-/// A Python figure: mechanism, throughput at one size (GB/s), median round trip (ns).
+/// A Python figure: mechanism, throughput at one size (GB/s), median round trip
+/// (ns).
 pub struct PythonRow {
     pub mechanism: &'static str,
     pub size: usize,
@@ -107,7 +109,9 @@ impl Report {
                 let rate = *bytes as f64 / (*ns).max(1) as f64;
                 self.memcpy.last_mut().expect("pushed").1.values.push(rate);
             } else if let Some([_, _, ns, calls]) = numbers(line, "sc").as_deref() {
-                self.syscall.values.push(*ns as f64 / (*calls).max(1) as f64);
+                self.syscall
+                    .values
+                    .push(*ns as f64 / (*calls).max(1) as f64);
             } else {
                 return Err(bad_line(line));
             }
@@ -115,7 +119,8 @@ impl Report {
         Ok(())
     }
 
-    /// Reads a mechanism's lines: `tp size rep ns bytes`, `rt size rep median p99 n`.
+    /// Reads a mechanism's lines: `tp size rep ns bytes`, `rt size rep median p99
+    /// n`.
     pub fn add_mechanism(
         &mut self,
         mechanism: Mechanism,
@@ -123,7 +128,11 @@ impl Report {
         pipe_capacity: Option<usize>,
     ) -> Result<(), Failure> {
         self.pipe_capacity = self.pipe_capacity.or(pipe_capacity);
-        let mut row = Row { mechanism, throughput: Vec::new(), round_trip: Vec::new() };
+        let mut row = Row {
+            mechanism,
+            throughput: Vec::new(),
+            round_trip: Vec::new(),
+        };
         for line in lines {
             if let Some([size, _, ns, bytes]) = numbers(line, "tp").as_deref() {
                 let size = *size as usize;
@@ -131,8 +140,15 @@ impl Report {
                     row.throughput.push((size, Figure::default(), *bytes));
                 }
                 let rate = *bytes as f64 / (*ns).max(1) as f64;
-                row.throughput.last_mut().expect("pushed").1.values.push(rate);
-            } else if let Some([_, _, median, p99, n]) = numbers(line, "rt").as_deref() {
+                row.throughput
+                    .last_mut()
+                    .expect("pushed")
+                    .1
+                    .values
+                    .push(rate);
+            } else if let Some([_, _, median, p99, n]) =
+                numbers(line, "rt").as_deref()
+            {
                 row.round_trip.push((*median, *p99, *n));
             } else {
                 return Err(bad_line(line));
@@ -162,7 +178,8 @@ impl Report {
 
     fn header(&self) -> Vec<String> {
         let pinned = match self.cpus {
-            None => "the two sides are not pinned (the scheduler places them)".to_owned(),
+            None => "the two sides are not pinned (the scheduler places them)"
+                .to_owned(),
             Some([a, b]) if a == b => format!(
                 "both sides pinned to CPU {a} (the same CPU: every hand-over is a \
                  context switch)"
@@ -181,7 +198,11 @@ impl Report {
             "release build"
         };
         vec![
-            format!("ipc-bench on {}, Linux {}, {build}", cpu_description(), kernel()),
+            format!(
+                "ipc-bench on {}, Linux {}, {build}",
+                cpu_description(),
+                kernel()
+            ),
             format!("command: {}", self.command),
             format!("{pinned};"),
             format!(
@@ -284,7 +305,10 @@ impl Report {
 
     /// The Rust figures a Python row compares with (0 if they were not measured).
     fn rust_figures(&self, py: &PythonRow) -> (f64, f64) {
-        let row = self.rows.iter().find(|r| r.mechanism.name() == py.mechanism);
+        let row = self
+            .rows
+            .iter()
+            .find(|r| r.mechanism.name() == py.mechanism);
         let rate = row
             .and_then(|r| r.throughput.iter().find(|(s, _, _)| *s == py.size))
             .map_or(0.0, |(_, f, _)| f.best_rate());
@@ -389,12 +413,20 @@ impl Report {
             cpu_count(),
             quote(&cpu_model()),
             quote(&kernel()),
-            quote(if cfg!(debug_assertions) { "debug" } else { "release" })
+            quote(if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            })
         );
         let _ = writeln!(out, "  \"command\": {},", quote(&self.command));
-        let pinned = self.cpus.map_or("null".to_owned(), |[a, b]| format!("[{a}, {b}]"));
+        let pinned = self
+            .cpus
+            .map_or("null".to_owned(), |[a, b]| format!("[{a}, {b}]"));
         let _ = writeln!(out, "  \"pinned\": {pinned},");
-        let capacity = self.pipe_capacity.map_or("null".to_owned(), |c| c.to_string());
+        let capacity = self
+            .pipe_capacity
+            .map_or("null".to_owned(), |c| c.to_string());
         let _ = writeln!(out, "  \"pipe_capacity\": {capacity},");
         let _ = writeln!(out, "  \"reps\": {},", self.reps);
         let _ = writeln!(
@@ -453,7 +485,6 @@ impl Report {
         out
     }
 
-    // ANCHOR: svg
     /// Throughput against message size, both on log scales: one line per mechanism,
     /// memcpy dashed on top (the ceiling).
     pub fn svg(&self) -> String {
@@ -465,17 +496,24 @@ impl Report {
         const BOTTOM: f64 = 50.0;
         let mut lines: Vec<(&str, Vec<(usize, f64)>)> = vec![(
             "memcpy",
-            self.memcpy.iter().map(|(s, f)| (*s, f.best_rate())).collect(),
+            self.memcpy
+                .iter()
+                .map(|(s, f)| (*s, f.best_rate()))
+                .collect(),
         )];
         for row in &self.rows {
-            let points: Vec<(usize, f64)> =
-                row.throughput.iter().map(|(s, f, _)| (*s, f.best_rate())).collect();
+            let points: Vec<(usize, f64)> = row
+                .throughput
+                .iter()
+                .map(|(s, f, _)| (*s, f.best_rate()))
+                .collect();
             if !points.is_empty() {
                 lines.push((row.mechanism.name(), points));
             }
         }
         let all = lines.iter().flat_map(|(_, p)| p.iter());
-        let (mut min_size, mut max_size, mut low, mut high) = (usize::MAX, 1, f64::MAX, 0.0f64);
+        let (mut min_size, mut max_size, mut low, mut high) =
+            (usize::MAX, 1, f64::MAX, 0.0f64);
         for &(size, rate) in all.clone() {
             min_size = min_size.min(size);
             max_size = max_size.max(size);
@@ -484,12 +522,27 @@ impl Report {
                 high = high.max(rate);
             }
         }
-        let (x0, x1) = ((min_size.max(1) as f64).log2(), (max_size.max(2) as f64).log2());
+        let (x0, x1) = (
+            (min_size.max(1) as f64).log2(),
+            (max_size.max(2) as f64).log2(),
+        );
         let (x1, _) = if x1 <= x0 { (x0 + 1.0, ()) } else { (x1, ()) };
-        let y0 = if low == f64::MAX { -2.0 } else { low.log10().floor() };
-        let y1 = if high > 0.0 { high.log10().ceil().max(y0 + 1.0) } else { y0 + 1.0 };
-        let x = |size: usize| LEFT + ((size as f64).log2() - x0) / (x1 - x0) * (W - LEFT - RIGHT);
-        let y = |rate: f64| H - BOTTOM - (rate.log10() - y0) / (y1 - y0) * (H - TOP - BOTTOM);
+        let y0 = if low == f64::MAX {
+            -2.0
+        } else {
+            low.log10().floor()
+        };
+        let y1 = if high > 0.0 {
+            high.log10().ceil().max(y0 + 1.0)
+        } else {
+            y0 + 1.0
+        };
+        let x = |size: usize| {
+            LEFT + ((size as f64).log2() - x0) / (x1 - x0) * (W - LEFT - RIGHT)
+        };
+        let y = |rate: f64| {
+            H - BOTTOM - (rate.log10() - y0) / (y1 - y0) * (H - TOP - BOTTOM)
+        };
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -514,7 +567,10 @@ impl Report {
             );
             decade += 1.0;
         }
-        let mut sizes: Vec<usize> = lines.iter().flat_map(|(_, p)| p.iter().map(|(s, _)| *s)).collect();
+        let mut sizes: Vec<usize> = lines
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|(s, _)| *s))
+            .collect();
         sizes.sort_unstable();
         sizes.dedup();
         for size in sizes {
@@ -533,12 +589,16 @@ impl Report {
             H - 12.0
         );
         const COLOURS: [&str; 12] = [
-            "#000", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-            "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79",
+            "#000", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+            "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79",
         ];
         for (i, (name, points)) in lines.iter().enumerate() {
             let colour = COLOURS[i % COLOURS.len()];
-            let dash = if i == 0 { " stroke-dasharray=\"6 4\"" } else { "" };
+            let dash = if i == 0 {
+                " stroke-dasharray=\"6 4\""
+            } else {
+                ""
+            };
             let path: Vec<String> = points
                 .iter()
                 .filter(|(_, rate)| *rate > 0.0)
@@ -565,14 +625,13 @@ impl Report {
         out.push_str("</svg>\n");
         out
     }
-    // ANCHOR_END: svg
 }
 
 /// `64 B`, `4 KiB`, `1 MiB`, `1000 B`.
 pub fn size_text(size: usize) -> String {
-    if size >= 1 << 20 && size % (1 << 20) == 0 {
+    if size >= 1 << 20 && size.is_multiple_of(1 << 20) {
         format!("{} MiB", size >> 20)
-    } else if size >= 1 << 10 && size % (1 << 10) == 0 {
+    } else if size >= 1 << 10 && size.is_multiple_of(1 << 10) {
         format!("{} KiB", size >> 10)
     } else {
         format!("{size} B")
@@ -594,12 +653,20 @@ fn percent(share: f64) -> String {
 
 /// `12.3 µs` from nanoseconds.
 fn micros(ns: f64) -> String {
-    if ns.is_finite() { format!("{:.2} µs", ns / 1000.0) } else { "-".to_owned() }
+    if ns.is_finite() {
+        format!("{:.2} µs", ns / 1000.0)
+    } else {
+        "-".to_owned()
+    }
 }
 
 /// `3.2x`.
 fn times(ratio: f64) -> String {
-    if ratio.is_finite() && ratio > 0.0 { format!("{ratio:.1}x") } else { "-".to_owned() }
+    if ratio.is_finite() && ratio > 0.0 {
+        format!("{ratio:.1}x")
+    } else {
+        "-".to_owned()
+    }
 }
 
 fn finite(value: f64) -> f64 {
@@ -623,7 +690,9 @@ fn quote(text: &str) -> String {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// CPUs this process may run on.

@@ -1,14 +1,15 @@
-//! A shared-memory ring buffer: one producer, one consumer, a byte stream like a pipe,
-//! with no system call per message.
+//! A shared-memory ring buffer: one producer, one consumer, a byte stream like a
+//! pipe, with no system call per message.
 //!
-//! The memory comes from `shm_open` + `mmap(MAP_SHARED)` and is mapped before `fork`, so
-//! both processes (or both threads) see the same bytes. The name is unlinked at once: the
-//! mapping lives on, and nothing is left in `/dev/shm` whatever happens next.
+//! The memory comes from `shm_open` + `mmap(MAP_SHARED)` and is mapped before
+//! `fork`, so both processes (or both threads) see the same bytes. The name is
+//! unlinked at once: the mapping lives on, and nothing is left in `/dev/shm`
+//! whatever happens next.
 //!
-//! Two counters do all the work: `head` (bytes ever written, moved by the producer) and
-//! `tail` (bytes ever read, moved by the consumer). `head - tail` bytes are waiting.
-//! A side that must wait (empty ring, full ring) either spins on the counter or sleeps in
-//! the kernel on a futex, which is the "waiting mode".
+//! Two counters do all the work: `head` (bytes ever written, moved by the producer)
+//! and `tail` (bytes ever read, moved by the consumer). `head - tail` bytes are
+//! waiting. A side that must wait (empty ring, full ring) either spins on the
+//! counter or sleeps in the kernel on a futex, which is the "waiting mode".
 
 use lesson_kit::{Context, Failure};
 use nix::fcntl::OFlag;
@@ -26,15 +27,15 @@ pub const CAPACITY: usize = 1 << 20;
 pub enum Wait {
     /// Sleep in the kernel (`futex`) and be woken by the other side.
     Block,
-    /// Re-read the counter in a loop, giving the CPU away now and then (`sched_yield`)
-    /// so that two sides pinned to one CPU still make progress.
+    /// Re-read the counter in a loop, giving the CPU away now and then
+    /// (`sched_yield`) so that two sides pinned to one CPU still make progress.
     Spin,
 }
 
 // ANCHOR: header
-/// The control block at the start of each ring. Each counter has a cache line of its
-/// own: the producer writes `head`, the consumer writes `tail`, and neither should make
-/// the other's CPU reload a line it did not change (false sharing).
+/// The control block at the start of each ring. Each counter has a cache line of
+/// its own: the producer writes `head`, the consumer writes `tail`, and neither
+/// should make the other's CPU reload a line it did not change (false sharing).
 #[repr(C, align(64))]
 struct Header {
     head: AtomicU64,
@@ -61,7 +62,8 @@ pub struct Ring {
 
 // SAFETY: a Ring is a view of shared memory that outlives the process (it is never
 // unmapped); the only state in it that two parties touch at once is reached through
-// atomics, and the data bytes are handed over by the head/tail protocol (Release/Acquire).
+// atomics, and the data bytes are handed over by the head/tail protocol
+// (Release/Acquire).
 unsafe impl Send for Ring {}
 
 /// Maps `rings` rings in one shared-memory object. Call before `fork`.
@@ -74,18 +76,18 @@ pub fn map(rings: usize, tag: &str) -> Result<Vec<(Ring, Ring)>, Failure> {
         Mode::S_IRUSR | Mode::S_IWUSR,
     )
     .context(format!("shm_open {name}"))?;
-    // The name was only needed to get a descriptor: remove it now, so that nothing is
-    // left in /dev/shm even if we are killed. The object lives while it is mapped.
+    // The name was only needed to get a descriptor: remove it now, so that nothing
+    // is left in /dev/shm even if we are killed. The object lives while it is
+    // mapped.
     shm_unlink(name.as_str()).context(format!("shm_unlink {name}"))?;
     let length = SLOT * rings;
     let size = libc::off_t::try_from(length).unwrap_or(libc::off_t::MAX);
     ftruncate(&fd, size).context(format!("ftruncate {name}"))?; // zero-filled
-    let length = NonZeroUsize::new(length).ok_or_else(|| {
-        Failure::new("mmap", "no rings asked for")
-    })?;
-    // SAFETY: a fresh mapping at an address the kernel chooses aliases no Rust object;
-    // it is MAP_SHARED so a forked child sees the same pages, and it is never unmapped
-    // (the process ends with it), so pointers into it stay valid.
+    let length = NonZeroUsize::new(length)
+        .ok_or_else(|| Failure::new("mmap", "no rings asked for"))?;
+    // SAFETY: a fresh mapping at an address the kernel chooses aliases no Rust
+    // object; it is MAP_SHARED so a forked child sees the same pages, and it is
+    // never unmapped (the process ends with it), so pointers into it stay valid.
     let base = unsafe {
         mmap(
             None,
@@ -102,11 +104,13 @@ pub fn map(rings: usize, tag: &str) -> Result<Vec<(Ring, Ring)>, Failure> {
     let base = base.as_ptr().cast::<u8>();
     Ok((0..rings)
         .map(|i| {
-            // SAFETY: slot i lies inside the mapping (length = SLOT * rings), and the
-            // mapping is page-aligned, so the Header at its start is 64-byte aligned.
+            // SAFETY: slot i lies inside the mapping (length = SLOT * rings), and
+            // the mapping is page-aligned, so the Header at its start is 64-byte
+            // aligned.
             let header = unsafe { base.add(i * SLOT) }.cast::<Header>();
             // SAFETY: as above; the data follows the header inside the same slot.
-            let data = unsafe { base.add(i * SLOT + std::mem::size_of::<Header>()) };
+            let data =
+                unsafe { base.add(i * SLOT + std::mem::size_of::<Header>()) };
             let view = |wait| Ring { header, data, wait };
             (view(Wait::Block), view(Wait::Block))
         })
@@ -121,14 +125,15 @@ impl Ring {
     }
 
     fn header(&self) -> &Header {
-        // SAFETY: `header` points into a live shared mapping (see `map`), zero-filled
-        // at creation, which is a valid Header (all atomics at 0).
+        // SAFETY: `header` points into a live shared mapping (see `map`),
+        // zero-filled at creation, which is a valid Header (all atomics at 0).
         unsafe { &*self.header }
     }
 
     // ANCHOR: write
-    /// Producer: copies as much of `bytes` as fits (at least one byte, waiting for room
-    /// if the ring is full), like `write` on a pipe. Returns how many were taken.
+    /// Producer: copies as much of `bytes` as fits (at least one byte, waiting for
+    /// room if the ring is full), like `write` on a pipe. Returns how many were
+    /// taken.
     pub fn write(&self, bytes: &[u8]) -> usize {
         let h = self.header();
         let head = h.head.load(Ordering::Relaxed); // only we move head
@@ -139,9 +144,10 @@ impl Ring {
         let n = bytes.len().min(room);
         let at = (head % CAPACITY as u64) as usize;
         let first = n.min(CAPACITY - at); // up to the end of the buffer, then wrap
-        // SAFETY: the bytes [head, head + n) are free (the consumer is done with them:
-        // tail was read with Acquire), they lie in the ring (at + first <= CAPACITY,
-        // n - first < at), and `bytes` is our own slice, so the regions do not overlap.
+        // SAFETY: the bytes [head, head + n) are free (the consumer is done with
+        // them: tail was read with Acquire), they lie in the ring (at + first <=
+        // CAPACITY, n - first < at), and `bytes` is our own slice, so the regions
+        // do not overlap.
         unsafe {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data.add(at), first);
             std::ptr::copy_nonoverlapping(
@@ -150,25 +156,28 @@ impl Ring {
                 n - first,
             );
         }
-        // Publish: the consumer that sees the new head also sees the bytes (Release).
+        // Publish: the consumer that sees the new head also sees the bytes
+        // (Release).
         h.head.store(head + n as u64, Ordering::SeqCst);
         wake(&h.consumer_asleep);
         n
     }
     // ANCHOR_END: write
 
-    /// Consumer: waits for data, then shows at most `max` waiting bytes to `look` in
-    /// place (in one or two pieces, when they wrap), and frees them. Returns how many.
+    /// Consumer: waits for data, then shows at most `max` waiting bytes to `look`
+    /// in place (in one or two pieces, when they wrap), and frees them. Returns how
+    /// many.
     pub fn read_with(&self, max: usize, mut look: impl FnMut(&[u8])) -> usize {
         let h = self.header();
         let tail = h.tail.load(Ordering::Relaxed); // only we move tail
-        let head = self.wait_until(&h.head, &h.consumer_asleep, |head| head != tail);
+        let head =
+            self.wait_until(&h.head, &h.consumer_asleep, |head| head != tail);
         let n = ((head - tail) as usize).min(max);
         let at = (tail % CAPACITY as u64) as usize;
         let first = n.min(CAPACITY - at);
-        // SAFETY: the bytes [tail, tail + n) were published by the producer (head read
-        // with Acquire) and it will not touch them until we move tail; both pieces lie
-        // inside the ring.
+        // SAFETY: the bytes [tail, tail + n) were published by the producer (head
+        // read with Acquire) and it will not touch them until we move tail; both
+        // pieces lie inside the ring.
         unsafe {
             look(std::slice::from_raw_parts(self.data.add(at), first));
             look(std::slice::from_raw_parts(self.data, n - first));
@@ -188,9 +197,10 @@ impl Ring {
     }
 
     // ANCHOR: wait
-    /// Waits until `ready(counter)` holds and returns the counter's value. Blocking:
-    /// announce the sleep in `asleep`, look once more (the other side may have moved
-    /// just before it could see the announcement), then sleep on the futex word.
+    /// Waits until `ready(counter)` holds and returns the counter's value.
+    /// Blocking: announce the sleep in `asleep`, look once more (the other side may
+    /// have moved just before it could see the announcement), then sleep on the
+    /// futex word.
     fn wait_until(
         &self,
         counter: &AtomicU64,
@@ -207,8 +217,9 @@ impl Ring {
                 Wait::Spin => {
                     std::hint::spin_loop();
                     spins = spins.wrapping_add(1);
-                    if spins % 4096 == 0 {
-                        std::thread::yield_now(); // the other side may need this CPU
+                    if spins.is_multiple_of(4096) {
+                        // The other side may need this very CPU.
+                        std::thread::yield_now();
                     }
                 }
                 Wait::Block => {
@@ -225,8 +236,8 @@ impl Ring {
     // ANCHOR_END: wait
 }
 
-/// Wakes the other side if it announced that it sleeps on `asleep`. Costs one atomic
-/// exchange when nobody sleeps: no system call.
+/// Wakes the other side if it announced that it sleeps on `asleep`. Costs one
+/// atomic exchange when nobody sleeps: no system call.
 fn wake(asleep: &AtomicU32) {
     if asleep.swap(0, Ordering::SeqCst) == 1 {
         futex_wake(asleep);
@@ -239,9 +250,9 @@ fn futex_wait(word: &AtomicU32, expected: u32) {
         tv_sec: 0,
         tv_nsec: 100_000_000,
     };
-    // SAFETY: FUTEX_WAIT reads the aligned u32 at `word` (alive: it is in the shared
-    // mapping) and the timespec on our stack; it writes no memory. A shared (not
-    // PRIVATE) futex, because the other side may be another process.
+    // SAFETY: FUTEX_WAIT reads the aligned u32 at `word` (alive: it is in the
+    // shared mapping) and the timespec on our stack; it writes no memory. A shared
+    // (not PRIVATE) futex, because the other side may be another process.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
@@ -255,7 +266,8 @@ fn futex_wait(word: &AtomicU32, expected: u32) {
 
 /// Wakes every sleeper on `word` (there is at most one).
 fn futex_wake(word: &AtomicU32) {
-    // SAFETY: FUTEX_WAKE only uses the address as a key; it reads and writes no memory.
+    // SAFETY: FUTEX_WAKE only uses the address as a key; it reads and writes no
+    // memory.
     unsafe {
         libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
     }

@@ -1,0 +1,637 @@
+//! The lesson's promises, checked by running its binary as a subprocess with a
+//! deadline. Every run is tiny (a few KiB, a few round trips): these tests prove
+//! behaviour (bytes arrive exactly, records are neither lost nor repeated, nothing
+//! is left behind, signals stop it), never timings.
+
+use lesson_test::{
+    Leftovers, Lesson, TempDir, assert_usage_errors, check_transcript_of,
+    children_of, send,
+};
+use nix::sys::signal::Signal;
+use std::path::Path;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ipc-bench");
+
+/// Every mechanism that streams (all but ring-spin), and every one that echoes.
+const STREAMING: [&str; 10] = [
+    "pipe",
+    "pipe-threads",
+    "fifo",
+    "socketpair",
+    "socketpair-threads",
+    "uds",
+    "tcp",
+    "ring",
+    "ring-threads",
+    "vmsplice",
+];
+const ECHOING: [&str; 10] = [
+    "pipe",
+    "pipe-threads",
+    "fifo",
+    "socketpair",
+    "socketpair-threads",
+    "uds",
+    "tcp",
+    "ring",
+    "ring-spin",
+    "ring-threads",
+];
+
+/// A tiny run's options: one repetition of a few KiB and a few round trips.
+const TINY: [&str; 8] = [
+    "--reps",
+    "1",
+    "--bytes",
+    "8192",
+    "--rounds",
+    "20",
+    "--sizes",
+    "64,1000,4K",
+];
+
+fn lesson() -> Lesson {
+    Lesson::new(BIN).deadline(Duration::from_secs(20))
+}
+
+/// The lesson run with TMPDIR set to `dir` (through `sh -c 'exec ...'`, so the pid
+/// the harness watches is the lesson's own).
+fn lesson_in(dir: &Path) -> Lesson {
+    Lesson::new("sh")
+        .args(["-c", "d=$1; shift; TMPDIR=$d exec \"$0\" \"$@\"", BIN])
+        .arg(dir)
+        .deadline(Duration::from_secs(20))
+}
+
+/// The JSON objects (one per line) of a section of `--json` output, as text.
+fn section<'a>(json: &'a str, name: &str) -> Vec<&'a str> {
+    let start = json
+        .find(&format!("\"{name}\": ["))
+        .expect("section present");
+    json[start..]
+        .lines()
+        .skip(1)
+        .take_while(|line| line.trim_start().starts_with('{'))
+        .collect()
+}
+
+/// The number after `"key": ` in one JSON object line.
+fn field(object: &str, key: &str) -> f64 {
+    let marker = format!("\"{key}\": ");
+    let rest = &object[object
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{key} in {object}"))
+        + marker.len()..];
+    let end = rest.find([',', '}']).expect("end of value");
+    rest[..end]
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} in {object}"))
+}
+
+fn mechanism(object: &str) -> &str {
+    let start = object.find("\"mechanism\": \"").expect("mechanism") + 14;
+    let end = object[start..].find('"').expect("end") + start;
+    &object[start..end]
+}
+
+/// /dev/shm entries this lesson run (pid) might have left.
+fn shm_left_by(pid: i32) -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with(&format!("ipc-bench-{pid}-")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_mechanism_moves_exactly_the_bytes_sent() {
+    let dir = TempDir::new("ipc-bench-bytes");
+    let run = lesson_in(dir.path()).args(TINY).arg("--json").run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let json = run.stdout_text();
+    let throughput = section(&json, "throughput");
+    // 8192 bytes per repetition, at most max(8192 / 256, 16) = 32 messages.
+    for (size, messages) in [(64.0, 32.0), (1000.0, 8.0), (4096.0, 2.0)] {
+        for name in STREAMING {
+            let row = throughput
+                .iter()
+                .find(|o| mechanism(o) == name && field(o, "size") == size)
+                .unwrap_or_else(|| panic!("{name} at {size} missing\n{json}"));
+            assert_eq!(field(row, "bytes"), size * messages, "{row}");
+            assert!(field(row, "gbps") > 0.0, "{row}");
+        }
+    }
+    // The lesson compares each stream's checksum with what was sent and fails if
+    // they differ; exit 0 above says they matched. Every row is there once:
+    assert_eq!(throughput.len(), 3 * (STREAMING.len() + 1), "{json}");
+    assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
+    assert!(shm_left_by(run.pid).is_empty());
+}
+
+#[test]
+fn ring_never_loses_or_repeats_a_record_when_blocking_or_spinning() {
+    // Each round trip carries its number; the lesson fails (exit 1) the moment a
+    // reply is not the request just sent. 2 x 300 records per waiting mode, both
+    // directions.
+    let run = lesson()
+        .args(["--only", "ring,ring-spin,ring-threads", "--reps", "2"])
+        .args([
+            "--rounds", "300", "--bytes", "65536", "--sizes", "64,100K", "--json",
+        ])
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let json = run.stdout_text();
+    let trips = section(&json, "round_trip");
+    assert_eq!(trips.len(), 3, "{json}");
+    for trip in trips {
+        assert_eq!(field(trip, "rounds"), 300.0, "{trip}");
+        assert!(field(trip, "median_ns") > 0.0, "{trip}");
+        assert!(field(trip, "p99_ns") >= field(trip, "median_ns"), "{trip}");
+    }
+    // 100K does not divide the ring: records wrap around its end.
+    let streams = section(&json, "throughput");
+    assert!(
+        streams
+            .iter()
+            .any(|o| mechanism(o) == "ring" && field(o, "bytes") == 102400.0),
+        "{json}"
+    );
+}
+
+#[test]
+fn every_echoing_mechanism_reports_a_round_trip() {
+    let run = lesson().args(TINY).args(["--sizes", "64", "--json"]).run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let json = run.stdout_text();
+    let trips = section(&json, "round_trip");
+    let names: Vec<&str> = trips.iter().map(|o| mechanism(o)).collect();
+    assert_eq!(names, ECHOING, "{json}");
+    let syscall = field(
+        json.lines().find(|l| l.contains("syscall_ns")).unwrap(),
+        "syscall_ns",
+    );
+    assert!(syscall > 0.0, "{json}");
+    for trip in trips {
+        let expected = field(trip, "median_ns") / syscall;
+        assert!(
+            (field(trip, "syscalls") - expected).abs() <= 0.1 + expected * 0.01,
+            "{trip}"
+        );
+    }
+}
+
+#[test]
+fn the_text_report_shows_every_figure_with_its_ratio_to_the_limit() {
+    let run = lesson().args(TINY).args(["--only", "pipe,vmsplice"]).run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let text = run.stdout_text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("ipc-bench on "), "{text}");
+    assert!(
+        lines[1]
+            .starts_with("command: cargo run --release -p ipc-bench -- --reps 1"),
+        "{text}"
+    );
+    assert!(text.contains("not pinned"), "{text}");
+    assert!(text.contains("pipes hold "), "{text}");
+    for size in ["64 B", "1000 B", "4 KiB"] {
+        for name in ["memcpy", "pipe", "vmsplice"] {
+            let row = lines
+                .iter()
+                .find(|l| {
+                    l.starts_with(&format!("{name} "))
+                        && l.contains(&format!(" {size} "))
+                })
+                .unwrap_or_else(|| panic!("{name} {size}\n{text}"));
+            assert!(row.ends_with('%'), "{row}");
+        }
+    }
+    let pipe_trip = lines
+        .iter()
+        .find(|l| l.starts_with("pipe ") && l.contains("µs"))
+        .expect("round trip");
+    assert_eq!(pipe_trip.matches("µs").count(), 2, "{pipe_trip}");
+    // vmsplice goes one way only: no round trip for it.
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("vmsplice") && l.contains("µs")),
+        "{text}"
+    );
+    assert!(run.stderr.contains("[1/3] limits"), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("[3/3] vmsplice"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn markdown_and_svg_carry_the_same_measurements() {
+    let dir = TempDir::new("ipc-bench-svg");
+    let chart = dir.path().join("chart.svg");
+    let run = lesson()
+        .args(TINY)
+        .args(["--only", "pipe,ring", "--markdown", "--svg"])
+        .arg(&chart)
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let text = run.stdout_text();
+    assert!(
+        text.contains("| throughput, GB/s (% of memcpy) | 64 B | 1000 B | 4 KiB |"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("| pipe | ") && l.matches('%').count() == 3),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "| round trip, 64 B | median | p99 | spread | in system calls |"
+        ),
+        "{text}"
+    );
+    let svg = std::fs::read_to_string(&chart).expect("chart written");
+    assert!(svg.starts_with("<svg "), "{svg}");
+    assert_eq!(
+        svg.matches("<polyline").count(),
+        3,
+        "memcpy, pipe, ring\n{svg}"
+    );
+    for name in [">memcpy<", ">pipe<", ">ring<"] {
+        assert!(svg.contains(name), "{name}\n{svg}");
+    }
+    assert!(
+        run.stderr.contains("chart written to"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn pinning_says_whether_the_sides_share_a_cpu() {
+    let run = lesson()
+        .args(TINY)
+        .args(["--only", "pipe", "--cpus", "0,0"])
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert!(
+        run.stdout_text()
+            .contains("both sides pinned to CPU 0 (the same CPU"),
+        "{}",
+        run.transcript()
+    );
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    if cpus >= 2 {
+        let run = lesson()
+            .args(TINY)
+            .args(["--only", "pipe-threads", "--cpus", "0,1", "--json"])
+            .run();
+        assert_eq!(run.code(), Some(0), "{}", run.transcript());
+        assert!(
+            run.stdout_text().contains("\"pinned\": [0, 1]"),
+            "{}",
+            run.transcript()
+        );
+    }
+}
+
+#[test]
+fn bad_options_are_usage_errors() {
+    assert_usage_errors(
+        lesson,
+        "Usage: ipc-bench",
+        &[
+            (
+                &["--only", "pipe,carrier-pigeon"],
+                "--only \"carrier-pigeon\": unknown",
+            ),
+            (&["--sizes", "0"], "--sizes \"0\": must be from 1 to 1M"),
+            (
+                &["--sizes", "64,2M"],
+                "--sizes \"2M\": must be from 1 to 1M",
+            ),
+            (&["--sizes", "1048577"], "must be from 1 to 1M"),
+            (&["--sizes", "4Q"], "--sizes \"4Q\""),
+            (&["--reps", "0"], "--reps \"0\": must be from 1 to 20"),
+            (&["--reps", "21"], "must be from 1 to 20"),
+            (
+                &["--bytes", "0"],
+                "--bytes \"0\": must be from 1 to 1073741824",
+            ),
+            (&["--bytes", "1073741825"], "must be from 1 to 1073741824"),
+            (
+                &["--rounds", "1000001"],
+                "--rounds \"1000001\": must be from 1 to 1000000",
+            ),
+            (
+                &["--patience", "0"],
+                "--patience \"0\": must be from 1 to 3600",
+            ),
+            (&["--cpus", "0"], "--cpus \"0\": give two CPU numbers"),
+            (&["--cpus", "0,x"], "give two CPU numbers"),
+            (
+                &["--cpus", "0,1023"],
+                "CPU 1023 is not one this process may use",
+            ),
+            (&["--json", "--markdown"], "choose one"),
+            (&["--svg"], "--svg needs a value"),
+            (&["--fast"], "unknown option --fast"),
+            (&["extra"], "unexpected argument \"extra\""),
+        ],
+    );
+}
+
+#[test]
+fn edges_of_the_ranges_are_accepted() {
+    let run = lesson()
+        .args([
+            "--only",
+            "socketpair",
+            "--sizes",
+            "1,1M",
+            "--reps",
+            "1",
+            "--bytes",
+            "1",
+        ])
+        .args(["--rounds", "1", "--patience", "3600", "--json"])
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let json = run.stdout_text();
+    let rows = section(&json, "throughput");
+    // --bytes 1: one message of each size, whatever its size.
+    assert!(
+        rows.iter()
+            .any(|o| mechanism(o) == "socketpair" && field(o, "bytes") == 1.0),
+        "{json}"
+    );
+    assert!(rows.iter().any(|o| mechanism(o) == "socketpair" && field(o, "bytes") == 1048576.0), "{json}");
+    assert_eq!(
+        field(section(&json, "round_trip")[0], "rounds"),
+        1.0,
+        "{json}"
+    );
+}
+
+#[test]
+fn help_lists_every_option_and_is_in_the_book() {
+    let run = lesson()
+        .shown_as("cargo run -q -p ipc-bench --")
+        .arg("--help")
+        .merge_stderr()
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let text = run.stdout_text();
+    assert!(text.starts_with("Usage: ipc-bench"), "{text}");
+    for option in [
+        "--quick",
+        "--only LIST",
+        "--sizes LIST",
+        "--reps N",
+        "--bytes N",
+        "--rounds N",
+        "--cpus A,B",
+        "--patience S",
+        "--python",
+        "--json",
+        "--markdown",
+        "--svg FILE",
+        "-h, --help",
+    ] {
+        assert!(text.contains(&format!("\n  {option} ")), "{option}\n{text}");
+    }
+    // The descriptions start in one column.
+    let columns: Vec<usize> = text
+        .lines()
+        .filter(|l| l.starts_with("  -"))
+        .map(|l| {
+            let gap = l[2..].find("  ").expect("two spaces after the option") + 2;
+            gap + l[gap..].len() - l[gap..].trim_start().len()
+        })
+        .collect();
+    assert!(
+        columns.windows(2).all(|w| w[0] == w[1]),
+        "{columns:?}\n{text}"
+    );
+    check_transcript_of(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/src/transcripts/ipc-bench-help.txt"),
+        &run,
+    );
+}
+
+#[test]
+fn a_stop_signal_ends_it_within_a_second_and_removes_its_files() {
+    for (signal, name) in [
+        (Signal::SIGINT, "fifo"),
+        (Signal::SIGTERM, "uds"),
+        (Signal::SIGHUP, "ring"),
+    ] {
+        let dir = TempDir::new("ipc-bench-stop");
+        // Millions of 64-byte messages: it is surely still streaming when the
+        // signal comes.
+        let mut running = lesson_in(dir.path())
+            .args(["--only", name, "--sizes", "64", "--bytes", "1073741824"])
+            .spawn();
+        running.wait_for_stderr(&format!("[2/2] {name}"));
+        std::thread::sleep(Duration::from_millis(200));
+        let pid = running.pid();
+        let run = running.stop_with(signal);
+        assert!(
+            dir.entries().is_empty(),
+            "{signal}: left {:?}",
+            dir.entries()
+        );
+        assert!(shm_left_by(pid).is_empty(), "{signal}");
+        assert!(run.stdout.is_empty(), "{}", run.transcript());
+    }
+}
+
+#[test]
+fn a_stop_signal_ends_it_while_a_side_spins() {
+    let mut running = lesson()
+        .args(["--only", "ring-spin", "--rounds", "1000000", "--reps", "20"])
+        .spawn();
+    running.wait_for_stderr("[2/2] ring-spin");
+    std::thread::sleep(Duration::from_millis(200));
+    running.stop_with(Signal::SIGINT);
+}
+
+#[test]
+fn a_killed_side_fails_the_run_and_the_other_side_is_ended() {
+    let dir = TempDir::new("ipc-bench-kill");
+    let mut running = lesson_in(dir.path())
+        .args(["--only", "fifo", "--sizes", "64", "--bytes", "1073741824"])
+        .spawn();
+    running.wait_for_stderr("[2/2] fifo");
+    std::thread::sleep(Duration::from_millis(100));
+    let sides = children_of(running.pid());
+    assert_eq!(sides.len(), 2, "{sides:?}");
+    send(sides[0].pid, Signal::SIGKILL);
+    let run = running.finish();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("killed by SIGKILL")
+            || run.stderr.contains("end of file"),
+        "{}",
+        run.transcript()
+    );
+    assert!(dir.entries().is_empty(), "left {:?}", dir.entries());
+}
+
+#[test]
+fn a_stopped_side_is_detected_and_the_run_ends_with_status_3() {
+    let mut running = lesson()
+        .args([
+            "--only",
+            "socketpair",
+            "--sizes",
+            "64",
+            "--bytes",
+            "1073741824",
+            "--patience",
+            "1",
+        ])
+        .spawn();
+    running.wait_for_stderr("[2/2] socketpair");
+    let sides = children_of(running.pid());
+    assert_eq!(sides.len(), 2, "{sides:?}");
+    for side in &sides {
+        // A stopped process does not act on SIGTERM: it takes SIGKILL.
+        send(side.pid, Signal::SIGSTOP);
+    }
+    let run = running.finish();
+    assert_eq!(run.code(), Some(3), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("socketpair: no result for 1s"),
+        "{}",
+        run.transcript()
+    );
+    assert!(run.stderr.contains("SIGKILL"), "{}", run.transcript());
+}
+
+#[test]
+fn when_the_coordinator_is_killed_its_children_end_too() {
+    let mut running = lesson()
+        .args(["--only", "ring-spin", "--rounds", "1000000", "--reps", "20"])
+        .spawn();
+    running.wait_for_stderr("[2/2] ring-spin");
+    let sides = children_of(running.pid());
+    assert_eq!(sides.len(), 2, "{sides:?}");
+    running.signal(Signal::SIGKILL);
+    let run = running.finish_allowing(Leftovers::Orphans);
+    assert_eq!(run.code(), None, "{}", run.transcript());
+}
+
+#[test]
+fn a_failed_stdout_write_is_reported_and_exits_1() {
+    let run = Lesson::new("sh")
+        .args(["-c", "exec \"$0\" \"$@\" > /dev/full", BIN])
+        .args(TINY)
+        .args(["--only", "pipe"])
+        .run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("ipc-bench: write stdout: "),
+        "{}",
+        run.transcript()
+    );
+    // A reader that is gone before the report comes: EPIPE, not a panic (101).
+    let run = Lesson::new("sh")
+        .args([
+            "-c",
+            "{ \"$0\" \"$@\"; echo \"status $?\" >&2; } | head -c 0",
+            BIN,
+        ])
+        .args(TINY)
+        .args(["--only", "pipe"])
+        .run();
+    assert!(run.stderr.contains("status 1"), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("write stdout: Broken pipe"),
+        "{}",
+        run.transcript()
+    );
+    let run = Lesson::new("sh")
+        .args(["-c", "exec \"$0\" --help > /dev/full", BIN])
+        .run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+}
+
+#[test]
+fn stderr_into_dev_full_changes_nothing() {
+    let run = Lesson::new("sh")
+        .args(["-c", "exec \"$0\" \"$@\" 2> /dev/full", BIN])
+        .args(TINY)
+        .args(["--only", "pipe", "--json"])
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert!(
+        run.stdout_text().trim_end().ends_with('}'),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn too_few_descriptors_is_a_clean_failure() {
+    let dir = TempDir::new("ipc-bench-fds");
+    let run = Lesson::new("sh")
+        .args([
+            "-c",
+            "ulimit -n 9; d=$1; shift; TMPDIR=$d exec \"$0\" \"$@\"",
+            BIN,
+        ])
+        .arg(dir.path())
+        .args(TINY)
+        .args(["--only", "pipe"])
+        .run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(run.stderr.contains("EMFILE"), "{}", run.transcript());
+    assert!(dir.entries().is_empty(), "left {:?}", dir.entries());
+}
+
+#[test]
+fn a_fork_that_fails_midway_ends_the_peer_already_made() {
+    // RLIMIT_NPROC does not bind root, so run as nobody with room for the lesson
+    // and one more process: the peer forks, the measuring side cannot. (The limit
+    // counts every process of the user: if other processes run as nobody, an
+    // earlier fork fails instead, which must be just as clean.)
+    if !Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipped: setpriv is not installed");
+        return;
+    }
+    let run = Lesson::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .args(["prlimit", "--nproc=2", "--", BIN])
+        .args(TINY)
+        .args(["--only", "pipe"])
+        .run();
+    if run.stderr.contains("Permission denied") || run.stderr.contains("prlimit") {
+        eprintln!("skipped: cannot run as nobody here\n{}", run.transcript());
+        return;
+    }
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(run.stderr.contains(": EAGAIN"), "{}", run.transcript());
+    if run.stderr.contains("[2/2] pipe") {
+        assert!(
+            run.stderr.contains("fork measuring side: EAGAIN"),
+            "{}",
+            run.transcript()
+        );
+    }
+    // The peer made before the failed fork was ended and reaped: the harness found
+    // the lesson's process group empty.
+}
