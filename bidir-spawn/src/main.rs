@@ -276,9 +276,10 @@ fn die(message: &[u8], code: u8) -> ! {
 }
 
 // ANCHOR: command
-/// The idiomatic way: `std::process::Command` makes the pipes (close-on-exec), forks or
-/// uses posix_spawn, resets SIGPIPE and the signal mask in the child, and reports an exec
-/// failure as an error from `spawn()` itself, through a pipe of its own.
+/// The idiomatic way: `std::process::Command` makes the pipes (close-on-exec), forks (or
+/// uses posix_spawn), resets SIGPIPE in the child, and reports an exec failure as an
+/// error from `spawn()` itself, through a pipe of its own. What else the child needs
+/// before exec goes in a `pre_exec` hook.
 fn spawn_with_command(
     parent: Pid,
     program: &str,
@@ -291,14 +292,17 @@ fn spawn_with_command(
         .stdout(Stdio::piped())
         .process_group(0); // a group of its own, as in spawn()
     // SAFETY: the closure runs in the forked child before exec, so it may only make
-    // async-signal-safe calls: prctl and getppid are single system calls; the error is
-    // built from a number, without allocating.
+    // async-signal-safe calls: prctl, getppid and sigprocmask are single system calls;
+    // the error is built from a number, without allocating.
     unsafe {
         command.pre_exec(move || {
             set_pdeathsig(Signal::SIGKILL)?; // die with the parent, as in spawn()
             if getppid() != parent {
                 return Err(io::Error::from_raw_os_error(libc::ESRCH)); // already gone
             }
+            // Command resets SIGPIPE, but not the signal mask: unblock our stop signals,
+            // or the program could not be stopped by SIGTERM.
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
             Ok(())
         });
     }
@@ -394,9 +398,11 @@ fn converse(
 /// Says why the child must stop now, and ends its process group (see [`end_group`]).
 fn stop_child(child: Pid, talk: &Talk) -> Option<WaitStatus> {
     match talk {
+        // Most likely the reply sits in the child's buffer while each side waits for
+        // the other; nothing in the kernel tells that apart from a slow child.
         Talk::NoReply(waited) => note!(
-            "{PROGRAM}: no reply within {waited:?}: the child's output is probably \
-             buffered, not flushed (both sides now wait for each other); ending it"
+            "{PROGRAM}: no reply within {waited:?} (deadlock: a reply left unflushed?); \
+             ending it"
         ),
         Talk::NoExit(waited) => note!(
             "{PROGRAM}: child {child} did not exit within {waited:?} of its pipes \
