@@ -687,3 +687,29 @@ by signal n.
         names.join(",")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_units_and_come_sorted_without_repeats() {
+        assert_eq!(
+            parse_sizes("4K,64,1M,64,1k,1m"),
+            Ok(vec![64, 1024, 4096, 1 << 20])
+        );
+        assert_eq!(parse_sizes("1"), Ok(vec![1]));
+        for bad in ["0", "", "1025K", "2M", "x", "1.5K", "-1"] {
+            assert!(parse_sizes(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_takes_known_names_once_each() {
+        assert_eq!(
+            parse_only("tcp,pipe,tcp"),
+            Ok(vec![Mechanism::Tcp, Mechanism::Pipe])
+        );
+        assert!(parse_only("pipe,").is_err());
+    }
+}

@@ -359,3 +359,64 @@ pub fn limits(results: &mut Results, plan: &Plan) -> Result<(), Failure> {
     Ok(())
 }
 // ANCHOR_END: limits
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_is_the_byte_sum_and_sees_a_lost_or_repeated_piece() {
+        assert_eq!(checksum(&[]), 0);
+        assert_eq!(checksum(&[1, 2, 250]), 253);
+        let big = vec![255u8; (1 << 16) + 3]; // more than one chunk: no overflow
+        assert_eq!(checksum(&big), 255 * ((1 << 16) + 3));
+        let message = pattern(1000);
+        let whole = checksum(&message);
+        assert_ne!(checksum(&message[..999]), whole);
+        assert_eq!(checksum(&message[..400]) + checksum(&message[400..]), whole);
+    }
+
+    #[test]
+    fn the_pattern_never_holds_a_zero_byte() {
+        let bytes = pattern(600);
+        assert_eq!(bytes.len(), 600);
+        assert!(bytes.iter().all(|&b| b != 0));
+        assert_eq!((bytes[0], bytes[250], bytes[251]), (1, 251, 1));
+    }
+
+    #[test]
+    fn percentiles_pick_the_nearest_rank() {
+        let times: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&times, 50), 50);
+        assert_eq!(percentile(&times, 99), 99);
+        assert_eq!(percentile(&times, 100), 100);
+        assert_eq!(percentile(&[7], 99), 7);
+        assert_eq!(percentile(&[1, 2, 3], 50), 2);
+        assert_eq!(percentile(&[], 50), 0);
+    }
+
+    #[test]
+    fn messages_per_repetition_follow_the_byte_budget_within_bounds() {
+        let plan = Plan {
+            sizes: vec![64],
+            reps: 1,
+            bytes: 8192,
+            max_messages: 32,
+            rounds: 1,
+            syscalls: 1,
+        };
+        assert_eq!(plan.messages(64), 32); // 128 by bytes, capped at 32
+        assert_eq!(plan.messages(1000), 8);
+        assert_eq!(plan.messages(4096), 2);
+        assert_eq!(plan.messages(1 << 20), 1); // at least one
+    }
+
+    #[test]
+    fn commands_round_trip_through_their_bytes() {
+        let order = command(STREAM, 65536, 7);
+        assert_eq!(
+            (field(&order, 0), field(&order, 1), field(&order, 2)),
+            (STREAM, 65536, 7)
+        );
+    }
+}

@@ -30,10 +30,22 @@ impl Figure {
         self.values.iter().copied().fold(f64::INFINITY, f64::min)
     }
 
+    /// For a rate: how much lower the worst repetition was, as a share of the best.
     fn spread(&self) -> f64 {
         let high = self.best_rate();
         let low = self.best_time();
         if high > 0.0 { (high - low) / high } else { 0.0 }
+    }
+
+    /// For a time: how much longer the worst repetition took, as a share of the best.
+    fn spread_time(&self) -> f64 {
+        let high = self.best_rate();
+        let low = self.best_time();
+        if low > 0.0 && low.is_finite() {
+            (high - low) / low
+        } else {
+            0.0
+        }
     }
 }
 
@@ -173,7 +185,7 @@ impl Report {
             values: row.round_trip.iter().map(|(m, _, _)| *m as f64).collect(),
         };
         let rounds = row.round_trip.iter().map(|(_, _, n)| *n).min().unwrap_or(0);
-        Some((best.0 as f64, best.1 as f64, medians.spread(), rounds))
+        Some((best.0 as f64, best.1 as f64, medians.spread_time(), rounds))
     }
 
     fn header(&self) -> Vec<String> {
@@ -188,29 +200,28 @@ impl Report {
                 format!("sides pinned to CPUs {a} and {b} (different CPUs)")
             }
         };
-        let capacity = match self.pipe_capacity {
-            Some(bytes) => format!("pipes hold {bytes} bytes (F_SETPIPE_SZ); "),
-            None => String::new(),
-        };
         let build = if cfg!(debug_assertions) {
             "DEBUG build: these numbers measure the compiler, use --release"
         } else {
             "release build"
         };
-        vec![
+        let mut lines = vec![
             format!(
                 "ipc-bench on {}, Linux {}, {build}",
                 cpu_description(),
                 kernel()
             ),
             format!("command: {}", self.command),
-            format!("{pinned};"),
-            format!(
-                "{capacity}each figure is the best of {} repetitions; spread = how \
-                 much worse the worst one was",
-                self.reps
-            ),
-        ]
+            pinned,
+        ];
+        if let Some(bytes) = self.pipe_capacity {
+            lines.push(format!("pipes hold {bytes} bytes (F_SETPIPE_SZ)"));
+        }
+        lines.push(format!(
+            "best of {} repetitions; spread: how much worse the worst one was",
+            self.reps
+        ));
+        lines
     }
 
     pub fn text(&self) -> String {
@@ -264,7 +275,7 @@ impl Report {
             "one system call",
             micros(syscall),
             "",
-            percent(self.syscall.spread()),
+            percent(self.syscall.spread_time()),
             "1"
         );
         for row in &self.rows {
@@ -367,7 +378,7 @@ impl Report {
              |---|--:|--:|--:|--:|\n\
              | one system call | {} | | {} | 1 |",
             micros(syscall),
-            percent(self.syscall.spread())
+            percent(self.syscall.spread_time())
         );
         for row in &self.rows {
             if let Some((median, p99, spread, _)) = Self::round_trip(row) {
@@ -721,4 +732,104 @@ fn kernel() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|r| r.trim().to_owned())
         .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_written_in_the_largest_whole_unit() {
+        assert_eq!(size_text(64), "64 B");
+        assert_eq!(size_text(1000), "1000 B");
+        assert_eq!(size_text(1024), "1 KiB");
+        assert_eq!(size_text(1536), "1536 B");
+        assert_eq!(size_text(65536), "64 KiB");
+        assert_eq!(size_text(1 << 20), "1 MiB");
+        assert_eq!(size_text(3 << 19), "1536 KiB");
+    }
+
+    #[test]
+    fn percentages_keep_two_significant_digits_when_small() {
+        assert_eq!(percent(1.0), "100%");
+        assert_eq!(percent(0.1), "10%");
+        assert_eq!(percent(0.05), "5.0%");
+        assert_eq!(percent(0.0123), "1.2%");
+        assert_eq!(percent(0.000_42), "0.042%");
+        assert_eq!(percent(0.0), "0%");
+        assert_eq!(percent(f64::INFINITY), "-");
+    }
+
+    #[test]
+    fn a_figure_keeps_the_best_and_the_spread() {
+        let figure = Figure {
+            values: vec![2.0, 4.0, 3.0],
+        };
+        assert_eq!(figure.best_rate(), 4.0);
+        assert_eq!(figure.best_time(), 2.0);
+        assert_eq!(figure.spread(), 0.5);
+        assert_eq!(figure.spread_time(), 1.0);
+        assert_eq!(Figure::default().spread(), 0.0);
+        assert_eq!(Figure::default().spread_time(), 0.0);
+    }
+
+    #[test]
+    fn result_lines_become_figures() {
+        let plan = Plan {
+            sizes: vec![64],
+            reps: 2,
+            bytes: 1,
+            max_messages: 1,
+            rounds: 1,
+            syscalls: 1,
+        };
+        let mut report = Report::new(&plan, None, &[]);
+        let lines =
+            |text: &str| text.lines().map(str::to_owned).collect::<Vec<_>>();
+        report
+            .add_limits(&lines("mc 64 0 100 400\nmc 64 1 100 200\nsc 0 0 1000 10"))
+            .unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!(report.memcpy_at(64), 4.0);
+        assert_eq!(report.syscall.best_time(), 100.0);
+        report
+            .add_mechanism(
+                Mechanism::Pipe,
+                &lines("tp 64 0 200 400\ntp 64 1 100 400\nrt 64 0 900 2000 5\nrt 64 1 800 3000 4"),
+                Some(65536),
+            )
+            .unwrap_or_else(|f| panic!("{f}"));
+        let row = &report.rows[0];
+        assert_eq!(row.throughput[0].1.best_rate(), 4.0);
+        assert_eq!(row.throughput[0].2, 400);
+        assert_eq!(Report::round_trip(row), Some((800.0, 3000.0, 0.125, 4)));
+        let text = report.text();
+        let words =
+            |line: &str| line.split_whitespace().collect::<Vec<_>>().join(" ");
+        let shown: Vec<String> = text.lines().map(words).collect();
+        assert!(
+            shown.contains(&"pipe 64 B 4.000 50% 100%".to_owned()),
+            "{text}"
+        );
+        assert!(
+            shown.contains(&"one system call 0.10 µs 0% 1".to_owned()),
+            "{text}"
+        );
+        assert!(
+            shown.contains(&"pipe 0.80 µs 3.00 µs 12% 8".to_owned()),
+            "{text}"
+        );
+        assert!(text.contains("pipes hold 65536 bytes"), "{text}");
+        assert!(report.add_limits(&lines("zz 1 2 3")).is_err());
+        assert!(
+            report
+                .add_mechanism(Mechanism::Tcp, &lines("tp 1 x"), None)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+        assert_eq!(escape("<a & b>"), "&lt;a &amp; b&gt;");
+    }
 }
