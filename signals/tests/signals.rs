@@ -1,7 +1,10 @@
 //! The lesson's promises, checked by running its binaries as subprocesses with deadlines.
 //! The tests send the signals themselves: no person at a terminal is needed.
 
-use lesson_test::{Lesson, check_transcript, number_after, send};
+use lesson_test::{
+    Finished, Lesson, check_transcript, check_transcript_of, group_members,
+    number_after, send,
+};
 use nix::sys::signal::Signal;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -14,6 +17,40 @@ const SIGCHLD_DEMO: &str = env!("CARGO_BIN_EXE_sigchld-demo");
 
 fn lesson(bin: &str) -> Lesson {
     Lesson::new(bin).deadline(Duration::from_secs(20))
+}
+
+/// A program run through `sh -c SCRIPT` (for pipes and redirections), `$0` being it.
+fn shell(script: &str, bin: &str) -> Lesson {
+    lesson("sh").args(["-c", script, bin])
+}
+
+fn assert_code(run: &Finished, code: i32) {
+    assert_eq!(run.code(), Some(code), "{}", run.transcript());
+}
+
+fn assert_stderr(run: &Finished, needle: &str) {
+    assert!(
+        run.stderr.contains(needle),
+        "{needle:?}\n{}",
+        run.transcript()
+    );
+}
+
+/// The pid of the process running `command` in the group of the shell `sh`.
+fn pid_in_group(sh: i32, command: &str) -> i32 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(member) =
+            group_members(sh).into_iter().find(|m| m.command == command)
+        {
+            return member.pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{command} never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Checks C's `ctime` shape: `Sun Nov  2 05:53:10 2026` (24 characters, day space-padded).
@@ -64,11 +101,12 @@ fn signal1_prints_one_line_per_signal_with_its_number() {
 }
 
 #[test]
-fn signal1_ends_promptly_on_sigint_and_sigterm() {
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        let mut running = lesson(SIGNAL1).arg("HUP").spawn();
+fn signal1_ends_promptly_on_sigint_sigterm_and_sighup() {
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        let mut running = lesson(SIGNAL1).arg("USR1").spawn();
         running.wait_for_stderr("to stop it");
-        running.stop_with(signal);
+        let run = running.stop_with(signal);
+        assert_stderr(&run, &format!("stopped by {signal} after 0 signals"));
     }
 }
 
@@ -143,11 +181,28 @@ fn signal2_alternates_setting_and_alarm_at_the_scaled_cadence() {
 }
 
 #[test]
-fn signal2_ends_promptly_on_sigint_while_waiting() {
-    let mut running = lesson(SIGNAL2).spawn(); // the document's 5 s alarm
-    let line = running.next_line().expect("Setting at ...");
-    assert!(line.text.starts_with("Setting at "), "{}", line.text);
-    running.stop_with(Signal::SIGINT);
+fn signal2_ends_promptly_on_stop_signals_while_waiting() {
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        let mut running = lesson(SIGNAL2).spawn(); // the document's 5 s alarm
+        let line = running.next_line().expect("Setting at ...");
+        assert!(line.text.starts_with("Setting at "), "{}", line.text);
+        running.stop_with(signal);
+    }
+}
+
+/// The alarm goes off 5 microseconds after it is set: often before the program could
+/// start waiting. `alarm` + `pause()` (the original) then waits for a signal that has
+/// come and gone, and hangs within a few rounds; a blocked signal and `sigwait` cannot
+/// miss it. The deadline turns such a hang into a failure.
+#[test]
+fn signal2_cannot_miss_an_alarm_that_fires_before_it_waits() {
+    let run = lesson(SIGNAL2)
+        .args(["--count", "200", "--speed", "1000000"])
+        .deadline(Duration::from_secs(15))
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(run.lines.len(), 400, "{}", run.transcript());
+    assert!(run.texts().last().unwrap().starts_with("Got alarm 14 at "));
 }
 
 #[test]
@@ -222,16 +277,309 @@ fn sigchld_reaps_every_child_even_when_signals_merge() {
 }
 
 #[test]
-fn sigchld_demo_ends_promptly_on_sigterm_and_reaps_its_children() {
-    // Busy for 5 s: the stop must not wait for the end of it.
-    let mut running = lesson(SIGCHLD_DEMO).args(["--busy", "5000"]).spawn();
-    running.next_line().expect("the list of children");
-    let run = running.stop_with(Signal::SIGTERM);
+fn sigchld_demo_ends_promptly_on_stop_signals_and_reaps_its_children() {
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        // Busy for 5 s: the stop must not wait for the end of it.
+        let mut running = lesson(SIGCHLD_DEMO).args(["--busy", "5000"]).spawn();
+        running.next_line().expect("the list of children");
+        let run = running.stop_with(signal);
+        assert_stderr(&run, "children killed and reaped");
+    }
+}
+
+#[test]
+fn sigchld_demo_a_second_signal_keeps_the_clean_up_and_the_first_status() {
+    for (first, second) in [
+        (Signal::SIGINT, Signal::SIGINT),
+        (Signal::SIGTERM, Signal::SIGINT),
+    ] {
+        let mut running = lesson(SIGCHLD_DEMO).args(["--busy", "5000"]).spawn();
+        running.next_line().expect("the list of children");
+        running.signal(first);
+        running.signal(second);
+        // finish() fails if a child is left, as a zombie or running.
+        let run = running.finish();
+        assert_code(&run, 128 + first as i32);
+        assert_stderr(
+            &run,
+            &format!("stopped by {first}; children killed and reaped"),
+        );
+        assert!(run.elapsed < Duration::from_secs(2), "{}", run.transcript());
+    }
+}
+
+/// The children all exit 100 ms after the start; `--busy MS` is how long the parent
+/// lets their SIGCHLDs wait. Both show in when the reaped lines arrive.
+#[test]
+fn sigchld_demo_busy_delays_the_reaping_and_the_children_exit_together() {
+    let reaped_at = |run: &Finished| -> Vec<Duration> {
+        run.lines
+            .iter()
+            .filter(|line| line.text.contains("reaped child"))
+            .map(|line| line.at)
+            .collect()
+    };
+    let prompt = lesson(SIGCHLD_DEMO)
+        .args(["--children", "4", "--busy", "0"])
+        .run();
+    assert_code(&prompt, 0);
+    let times = reaped_at(&prompt);
+    assert_eq!(times.len(), 4, "{}", prompt.transcript());
+    // Not before the shared exit time, and all close to it.
     assert!(
-        run.stderr.contains("children killed and reaped"),
+        times[0] >= Duration::from_millis(100),
+        "{}",
+        prompt.transcript()
+    );
+    assert!(
+        times[3] - times[0] < Duration::from_millis(300),
+        "{times:?}"
+    );
+
+    let busy = lesson(SIGCHLD_DEMO)
+        .args(["--children", "4", "--busy", "800"])
+        .run();
+    assert_code(&busy, 0);
+    let times = reaped_at(&busy);
+    assert!(
+        times[0] >= Duration::from_millis(800),
+        "{}",
+        busy.transcript()
+    );
+    // Everything had exited long before: one notification for all four.
+    assert!(
+        busy.texts()
+            .last()
+            .unwrap()
+            .ends_with("after 1 SIGCHLD notification"),
+        "{}",
+        busy.transcript()
+    );
+}
+
+#[test]
+fn sigchld_demo_reaps_its_children_when_stdout_fails() {
+    for (script, error) in [
+        (
+            r#"{ "$0" --busy 200; echo "demo exit $?" >&2; } | head -n 1"#,
+            "Broken pipe",
+        ),
+        (
+            r#""$0" > /dev/full; echo "demo exit $?" >&2"#,
+            "No space left",
+        ),
+    ] {
+        // The children are in the shell's group: finish() sees any left behind.
+        let run = shell(script, SIGCHLD_DEMO).run();
+        assert_stderr(&run, &format!("Error: write stdout: {error}"));
+        assert_stderr(&run, "demo exit 1");
+        assert!(!run.stderr.contains("panicked"), "{}", run.transcript());
+    }
+    let run = shell(r#"exec "$0" 2>/dev/full"#, SIGCHLD_DEMO).run();
+    assert_code(&run, 0);
+}
+
+/// Whether the tests run as root (/proc/self belongs to the effective user).
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// As root, RLIMIT_NPROC does not bind; run as `nobody`, whose processes it counts.
+#[test]
+fn sigchld_demo_whose_fork_fails_half_way_reaps_the_children_it_has() {
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|path| Path::new(path).exists());
+    let (true, Some(setpriv)) = (is_root(), setpriv) else {
+        eprintln!(
+            "skipped: needs root and setpriv to run the demo as an unprivileged user"
+        );
+        return;
+    };
+    let run = lesson(setpriv)
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .args([
+            "bash",
+            "-c",
+            r#"ulimit -u 4 && exec "$0" --children 20"#,
+            SIGCHLD_DEMO,
+        ])
+        .run();
+    assert_code(&run, 1);
+    assert_stderr(&run, "Error: fork: EAGAIN");
+    assert_stderr(&run, "they were reaped");
+    let made = number_after(&run.stderr, "fork failed after ");
+    assert!((1..20).contains(&made), "{}", run.transcript());
+    // finish() has checked the group: none of the children made is left.
+}
+
+#[test]
+fn sigchld_demo_handles_the_largest_number_of_children() {
+    let run = lesson(SIGCHLD_DEMO)
+        .args(["--children", "255", "--busy", "0"])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(
+        run.texts()
+            .last()
+            .copied()
+            .map(|line| line.starts_with("255 children reaped")),
+        Some(true),
         "{}",
         run.transcript()
     );
+}
+
+#[test]
+fn signal1_and_signal2_report_a_stdout_that_fails_without_panicking() {
+    // signal1: the first line goes through, the second meets a closed pipe.
+    let script =
+        r#"{ "$0" USR1 --count 2; echo "signal1 exit $?" >&2; } | head -n 1"#;
+    let mut running = shell(script, SIGNAL1).spawn();
+    running.wait_for_stderr("to stop it");
+    let pid = pid_in_group(running.pid(), "signal1");
+    send(pid, Signal::SIGUSR1);
+    std::thread::sleep(Duration::from_millis(300)); // head reads the line and exits
+    send(pid, Signal::SIGUSR1);
+    let run = running.finish();
+    assert_stderr(&run, "Error: write stdout: Broken pipe");
+    assert_stderr(&run, "signal1 exit 1");
+
+    for (script, error) in [
+        (
+            r#""$0" --count 3 --speed 100 | head -n 1; exit 0"#,
+            "Broken pipe",
+        ),
+        (
+            r#"exec "$0" --count 3 --speed 100 > /dev/full"#,
+            "No space left",
+        ),
+    ] {
+        let run = shell(script, SIGNAL2).run();
+        assert_stderr(&run, &format!("Error: write stdout: {error}"));
+        assert!(!run.stderr.contains("panicked"), "{}", run.transcript());
+    }
+    let run =
+        shell(r#"exec "$0" --count 3 --speed 100 > /dev/full"#, SIGNAL2).run();
+    assert_code(&run, 1);
+    // A full stderr changes nothing else.
+    let run =
+        shell(r#"exec "$0" --count 2 --speed 100 2>/dev/full"#, SIGNAL2).run();
+    assert_code(&run, 0);
+    assert_eq!(run.lines.len(), 4);
+    let run = shell(r#"exec "$0" 2>/dev/full"#, SIGPIPE_DEMO).run();
+    assert_code(&run, 1);
+}
+
+#[test]
+fn bad_numbers_are_usage_errors_naming_the_range() {
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            SIGCHLD_DEMO,
+            &["--children", "0"],
+            "--children \"0\": must be from 1 to 255",
+        ),
+        (
+            SIGCHLD_DEMO,
+            &["--children", "256"],
+            "must be from 1 to 255",
+        ),
+        (
+            SIGCHLD_DEMO,
+            &["--busy", "60001"],
+            "--busy \"60001\": must be from 0 to 60000",
+        ),
+        (SIGCHLD_DEMO, &["--busy", "-1"], "--busy \"-1\": "),
+        (
+            SIGNAL2,
+            &["--speed", "1e-20"],
+            "--speed \"1e-20\": must be from 0.001 to 1000000",
+        ),
+        (SIGNAL2, &["--count", "0"], "--count must be at least 1"),
+        (
+            SIGNAL1,
+            &["USR1", "--count", "0"],
+            "--count \"0\": must be from 1 to 1000000000",
+        ),
+        (SIGPIPE_DEMO, &["--fast"], "unknown option --fast"),
+    ];
+    for (bin, args, message) in cases {
+        let run = lesson(bin).args(*args).run();
+        assert_code(&run, 2);
+        assert!(
+            run.stderr.contains(message),
+            "{args:?}\n{}",
+            run.transcript()
+        );
+        assert!(run.stderr.contains("Usage: "), "{}", run.transcript());
+        assert!(run.stdout.is_empty());
+    }
+}
+
+#[test]
+fn the_package_runs_signal2_by_default() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let manifest = std::fs::read_to_string(manifest).unwrap();
+    assert!(
+        manifest.contains("\ndefault-run = \"signal2\"\n"),
+        "{manifest}"
+    );
+}
+
+/// Checks a `--help`: exit 0, `Usage:` first, every option line indented two spaces
+/// with its description (and continuation lines) in one column, and exactly `options`;
+/// and `--help > /dev/full` reported with exit 1.
+fn assert_help(bin: &str, options: &[&str]) {
+    let run = lesson(bin).arg("--help").run();
+    assert_code(&run, 0);
+    let text = run.stdout_text();
+    assert!(text.starts_with("Usage: "), "{text}");
+    let section = text
+        .split("\nOptions:\n")
+        .nth(1)
+        .expect("an Options: section")
+        .split("\n\n")
+        .next()
+        .unwrap();
+    let mut columns = Vec::new();
+    let mut seen = Vec::new();
+    for line in section.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if line.trim_start().starts_with('-') {
+            assert_eq!(indent, 2, "{line:?}");
+            let spec = line[2..].split("  ").next().unwrap();
+            let words = spec.split(", ").map(|s| s.split(' ').next().unwrap());
+            seen.extend(words.map(str::to_owned));
+            let rest = &line[2 + spec.len()..];
+            columns.push(2 + spec.len() + rest.len() - rest.trim_start().len());
+        } else {
+            columns.push(indent);
+        }
+    }
+    assert!(
+        columns.windows(2).all(|w| w[0] == w[1]),
+        "{columns:?}\n{text}"
+    );
+    assert_eq!(seen, options, "{text}");
+    let full = shell(r#"exec "$0" --help > /dev/full"#, bin).run();
+    assert_code(&full, 1);
+    assert_stderr(&full, "write stdout");
+}
+
+#[test]
+fn help_lists_every_option_aligned_and_survives_a_full_stdout() {
+    assert_help(SIGNAL1, &["--count", "-h", "--help"]);
+    assert_help(SIGNAL2, &["--count", "--speed", "-h", "--help"]);
+    assert_help(SIGPIPE_DEMO, &["--default", "-h", "--help"]);
+    assert_help(SIGCHLD_DEMO, &["--children", "--busy", "-h", "--help"]);
+    let signal2 = lesson(SIGNAL2).arg("--help").run().stdout_text();
+    assert!(signal2.contains("10 turns 5 s into 0.5 s"), "{signal2}");
 }
 
 /// Compares a transcript whose lines end in a time of day (`... at Sun Nov 22 10:15:02 2026`)
@@ -261,17 +609,18 @@ fn check_timed_transcript(path: &Path, text: &str) {
 #[test]
 fn book_transcripts_match_fresh_runs() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/src/transcripts");
-    let run = lesson(SIGNAL2).args(["--count", "2", "--speed", "5"]).run();
+    let run = lesson(SIGNAL2)
+        .shown_as("cargo run -q -p signals --bin signal2 --")
+        .args(["--count", "2", "--speed", "5"])
+        .run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
-    let text = format!(
-        "$ cargo run -q -p signals --bin signal2 -- --count 2 --speed 5\n{}",
-        run.stdout_text()
-    );
+    let text = format!("$ {}\n{}", run.shown.as_ref().unwrap(), run.stdout_text());
     // Times of day differ from run to run; compare the shape.
     check_timed_transcript(&dir.join("signal2.txt"), &text);
 
     // signal1, with the signals a person would send from another terminal.
     let mut running = lesson(SIGNAL1)
+        .shown_as("cargo run -q -p signals --bin signal1 --")
         .args(["USR1", "--count", "2"])
         .merge_stderr()
         .spawn();
@@ -289,22 +638,17 @@ fn book_transcripts_match_fresh_runs() {
     }
     let run = running.finish();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
-    let text = format!(
-        "$ cargo run -q -p signals --bin signal1 -- USR1 --count 2   # then kill -USR1 twice\n{}",
-        run.stdout_text()
-    );
+    let text = format!("$ {}\n{}", run.shown.as_ref().unwrap(), run.stdout_text());
     check_timed_transcript(&dir.join("signal1.txt"), &text);
 
     // Busy for 2 s while the children exit after 0.1 s: one merged SIGCHLD, every time.
     let run = lesson(SIGCHLD_DEMO)
+        .shown_as("cargo run -q -p signals --bin sigchld-demo --")
         .args(["--children", "3", "--busy", "2000"])
+        .merge_stderr()
         .run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
-    let text = format!(
-        "$ cargo run -q -p signals --bin sigchld-demo -- --children 3 --busy 2000\n{}",
-        run.stdout_text()
-    );
-    check_transcript(&dir.join("sigchld-demo.txt"), &text);
+    check_transcript_of(&dir.join("sigchld-demo.txt"), &run);
 
     for (args, name) in [
         (&[][..], "sigpipe-demo.txt"),

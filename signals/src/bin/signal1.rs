@@ -1,32 +1,37 @@
 //! signal1: prints a line each time a chosen signal arrives.
 //!
-//! Mirrors `signal1.py` from *Programming Python* (the book behind the documents): install a
-//! handler for the signal named on the command line, then wait forever; the handler prints
-//! `Got signal <n> at <ctime>`. Send the signal from another terminal with `kill`.
+//! Mirrors `signal1.py` from *Programming Python* (the book behind the documents):
+//! install a handler for the signal named on the command line, then wait forever; the
+//! handler prints `Got signal <n> at <ctime>`. Send the signal from another terminal with
+//! `kill`.
 //!
 //! Usage: signal1 SIGNAL [--count N]
 //!
-//! Try it:
-//!     cargo run -p signals --bin signal1 -- USR1      # prints its pid and a kill command
-//!     kill -USR1 <pid>                                # from another terminal, a few times
+//! Try it, in two terminals (signal1 also prints its pid and the kill commands):
+//!     cargo run -p signals --bin signal1 -- USR1
+//!     kill -USR1 $(pgrep -n -x signal1)
 //!
-//! Where this differs from the original, on purpose: the printing happens in ordinary code,
-//! not in the handler (signal-hook's iterator); SIGINT and SIGTERM end it cleanly (unless
-//! one of them is the signal being watched); signals that cannot or must not be caught are
-//! refused with a clear message.
+//! Where this differs from the original, on purpose: the printing happens in ordinary
+//! code, not in the handler (signal-hook's iterator); SIGINT, SIGTERM and SIGHUP end it
+//! cleanly (unless one of them is the signal being watched); signals that cannot or must
+//! not be caught are refused with a clear message; a closed stdout is reported, not a
+//! panic.
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pyfmt::ctime_now;
-use lesson_kit::{Context, Failure, exit};
+use lesson_kit::{Context, Failure, note, signal_exit, signal_name};
 use nix::sys::signal::Signal;
 use nix::unistd::getpid;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::str::FromStr;
 
 const PROGRAM: &str = "signal1";
+
+/// What `--count N` accepts.
+const COUNT_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000_000;
 
 struct Options {
     signal: Signal,
@@ -45,8 +50,8 @@ fn main() -> Result<ExitCode, Failure> {
     // signal-hook installs one small handler per signal. The handler does only what is safe
     // in a handler: it notes the signal and writes a byte into a pipe of its own (the
     // "self-pipe"). Our code runs in the loop below, in the main thread, where printing is
-    // fine. SIGINT and SIGTERM are watched too, so they end the loop cleanly.
-    let stops: Vec<i32> = [SIGINT, SIGTERM]
+    // fine. SIGINT, SIGTERM and SIGHUP are watched too, so they end the loop cleanly.
+    let stops: Vec<i32> = [SIGINT, SIGTERM, SIGHUP]
         .into_iter()
         .filter(|s| *s != watched)
         .collect();
@@ -60,11 +65,12 @@ fn main() -> Result<ExitCode, Failure> {
         .iter()
         .map(|s| format!("kill -{s} {me}"))
         .collect::<Vec<_>>();
-    eprintln!(
-        "{PROGRAM}: pid {me}, waiting for {} ({watched}). From another terminal: kill -{watched} {me}",
-        options.signal
+    let name = options.signal;
+    note!(
+        "{PROGRAM}: pid {me}, waiting for {name} ({watched}). \
+         From another terminal: kill -{watched} {me}"
     );
-    eprintln!("{PROGRAM}: to stop it: {}", stop_with.join(" or "));
+    note!("{PROGRAM}: to stop it: {}", stop_with.join(" or "));
 
     // ANCHOR: loop
     // forever() blocks until a signal has arrived, then yields its number. Several
@@ -81,11 +87,9 @@ fn main() -> Result<ExitCode, Failure> {
                 return Ok(ExitCode::SUCCESS);
             }
         } else {
-            let name = Signal::try_from(signal).map_or("a signal", Signal::as_str);
-            eprintln!("{PROGRAM}: stopped by {name} after {got} signals");
-            return Ok(ExitCode::from(
-                u8::try_from(128 + signal).unwrap_or(exit::RUNTIME),
-            ));
+            let name = signal_name(signal);
+            note!("{PROGRAM}: stopped by {name} after {got} signals");
+            return Ok(signal_exit(signal));
         }
     }
     // ANCHOR_END: loop
@@ -146,15 +150,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     let mut count = None;
     while let Some(arg) = parser.next()? {
         match arg.as_str() {
-            "--count" => {
-                let n: u64 = parser.value(&arg)?;
-                if n == 0 {
-                    return Err(UsageError(
-                        "--count must be at least 1".to_owned(),
-                    ));
-                }
-                count = Some(n);
-            }
+            "--count" => count = Some(parser.value_in(&arg, COUNT_RANGE)?),
             "-h" | "--help" => return Ok(None),
             _ if signal.is_none() && !arg.starts_with("--") => {
                 signal = Some(parse_signal(&arg)?)
@@ -177,12 +173,13 @@ Waits for SIGNAL (a number such as 10, or a name such as USR1 or SIGUSR1) and pr
 Send it from another terminal with `kill -<n> <pid>`; the pid is printed on stderr.
 
 Options:
-  --count N    stop after N signals (default: until SIGINT or SIGTERM)
+  --count N    stop after N signals, 1 to 1000000000 (default: until SIGINT,
+               SIGTERM or SIGHUP)
   -h, --help   print this help
 
 SIGKILL and SIGSTOP cannot be caught; SIGSEGV, SIGILL, SIGFPE and SIGBUS are refused.
 Exit status: 0 N signals received; 1 a system call failed; 2 bad command line;
-130 / 143 stopped by SIGINT / SIGTERM.
+129 / 130 / 143 stopped by SIGHUP / SIGINT / SIGTERM.
 "
     )
 }

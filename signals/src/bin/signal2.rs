@@ -6,19 +6,22 @@
 //!
 //! Usage: signal2 [--count N] [--speed X]
 //!
-//! Try it:
-//!     cargo run -p signals --bin signal2                         # every 5 s, Ctrl-C to stop
+//! Try it (signal2 is the package's default program, so `cargo run -p signals` is the
+//! first command too):
+//!     cargo run -p signals --bin signal2          # every 5 s, Ctrl-C to stop
 //!     cargo run -p signals --bin signal2 -- --count 3 --speed 10
+//!     cargo run -p signals --bin signal2 -- --count 200 --speed 1000000
 //!
-//! Where this differs from the original, on purpose: `alarm` + `pause` has a race (if the
-//! alarm goes off before `pause` starts, `pause` waits forever). Here SIGALRM is blocked
-//! before the alarm is set and collected with `sigwait`, which cannot miss it. SIGINT and
-//! SIGTERM are collected the same way and end the program cleanly.
+//! Where this differs from the original, on purpose: `alarm` + `pause` has a race (if
+//! the alarm goes off before `pause` starts, `pause` waits forever; the last "Try it"
+//! line, 5 microsecond alarms, hangs such a version within a few rounds). Here SIGALRM is
+//! blocked before the alarm is set and collected with `sigwait`, which cannot miss it.
+//! SIGINT, SIGTERM and SIGHUP are collected the same way and end the program cleanly.
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
-use lesson_kit::pace::{PACING_HELP, Pacing};
+use lesson_kit::pace::{Pacing, SPEED_RANGE};
 use lesson_kit::pyfmt::ctime_now;
-use lesson_kit::{Context, Failure, exit};
+use lesson_kit::{Context, Failure, note, signal_exit};
 use nix::sys::signal::{SigSet, Signal};
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -42,7 +45,8 @@ fn main() -> Result<ExitCode, Failure> {
     // of alarm-then-pause. (The process has one thread, so this thread's mask is the
     // process's.)
     let mut awaited = SigSet::empty();
-    for signal in [Signal::SIGALRM, Signal::SIGINT, Signal::SIGTERM] {
+    let stops = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+    for signal in std::iter::once(Signal::SIGALRM).chain(stops) {
         awaited.add(signal);
     }
     awaited.thread_block().context("sigprocmask SIG_BLOCK")?;
@@ -59,10 +63,8 @@ fn main() -> Result<ExitCode, Failure> {
         let signal = awaited.wait().context("sigwait")?;
         // ANCHOR_END: wait
         if signal != Signal::SIGALRM {
-            eprintln!("{PROGRAM}: stopped by {signal}");
-            return Ok(ExitCode::from(
-                u8::try_from(128 + signal as i32).unwrap_or(exit::RUNTIME),
-            ));
+            note!("{PROGRAM}: stopped by {signal}");
+            return Ok(signal_exit(signal as i32));
         }
         writeln!(stdout, "Got alarm {} at {}", signal as i32, ctime_now())
             .context("write stdout")?;
@@ -116,6 +118,7 @@ fn parse_options() -> Result<Option<Pacing>, UsageError> {
 }
 
 fn usage() -> String {
+    let (slowest, fastest) = (SPEED_RANGE.start(), SPEED_RANGE.end());
     format!(
         "\
 Usage: {PROGRAM} [--count N] [--speed X]
@@ -124,11 +127,13 @@ Prints `Setting at <ctime>`, sets a 5-second alarm, waits for it and prints
 `Got alarm 14 at <ctime>`, again and again (Programming Python's signal2.py).
 
 Options:
-{PACING_HELP}
+  --count N    stop after N alarms (default: until SIGINT, SIGTERM or SIGHUP)
+  --speed X    make the alarm X times shorter, {slowest} to {fastest}
+               (default 1; 10 turns 5 s into 0.5 s)
   -h, --help   print this help
 
 Exit status: 0 N alarms done; 1 a system call failed; 2 bad command line;
-130 / 143 stopped by SIGINT / SIGTERM.
+129 / 130 / 143 stopped by SIGHUP / SIGINT / SIGTERM.
 "
     )
 }

@@ -13,7 +13,7 @@
 //!     cargo run -q -p signals --bin sigpipe-demo -- --default; echo "status $?"
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
-use lesson_kit::{Context, Failure, exit};
+use lesson_kit::{Context, Failure, exit, note};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::signal::{SigHandler, Signal, signal};
@@ -37,19 +37,19 @@ fn main() -> Result<ExitCode, Failure> {
         // context; it only tells the kernel to apply the default action (terminate).
         unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }
             .context("signal SIGPIPE SIG_DFL")?;
-        eprintln!(
+        note!(
             "{PROGRAM}: SIGPIPE restored to its default action (terminate the process)"
         );
     } else {
-        eprintln!("{PROGRAM}: SIGPIPE is ignored, as Rust sets it up before main");
+        note!("{PROGRAM}: SIGPIPE is ignored, as Rust sets it up before main");
     }
-    eprintln!("{PROGRAM}: writing to a pipe that has no reader...");
+    note!("{PROGRAM}: writing to a pipe that has no reader...");
 
     match write(&write_end, b"is anyone there?\n") {
         // With SIGPIPE at its default, the kernel ends the process inside this write:
         // none of the lines below runs, and the exit status says "killed by SIGPIPE".
         Err(Errno::EPIPE) => {
-            eprintln!(
+            note!(
                 "{PROGRAM}: write pipe: EPIPE (Broken pipe): the write failed, we live on"
             );
             Ok(ExitCode::from(exit::RUNTIME))
@@ -89,6 +89,9 @@ write, and the shell shows status 141 (128 + 13).
 Options:
   --default    restore SIGPIPE's default action before writing
   -h, --help   print this help
+
+Exit status: 1 the write failed with EPIPE (or another system call failed); 2 bad
+command line; with --default, none: the process is killed by SIGPIPE (a shell says 141).
 "
     )
 }
