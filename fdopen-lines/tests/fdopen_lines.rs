@@ -1,12 +1,17 @@
 //! The lesson's promises, checked by running its binary as a subprocess with a deadline.
 
 use lesson_test::{
-    Lesson, assert_matches_document, assert_usage_errors, check_transcript,
-    number_after, send,
+    Finished, Leftovers, Lesson, Running, TempDir, assert_matches_document,
+    assert_usage_errors, check_transcript_of, number_after, process, send,
 };
+use nix::fcntl::{OFlag, open};
 use nix::sys::signal::Signal;
-use std::path::Path;
-use std::time::Duration;
+use nix::sys::stat::Mode;
+use nix::unistd::mkfifo;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fdopen-lines");
 
@@ -24,6 +29,25 @@ fn lesson() -> Lesson {
     Lesson::new(BIN).deadline(Duration::from_secs(20))
 }
 
+/// The lesson run by a shell script (`$0` is the lesson), for redirections and limits.
+fn in_shell(script: &str) -> Lesson {
+    Lesson::new("bash")
+        .args(["-c", script, BIN])
+        .deadline(Duration::from_secs(20))
+}
+
+/// The child's pid, from the parent's `Parent <pid> forked child <pid>` note on stderr.
+fn child_pid(stderr: &str) -> i32 {
+    number_after(stderr, "forked child ")
+}
+
+/// Whether the lesson reported that its stdout lost its reader: seen by `poll` while
+/// it waited (POLLERR), or, rarely, by the `write` that followed a ready poll.
+fn reported_broken_stdout(stderr: &str) -> bool {
+    stderr.contains("Error: poll stdout: POLLERR: its reader is gone")
+        || stderr.contains("Error: write stdout: EPIPE: Broken pipe")
+}
+
 /// The text between `[` and `] at ` in one output line.
 fn message(line: &str) -> &str {
     let start = line.find('[').expect("a [") + 1;
@@ -32,7 +56,7 @@ fn message(line: &str) -> &str {
 }
 
 /// Runs the lesson with `--from-stdin`, feeding it `input`.
-fn from_stdin(input: &[u8], extra: &[&str]) -> lesson_test::Finished {
+fn from_stdin(input: &[u8], extra: &[&str]) -> Finished {
     let mut running = lesson()
         .arg("--from-stdin")
         .args(extra)
@@ -41,6 +65,60 @@ fn from_stdin(input: &[u8], extra: &[&str]) -> lesson_test::Finished {
     running.write_stdin(input);
     running.close_stdin();
     running.finish()
+}
+
+/// A FIFO that the lesson's stdout goes into and nobody reads: the lesson fills it and
+/// then blocks writing, like `fdopen-lines | sleep 60`. Dropping `reader` breaks the pipe.
+struct StalledStdout {
+    _dir: TempDir,
+    reader: Option<OwnedFd>,
+}
+
+impl StalledStdout {
+    /// Starts the lesson with `args`, its stdout into the FIFO, and waits until the FIFO
+    /// is full (the lesson is then blocked on its stdout).
+    fn start(args: &str) -> (StalledStdout, Running) {
+        let dir = TempDir::new("fdopen-lines-stall");
+        let path: PathBuf = dir.path().join("stdout");
+        mkfifo(&path, Mode::S_IRWXU).expect("mkfifo");
+        // Non-blocking, so this open does not wait for the writer; the lesson's open for
+        // writing then finds a reader at once. Close-on-exec, or every process the tests
+        // start would inherit a read end, and the pipe could never break.
+        let reader = open(
+            &path,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .expect("open fifo");
+        let script = format!("exec \"$0\" {args} > \"$1\"");
+        let running = Lesson::new("sh")
+            .args(["-c", &script, BIN, path.to_str().unwrap()])
+            .deadline(Duration::from_secs(15))
+            .spawn();
+        let start = Instant::now();
+        while queued(&reader) < 60_000 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the lesson did not fill its stdout"
+            );
+            sleep(Duration::from_millis(10));
+        }
+        let stalled = StalledStdout {
+            _dir: dir,
+            reader: Some(reader),
+        };
+        (stalled, running)
+    }
+}
+
+/// How many bytes wait in the FIFO.
+fn queued(fd: &OwnedFd) -> i32 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, which points to `n`, alive
+    // for the call; `fd` is an open descriptor we own.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "ioctl FIONREAD");
+    n
 }
 
 #[test]
@@ -61,11 +139,27 @@ fn hundreds_of_messages_arrive_in_order_one_per_line() {
 }
 
 #[test]
+fn messages_follow_the_documents_cadence() {
+    let run = lesson().args(["--count", "6", "--speed", "10"]).run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    for (i, pair) in run.lines.windows(2).enumerate() {
+        let expected = Duration::from_millis(100 * ((i as u64 + 1) % 5));
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= expected.mul_f64(0.8)
+                && gap <= expected + Duration::from_millis(400),
+            "message {}: {gap:?}, expected about {expected:?}\n{}",
+            i + 1,
+            run.transcript()
+        );
+    }
+}
+
+#[test]
 fn a_dead_child_is_reported_once_instead_of_a_busy_loop() {
     let mut running = lesson().args(["--speed", "20"]).spawn();
     running.next_line().expect("a first message");
-    let child =
-        number_after(&running.wait_for_stderr("forked child"), "forked child ");
+    let child = child_pid(&running.wait_for_stderr("forked child"));
     send(child, Signal::SIGKILL);
     let run = running.finish();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
@@ -95,8 +189,8 @@ fn a_last_line_without_newline_is_delivered_whole() {
 
 #[test]
 fn a_line_larger_than_the_pipe_arrives_whole() {
-    // 200 KiB in one line: three times the pipe's 64 KiB buffer. The child's write blocks
-    // until the parent has drained part of it; nothing is lost or reordered.
+    // 200 KiB in one line: three times the pipe's 64 KiB buffer. The child's write
+    // blocks until the parent has drained part of it; nothing is lost or reordered.
     let big: String = (0..200 * 1024)
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();
@@ -129,15 +223,53 @@ fn an_over_long_line_is_refused_with_bounded_memory() {
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
     assert!(run.lines.is_empty(), "{}", run.transcript());
     assert!(
-        run.stderr
-            .contains("Error: read pipe: a line is longer than 1000 bytes"),
+        run.stderr.contains(
+            "Error: read pipe: a line is longer than 1000 bytes (--max-line)"
+        ),
         "{}",
         run.transcript()
     );
-    // A line of exactly the limit is fine.
-    let exact = format!("{}\n", "y".repeat(1000));
-    let run = from_stdin(exact.as_bytes(), &["--max-line", "1000"]);
+    // A line of exactly the limit is fine, with or without its newline.
+    let exact = "y".repeat(1000);
+    for input in [format!("{exact}\n"), exact.clone()] {
+        let run = from_stdin(input.as_bytes(), &["--max-line", "1000"]);
+        assert_eq!(run.code(), Some(0), "{}", run.transcript());
+        assert_eq!(
+            run.texts().into_iter().map(message).collect::<Vec<_>>(),
+            [&exact]
+        );
+    }
+    // One byte more, with no newline after it, is refused.
+    let run = from_stdin(format!("{exact}z").as_bytes(), &["--max-line", "1000"]);
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("longer than 1000 bytes"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn max_line_accepts_its_whole_range_and_nothing_else() {
+    let run = from_stdin(b"a\n", &["--max-line", "1"]);
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let run = from_stdin(b"ab\n", &["--max-line", "67108864"]);
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--max-line", "0"],
+            "--max-line \"0\": must be from 1 to 67108864",
+        ),
+        (
+            &["--max-line", "67108865"],
+            "--max-line \"67108865\": must be from 1",
+        ),
+        (
+            &["--max-line", "18446744073709551615"],
+            "--max-line \"18446744073709551615\": must be from 1",
+        ),
+    ];
+    assert_usage_errors(lesson, "Usage: fdopen-lines", cases);
 }
 
 #[test]
@@ -146,7 +278,7 @@ fn seed_004_variant_greets_and_asks_how_are_you() {
         .args(["--hello", "--count", "3", "--speed", "20"])
         .run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
-    let child = number_after(&run.stderr, "forked child ");
+    let child = child_pid(&run.stderr);
     let mut lines = run.texts();
     // Parent and child greet on the same stdout, in whichever order they get there.
     let mut greetings: Vec<&str> = lines.drain(..2).collect();
@@ -159,13 +291,315 @@ fn seed_004_variant_greets_and_asks_how_are_you() {
         ]
     );
     assert_eq!(lines, ["how are you"; 3], "{}", run.transcript());
+    // One a second: 50 ms apart at speed 20.
+    let at: Vec<Duration> = run.lines[2..].iter().map(|line| line.at).collect();
+    for pair in at.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(40),
+            "{}",
+            run.transcript()
+        );
+    }
+}
+
+#[test]
+fn killing_the_parent_ends_the_child_at_once_even_in_a_long_pause() {
+    // At a quarter of the document's speed the child sleeps 4 s before `Spam 1`. Its
+    // pause watches the pipe, so it notices the parent's death at once, well inside the
+    // harness's 2 s grace for orphans.
+    for args in [&["--speed", "0.25"][..], &["--hello", "--speed", "0.25"]] {
+        let mut running = lesson().args(args).spawn();
+        running.next_line().expect("a first message");
+        let child = child_pid(&running.wait_for_stderr("forked child"));
+        running.signal(Signal::SIGKILL);
+        let run = running.finish_allowing(Leftovers::Orphans);
+        assert!(
+            run.stderr.contains(&format!(
+                "Child {child}: write pipe: EPIPE, the parent is gone"
+            )),
+            "{}",
+            run.transcript()
+        );
+        assert!(
+            process(child).is_none_or(|p| p.state == 'Z'),
+            "child still runs"
+        );
+    }
+}
+
+#[test]
+fn killing_the_parent_ends_a_child_waiting_on_an_idle_stdin() {
+    // The child's stdin is a FIFO that we keep open and never write to: it would wait
+    // for ever in `read`. It waits in `poll` instead, on stdin and on the pipe.
+    let dir = TempDir::new("fdopen-lines-idle");
+    let path = dir.path().join("stdin");
+    mkfifo(&path, Mode::S_IRWXU).expect("mkfifo");
+    // Read-write: a FIFO opened so never blocks (Linux), and it is a writer that stays.
+    let _writer = open(&path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+        .expect("open fifo");
+    let mut running = Lesson::new("sh")
+        .args([
+            "-c",
+            "exec \"$0\" --from-stdin < \"$1\"",
+            BIN,
+            path.to_str().unwrap(),
+        ])
+        .spawn();
+    let child = child_pid(&running.wait_for_stderr("forked child"));
+    sleep(Duration::from_millis(100)); // the child is in its poll now
+    running.signal(Signal::SIGKILL);
+    let run = running.finish_allowing(Leftovers::Orphans);
+    assert!(
+        run.stderr.contains(&format!(
+            "Child {child}: write pipe: EPIPE, the parent is gone"
+        )),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn reading_a_directory_as_stdin_names_the_call() {
+    let run = in_shell(r#"exec "$0" --from-stdin < /tmp"#).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    let child = child_pid(&run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "Child {child}: read stdin: Is a directory (os error 21)"
+        )),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("child {child} exited with status 1")),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn stop_signals_end_it_within_a_second_and_end_the_child() {
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        let mut running = lesson().spawn();
+        running.next_line().expect("a first message");
+        let child = child_pid(&running.wait_for_stderr("forked child"));
+        let run = running.stop_with(signal);
+        assert!(
+            run.stderr
+                .contains(&format!("child {child} killed by SIGTERM")),
+            "{signal}: {}",
+            run.transcript()
+        );
+        assert!(!run.stderr.contains("SIGKILL"), "{}", run.transcript());
+    }
+}
+
+#[test]
+fn a_stop_signal_ends_it_while_it_waits_for_the_rest_of_a_line() {
+    // Half a line, and an idle stdin: read_until would wait for the newline for ever.
+    let mut running = lesson().arg("--from-stdin").piped_stdin().spawn();
+    running.write_stdin(b"half a li");
+    running.wait_for_stderr("forked child");
+    sleep(Duration::from_millis(100));
+    let run = running.stop_with(Signal::SIGTERM);
+    assert!(run.lines.is_empty(), "{}", run.transcript());
+}
+
+#[test]
+fn a_second_sigint_right_after_the_first_does_not_break_the_cleanup() {
+    let mut running = lesson().spawn();
+    running.next_line().expect("a first message");
+    running.signal(Signal::SIGINT);
+    let run = running.stop_with(Signal::SIGINT);
+    assert!(
+        run.stderr.contains("killed by SIGTERM"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn a_stop_signal_ends_it_while_blocked_on_a_stalled_stdout() {
+    let (stalled, running) = StalledStdout::start("--speed 1000000");
+    let run = running.stop_with(Signal::SIGTERM);
+    assert!(
+        run.stderr.contains("killed by SIGTERM"),
+        "{}",
+        run.transcript()
+    );
+    drop(stalled);
+}
+
+#[test]
+fn a_stopped_child_is_killed_after_a_grace_when_stdout_breaks() {
+    let (mut stalled, mut running) = StalledStdout::start("--speed 1000000");
+    let child = child_pid(&running.wait_for_stderr("forked child"));
+    send(child, Signal::SIGSTOP);
+    let start = Instant::now();
+    while process(child).is_some_and(|p| p.state != 'T') {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "child not stopped"
+        );
+        sleep(Duration::from_millis(5));
+    }
+    stalled.reader = None; // the reader leaves: the lesson's stdout is broken
+    let run = running.finish();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(reported_broken_stdout(&run.stderr), "{}", run.transcript());
+    for needle in [
+        format!("child {child} still there 500 ms after SIGTERM"),
+        format!("child {child} killed by SIGKILL"),
+    ] {
+        assert!(
+            run.stderr.contains(&needle),
+            "{needle}\n{}",
+            run.transcript()
+        );
+    }
+}
+
+#[test]
+fn a_child_that_ignores_sigterm_is_killed_after_a_grace() {
+    // An ignored signal stays ignored across fork: the child inherits the shell's trap,
+    // while the parent installs its own handlers.
+    let script = r#"trap "" TERM
+        "$0" --speed 20 | head -n 1 >/dev/null; echo "status ${PIPESTATUS[0]}" >&2"#;
+    let run = in_shell(script).run();
+    assert!(reported_broken_stdout(&run.stderr), "{}", run.transcript());
+    for needle in [
+        "after SIGTERM (stopped, or ignoring it): sending SIGKILL",
+        "killed by SIGKILL",
+        "status 1",
+    ] {
+        assert!(
+            run.stderr.contains(needle),
+            "{needle}\n{}",
+            run.transcript()
+        );
+    }
+}
+
+#[test]
+fn closed_stdout_is_reported_and_the_child_reaped() {
+    let script =
+        r#""$0" --speed 20 | head -n 1; echo "status ${PIPESTATUS[0]}" >&2"#;
+    let run = in_shell(script).run();
+    assert_eq!(run.lines.len(), 1, "{}", run.transcript());
+    assert!(reported_broken_stdout(&run.stderr), "{}", run.transcript());
+    for needle in ["status 1", "killed by SIGTERM"] {
+        assert!(
+            run.stderr.contains(needle),
+            "{needle}\n{}",
+            run.transcript()
+        );
+    }
+}
+
+#[test]
+fn stdout_and_stderr_into_a_closed_pipe_exit_1_without_a_panic() {
+    let script = r#""$0" --count 20 --speed 20 2>&1 | head -n 1
+        echo "status ${PIPESTATUS[0]}" >&2"#;
+    let run = in_shell(script).run();
+    assert_eq!(run.lines.len(), 1, "{}", run.transcript());
+    assert!(run.stderr.contains("status 1"), "{}", run.transcript());
+}
+
+#[test]
+fn a_full_stdout_is_reported_and_the_child_reaped() {
+    for args in ["--count 3 --speed 20", "--hello --count 3 --speed 20"] {
+        let run = in_shell(&format!(r#"exec "$0" {args} >/dev/full"#)).run();
+        assert_eq!(run.code(), Some(1), "{}", run.transcript());
+        assert!(
+            run.stderr.contains("Error: write stdout: ENOSPC"),
+            "{}",
+            run.transcript()
+        );
+    }
+}
+
+#[test]
+fn a_full_stderr_changes_nothing_but_the_notes() {
+    let run = in_shell(r#"exec "$0" --count 3 --speed 20 2>/dev/full"#).run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert_eq!(run.lines.len(), 3, "{}", run.transcript());
+}
+
+#[test]
+fn help_into_a_full_stdout_is_an_error_not_a_panic() {
+    let run = in_shell(r#"exec "$0" --help >/dev/full"#).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("write stdout: No space left"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn running_out_of_descriptors_is_reported_before_and_after_the_fork() {
+    let run = in_shell(r#"ulimit -n 4; exec "$0" --count 1"#).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("Error: pipe2: EMFILE"),
+        "{}",
+        run.transcript()
+    );
+    let run = in_shell(r#"ulimit -n 6; exec "$0" --count 1"#).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    for needle in [
+        "Error: install signal handlers: Too many open files",
+        "killed by SIGTERM",
+    ] {
+        assert!(
+            run.stderr.contains(needle),
+            "{needle}\n{}",
+            run.transcript()
+        );
+    }
+}
+
+#[test]
+fn a_failing_fork_is_reported() {
+    // RLIMIT_NPROC does not bind root: run as `nobody`, allowed one process (itself).
+    let run = Lesson::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "prlimit",
+            "--nproc=1:1",
+            BIN,
+            "--count",
+            "1",
+        ])
+        .run();
+    if run.stderr.contains("Permission denied") || run.code() == Some(127) {
+        println!(
+            "skipped: cannot run the lesson as nobody here\n{}",
+            run.transcript()
+        );
+        return;
+    }
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("Error: fork: EAGAIN"),
+        "{}",
+        run.transcript()
+    );
 }
 
 #[test]
 fn bad_options_exit_2_with_usage_naming_the_option() {
     let cases: &[(&[&str], &str)] = &[
         (&["--count", "x"], "--count \"x\""),
-        (&["--max-line", "0"], "--max-line must be at least 1"),
+        (
+            &["--speed", "1e-20"],
+            "--speed \"1e-20\": must be from 0.001 to 1000000",
+        ),
+        (&["--max-line", "x"], "--max-line \"x\""),
         (
             &["--hello", "--from-stdin"],
             "choose one of --hello and --from-stdin",
@@ -174,26 +608,93 @@ fn bad_options_exit_2_with_usage_naming_the_option() {
             &["--from-stdin", "--count", "3"],
             "--count and --speed do not apply",
         ),
+        (
+            &["--from-stdin", "--speed", "3"],
+            "--count and --speed do not apply",
+        ),
         (&["--loud"], "unknown option --loud"),
     ];
     assert_usage_errors(lesson, "Usage: fdopen-lines", cases);
-    let help = lesson().arg("--help").run();
-    assert_eq!(help.code(), Some(0), "{}", help.transcript());
-    assert!(help.stdout_text().contains("--max-line BYTES"));
+}
+
+/// The options a `--help` lists, after checking its layout: `Usage:` first, every
+/// option line indented by two spaces, every description in one column.
+fn help_options(help: &str) -> Vec<String> {
+    assert!(help.starts_with("Usage: "), "{help}");
+    let mut column = None;
+    let mut options = Vec::new();
+    let mut in_options = false;
+    for line in help.lines() {
+        if line == "Options:" {
+            in_options = true;
+            continue;
+        }
+        if !in_options || line.is_empty() {
+            in_options &= !line.is_empty();
+            continue;
+        }
+        assert!(line.starts_with("  "), "not indented: {line:?}\n{help}");
+        let body = line.trim_start();
+        let at = if body.starts_with('-') {
+            let names = body.split("  ").next().unwrap();
+            options.extend(
+                names
+                    .split(", ")
+                    .map(|o| o.split(' ').next().unwrap().to_owned()),
+            );
+            // The description starts after the first run of spaces (if on this line).
+            body.find("  ")
+                .map(|gap| line.len() - body[gap..].trim_start().len())
+        } else {
+            Some(line.len() - body.len()) // a description's second line
+        };
+        if let Some(at) = at {
+            assert_eq!(
+                *column.get_or_insert(at),
+                at,
+                "misaligned: {line:?}\n{help}"
+            );
+        }
+    }
+    options
+}
+
+#[test]
+fn help_is_aligned_and_lists_every_option() {
+    let run = lesson().arg("--help").run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let help = run.stdout_text();
+    let options = help_options(&help);
+    assert_eq!(
+        options,
+        [
+            "--count",
+            "--speed",
+            "--hello",
+            "--from-stdin",
+            "--max-line",
+            "-h",
+            "--help"
+        ],
+        "{help}"
+    );
+    for needle in ["1 to 67108864", "Exit status", "130", "SIGKILL after 0.5 s"] {
+        assert!(
+            help.contains(needle),
+            "{needle} missing from --help:\n{help}"
+        );
+    }
 }
 
 #[test]
 fn book_transcript_matches_a_fresh_run() {
     let run = lesson()
+        .shown_as("cargo run -q -p fdopen-lines --")
         .args(["--count", "6", "--speed", "20"])
         .merge_stderr()
         .run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
-    let text = format!(
-        "$ cargo run -q -p fdopen-lines -- --count 6 --speed 20\n{}",
-        run.stdout_text()
-    );
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../docs/src/transcripts/fdopen-lines.txt");
-    check_transcript(&path, &text);
+    check_transcript_of(&path, &run);
 }
