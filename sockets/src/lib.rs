@@ -385,9 +385,10 @@ fn bind_like_the_original(addr: SocketAddr) -> Result<TcpListener, Failure> {
 
 fn bind_error(addr: &SocketAddr, err: io::Error) -> Failure {
     let hint = match err.kind() {
+        // On a line of its own, so the error itself stays short.
         ErrorKind::AddrInUse => {
-            "; another program is listening on it (or, without SO_REUSEADDR, old \
-             connections linger in TIME_WAIT: see `ss -tan`)"
+            "\n  another program listens there, or old connections to it linger in\n  \
+             TIME_WAIT and SO_REUSEADDR is off (on either side): see `ss -tan`"
         }
         ErrorKind::AddrNotAvailable => {
             "; no interface of this machine has that address"
@@ -696,8 +697,8 @@ fn name_connect_fault(fault: Fault, what: &str) -> Fault {
 fn refused(what: &str, errno: Errno) -> Fault {
     let hint = match errno {
         Errno::ECONNREFUSED | Errno::ENOENT => {
-            " (is the server running? start it first: \
-             cargo run -p sockets --bin socket-progs -- server)"
+            "\n  is the server running? start it first, in another terminal:\n  \
+             cargo run -p sockets --bin socket-progs -- server"
         }
         _ => "",
     };

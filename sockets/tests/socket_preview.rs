@@ -64,17 +64,18 @@ fn an_immediate_rerun_on_the_same_port_succeeds() {
 
 #[test]
 fn without_reuse_address_a_rerun_fails_like_the_document() {
-    let shown = "cargo run -q -p sockets --bin socket-preview --";
+    // socket-preview is the package's default binary: the shorter command fits.
+    let shown = "cargo run -q -p sockets --";
     let first = lesson()
         .shown_as(shown)
-        .args(["--clients", "1", "--no-reuse-address", "--port", "0"])
+        .args(["--no-reuse-address", "--clients", "1", "--port", "0"])
         .merge_stderr()
         .run();
     assert_eq!(first.code(), Some(0), "{}", first.transcript());
     let port = port_of(&first.stdout_text()).to_string();
     let second = lesson()
         .shown_as(shown)
-        .args(["--clients", "1", "--no-reuse-address", "--port", &port])
+        .args(["--no-reuse-address", "--clients", "1", "--port", &port])
         .merge_stderr()
         .run();
     assert_eq!(second.code(), Some(1), "{}", second.transcript());
@@ -256,7 +257,7 @@ fn help_lists_every_option() {
 fn book_transcript_matches_a_fresh_run() {
     // One client: with five, the order of their lines varies from run to run.
     let run = lesson()
-        .shown_as("cargo run -q -p sockets --bin socket-preview --")
+        .shown_as("cargo run -q -p sockets --")
         .args(["--clients", "1", "--port", "0"])
         .merge_stderr()
         .run();
