@@ -1,11 +1,13 @@
-//! Python's `Process(target=f).start()` and `.join()`, under the `fork` start method, and
-//! the parts the Python module leaves to luck: a stop signal (Ctrl-C, SIGTERM, SIGHUP)
-//! ends and reaps every child, and a child whose parent dies ends at once.
+//! Python's `Process(target=f).start()` and `.join()`, under the `fork` start
+//! method, and the parts the Python module leaves to luck: a stop signal (Ctrl-C,
+//! SIGTERM, SIGHUP) ends and reaps every child, and a child whose parent dies ends
+//! at once.
 //!
 //! A [`Team`] is the parent's side: it forks children ([`Team::start`]), reaps them
-//! ([`Team::join`]), waits without ever blocking past a stop signal ([`Team::sleep`],
-//! [`Team::wait_readable`]), and at the end ([`Team::end`]) stops whatever is still
-//! running: SIGTERM, a short grace, then SIGKILL, and always `waitpid`.
+//! ([`Team::join`]), waits without ever blocking past a stop signal
+//! ([`Team::sleep`], [`Team::wait_readable`]), and at the end ([`Team::end`]) stops
+//! whatever is still running: SIGTERM, a short grace, then SIGKILL, and always
+//! `waitpid`.
 
 use crate::lock::{Guard, Lock};
 use lesson_kit::args::{Parser, UsageError};
@@ -30,8 +32,8 @@ pub const STOP_SIGNALS: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
 /// How long children get to end after SIGTERM before they get SIGKILL.
 pub const GRACE: Duration = Duration::from_millis(300);
 
-/// The longest a wait sleeps without looking at the stop flag (the self-pipe wakes it
-/// sooner; this bound is a second line of defence).
+/// The longest a wait sleeps without looking at the stop flag (the self-pipe wakes
+/// it sooner; this bound is a second line of defence).
 const SLICE: Duration = Duration::from_millis(250);
 
 /// The stop signal that arrived (0: none yet). Set by the signal handler.
@@ -72,17 +74,19 @@ pub struct Team {
     program: &'static str,
     /// Children not reaped yet.
     children: Vec<Pid>,
-    /// The read end of the self-pipe: a byte arrives on every stop signal and SIGCHLD.
+    /// The read end of the self-pipe: a byte arrives on every stop signal and
+    /// SIGCHLD.
     wake: UnixStream,
 }
 
 impl Team {
     // ANCHOR: signals
-    /// Installs the stop signals. From here on SIGINT, SIGTERM and SIGHUP set a flag and
-    /// write a byte into a self-pipe; SIGCHLD writes a byte too, so a parent waiting for
-    /// a child or a signal wakes up at once for either. Nothing ever blocks without
-    /// watching that pipe: signal-hook installs its handlers with SA_RESTART, so a
-    /// blocking `waitpid` or `read` would just carry on after Ctrl-C.
+    /// Installs the stop signals. From here on SIGINT, SIGTERM and SIGHUP set a
+    /// flag and write a byte into a self-pipe; SIGCHLD writes a byte too, so a
+    /// parent waiting for a child or a signal wakes up at once for either. Nothing
+    /// ever blocks without watching that pipe: signal-hook installs its handlers
+    /// with SA_RESTART, so a blocking `waitpid` or `read` would just carry on after
+    /// Ctrl-C.
     pub fn new(program: &'static str) -> Result<Team, Failure> {
         let (wake, waker) = UnixStream::pair().context("socketpair (self-pipe)")?;
         wake.set_nonblocking(true).context("O_NONBLOCK self-pipe")?;
@@ -105,8 +109,8 @@ impl Team {
     // ANCHOR_END: signals
 
     /// The whole life of a parent: makes the team, runs `work` (the program's
-    /// choreography), then [`Team::end`]: whatever `work` left running is stopped and
-    /// reaped, on every path.
+    /// choreography), then [`Team::end`]: whatever `work` left running is stopped
+    /// and reaped, on every path.
     pub fn lead(
         program: &'static str,
         work: impl FnOnce(&mut Team) -> Result<ExitCode, Halt>,
@@ -143,8 +147,9 @@ impl Team {
     }
 
     // ANCHOR: start
-    /// Python's `Process(target=body).start()`: forks a child that runs `body` and exits
-    /// with the code it returns. Returns the child's pid; never returns in the child.
+    /// Python's `Process(target=body).start()`: forks a child that runs `body` and
+    /// exits with the code it returns. Returns the child's pid; never returns in
+    /// the child.
     pub fn start(&mut self, body: impl FnOnce() -> u8) -> Result<Pid, Halt> {
         match self.fork()? {
             Side::Child => run_child(body),
@@ -157,15 +162,17 @@ impl Team {
     pub fn fork(&mut self) -> Result<Side, Halt> {
         self.check()?;
         let parent = getpid();
-        // Bytes waiting in our stdout buffer would be copied into the child and printed
-        // twice. (The lesson writes lines with `say`, unbuffered; this is the habit.)
+        // Bytes waiting in our stdout buffer would be copied into the child and
+        // printed twice. (The lesson writes lines with `say`, unbuffered; this is
+        // the habit.)
         io::stdout().flush().context("flush stdout")?;
         // SAFETY: after `fork` in a multi-threaded process the child may only make
         // async-signal-safe calls, because another thread may have held a lock (the
-        // allocator's, stdout's) at that moment. This process has one thread: neither the
-        // lesson nor signal-hook's flag and pipe handlers start one. So the child is a
-        // full copy of a consistent process and may run ordinary Rust code, until it
-        // ends with `_exit` (`run_child`), never returning into `main`.
+        // allocator's, stdout's) at that moment. This process has one thread:
+        // neither the lesson nor signal-hook's flag and pipe handlers start one. So
+        // the child is a full copy of a consistent process and may run ordinary
+        // Rust code, until it ends with `_exit` (`run_child`), never returning into
+        // `main`.
         match unsafe { fork() } {
             Err(errno) => Err(Failure::new("fork", errno).into()),
             Ok(ForkResult::Child) => {
@@ -181,9 +188,10 @@ impl Team {
     // ANCHOR_END: start
 
     // ANCHOR: join
-    /// Python's `p.join()`: waits for `child` to end and reaps it. Returns how it ended.
-    /// Wakes up on SIGCHLD (through the self-pipe), and on a stop signal returns
-    /// `Halt::Stopped` with the child still running, for [`Team::end`] to stop.
+    /// Python's `p.join()`: waits for `child` to end and reaps it. Returns how it
+    /// ended. Wakes up on SIGCHLD (through the self-pipe), and on a stop signal
+    /// returns `Halt::Stopped` with the child still running, for [`Team::end`] to
+    /// stop.
     pub fn join(&mut self, child: Pid) -> Result<WaitStatus, Halt> {
         loop {
             self.check()?;
@@ -219,9 +227,9 @@ impl Team {
         }
     }
 
-    /// Joins every child still running, in the order they were started. A child that
-    /// ended badly (a status other than 0, a signal) is named on stderr, and the first
-    /// one is the error; the others are still reaped.
+    /// Joins every child still running, in the order they were started. A child
+    /// that ended badly (a status other than 0, a signal) is named on stderr, and
+    /// the first one is the error; the others are still reaped.
     pub fn join_all(&mut self) -> Result<(), Halt> {
         let mut first_bad = None;
         for child in self.children.clone() {
@@ -252,8 +260,8 @@ impl Team {
         }
     }
 
-    /// Waits until `fd` is readable (or at EOF, or in error: a `read` will tell), unless a
-    /// stop signal comes first.
+    /// Waits until `fd` is readable (or at EOF, or in error: a `read` will tell),
+    /// unless a stop signal comes first.
     pub fn wait_readable(&self, fd: BorrowedFd<'_>) -> Result<(), Halt> {
         loop {
             self.check()?;
@@ -263,8 +271,8 @@ impl Team {
         }
     }
 
-    /// One `poll` on the self-pipe (and `fd`), for at most `timeout`. Returns whether `fd`
-    /// is ready. Drains the self-pipe, so the next pause sleeps again.
+    /// One `poll` on the self-pipe (and `fd`), for at most `timeout`. Returns
+    /// whether `fd` is ready. Drains the self-pipe, so the next pause sleeps again.
     fn pause(
         &self,
         timeout: Duration,
@@ -291,12 +299,13 @@ impl Team {
     }
 
     // ANCHOR: end
-    /// The last thing `main` does: stops and reaps every child still running, says why
-    /// the lesson ended, and returns the exit code: the outcome's, 1 for a failure,
-    /// 128 + n for stop signal n.
+    /// The last thing `main` does: stops and reaps every child still running, says
+    /// why the lesson ended, and returns the exit code: the outcome's, 1 for a
+    /// failure, 128 + n for stop signal n.
     pub fn end(mut self, outcome: Result<ExitCode, Halt>) -> ExitCode {
-        // A child killed by Ctrl-C (the terminal signals the whole process group) may be
-        // reaped before we notice our own SIGINT: the signal is the real reason.
+        // A child killed by Ctrl-C (the terminal signals the whole process group)
+        // may be reaped before we notice our own SIGINT: the signal is the real
+        // reason.
         let outcome = match (outcome, stop_signal()) {
             (Err(Halt::Failed(_)), Some(signal)) => Err(Halt::Stopped(signal)),
             (outcome, _) => outcome,
@@ -320,8 +329,8 @@ impl Team {
         }
     }
 
-    /// SIGTERM to every child still running, a grace of [`GRACE`], then SIGKILL; every
-    /// one reaped. Returns how many there were.
+    /// SIGTERM to every child still running, a grace of [`GRACE`], then SIGKILL;
+    /// every one reaped. Returns how many there were.
     fn stop_children(&mut self) -> usize {
         let count = self.children.len();
         for child in &self.children {
@@ -358,17 +367,17 @@ impl Team {
 // ANCHOR: become_child
 /// The first thing a child does after `fork`.
 fn become_child(parent: Pid) {
-    // The parent's stop handlers write into the parent's self-pipe: a child wants the
-    // default actions back, so Ctrl-C at the terminal (sent to the whole process group)
-    // and the parent's SIGTERM end it.
+    // The parent's stop handlers write into the parent's self-pipe: a child wants
+    // the default actions back, so Ctrl-C at the terminal (sent to the whole
+    // process group) and the parent's SIGTERM end it.
     for signal in STOP_SIGNALS.into_iter().chain([SIGCHLD]) {
-        // SAFETY: resetting a disposition to SIG_DFL is async-signal-safe and involves no
-        // Rust code running in a handler.
+        // SAFETY: resetting a disposition to SIG_DFL is async-signal-safe and
+        // involves no Rust code running in a handler.
         unsafe { libc::signal(signal, libc::SIG_DFL) };
     }
-    // If the parent dies (even by SIGKILL), the kernel sends us SIGKILL: no orphan lives
-    // on. The parent may have died before this line: then our parent is already
-    // someone else, and we leave at once.
+    // If the parent dies (even by SIGKILL), the kernel sends us SIGKILL: no orphan
+    // lives on. The parent may have died before this line: then our parent is
+    // already someone else, and we leave at once.
     if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err()
         || getppid() != parent
     {
@@ -385,11 +394,11 @@ pub fn run_child(body: impl FnOnce() -> u8) -> ! {
     exit_child(code)
 }
 
-/// Ends a child without returning into the parent's code and without running exit-time
-/// clean-up that belongs to the parent.
+/// Ends a child without returning into the parent's code and without running
+/// exit-time clean-up that belongs to the parent.
 pub fn exit_child(code: u8) -> ! {
-    // SAFETY: `_exit` ends the process at once; it is async-signal-safe and touches no
-    // memory of ours.
+    // SAFETY: `_exit` ends the process at once; it is async-signal-safe and touches
+    // no memory of ours.
     unsafe { libc::_exit(i32::from(code)) }
 }
 
@@ -405,9 +414,10 @@ pub fn child_code(program: &str, result: Result<(), Failure>) -> u8 {
 }
 
 // ANCHOR: say
-/// Prints one line on stdout with a single `write` (looping only on a short write), so a
-/// line from one process is never split by a line from another (a pipe's writes of up to
-/// PIPE_BUF bytes are atomic), and nothing is left in a buffer when a child `_exit`s.
+/// Prints one line on stdout with a single `write` (looping only on a short write),
+/// so a line from one process is never split by a line from another (a pipe's
+/// writes of up to PIPE_BUF bytes are atomic), and nothing is left in a buffer when
+/// a child `_exit`s.
 pub fn say(line: &str) -> Result<(), Failure> {
     let mut bytes = Vec::with_capacity(line.len() + 1);
     bytes.extend_from_slice(line.as_bytes());

@@ -1,11 +1,12 @@
-//! What `multi2`'s pipe carries: a few kinds of Python object (int, str, list, dict, set),
-//! written as one JSON text per line, and printed the way Python prints them.
+//! What `multi2`'s pipe carries: a few kinds of Python object (int, str, list,
+//! dict, set), written as one JSON text per line, and printed the way Python prints
+//! them.
 //!
-//! Python's `Connection.send` pickles the object: a binary format only Python reads, and
-//! one that runs code when it is loaded (never unpickle what a stranger sent). JSON is
-//! readable with `strace` or `socat`, and parsing it runs nothing. JSON has no set, so a
-//! set travels as `{"$set": [...]}`. Written by hand (about a hundred lines): a JSON crate
-//! would cost more build time than the whole lesson.
+//! Python's `Connection.send` pickles the object: a binary format only Python
+//! reads, and one that runs code when it is loaded (never unpickle what a stranger
+//! sent). JSON is readable with `strace` or `socat`, and parsing it runs nothing.
+//! JSON has no set, so a set travels as `{"$set": [...]}`. Written by hand (about a
+//! hundred lines): a JSON crate would cost more build time than the whole lesson.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -18,8 +19,8 @@ pub enum PyObject {
     List(Vec<PyObject>),
     /// Keys in insertion order, as in a Python dict.
     Dict(Vec<(String, PyObject)>),
-    /// Sorted, so it prints the same every run (Python's order depends on string hashes,
-    /// which change from run to run).
+    /// Sorted, so it prints the same every run (Python's order depends on string
+    /// hashes, which change from run to run).
     Set(BTreeSet<PyObject>),
 }
 
@@ -80,8 +81,9 @@ impl PyObject {
     }
     // ANCHOR_END: to_json
 
-    /// Parses one JSON text as [`PyObject::to_json`] writes it (any JSON made only of
-    /// integers, strings, arrays and objects). The error says what was expected where.
+    /// Parses one JSON text as [`PyObject::to_json`] writes it (any JSON made only
+    /// of integers, strings, arrays and objects). The error says what was expected
+    /// where.
     pub fn from_json(text: &str) -> Result<PyObject, String> {
         let mut parser = JsonParser {
             text: text.as_bytes(),
@@ -101,8 +103,8 @@ fn join(parts: impl Iterator<Item = String>) -> String {
 }
 
 /// Python's `repr()` of a `str`: single quotes unless the text has `'` and no `"`;
-/// backslash, the quote, `\t`, `\n`, `\r` escaped; other control characters as `\xhh`.
-/// (Python also escapes non-printable Unicode; the lesson sends none.)
+/// backslash, the quote, `\t`, `\n`, `\r` escaped; other control characters as
+/// `\xhh`. (Python also escapes non-printable Unicode; the lesson sends none.)
 pub fn str_repr(text: &str) -> String {
     let quote = if text.contains('\'') && !text.contains('"') {
         '"'
@@ -149,7 +151,8 @@ fn json_string(text: &str) -> String {
     out
 }
 
-/// How deeply lists may nest: a hostile line of `[[[[...` must not overflow the stack.
+/// How deeply lists may nest: a hostile line of `[[[[...` must not overflow the
+/// stack.
 const MAX_DEPTH: usize = 64;
 
 struct JsonParser<'a> {

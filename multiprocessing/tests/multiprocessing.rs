@@ -1,6 +1,6 @@
-//! The lesson's promises, checked by running its binaries as subprocesses with deadlines.
-//! The harness fails any test after which a child is left in the lesson's process group
-//! (a zombie nobody reaped, or an orphan still running).
+//! The lesson's promises, checked by running its binaries as subprocesses with
+//! deadlines. The harness fails any test after which a child is left in the
+//! lesson's process group (a zombie nobody reaped, or an orphan still running).
 
 use lesson_test::{
     Finished, Leftovers, Lesson, TempDir, assert_usage_errors, check_transcript,
@@ -136,7 +136,8 @@ fn check_document_part(run: &Finished) -> Vec<String> {
     ];
     assert_eq!(masked[..9], expected_head, "{}", run.transcript());
     // loop2: each child has its own copy of the global, taken when it was forked
-    // (4, 5, 6); the shared value is whatever the parent had reached when it printed.
+    // (4, 5, 6); the shared value is whatever the parent had reached when it
+    // printed.
     let mut globals = BTreeMap::new();
     for line in &masked[9..12] {
         let label = &line[..12];
@@ -199,8 +200,8 @@ fn race_result(run: &Finished, label: &str) -> (u64, u64) {
 
 #[test]
 fn multi3_plain_stores_lose_updates_and_fetch_add_and_the_lock_lose_none() {
-    // Enough additions that the children overlap on a busy machine too: each runs for
-    // tens of milliseconds, many scheduler time slices.
+    // Enough additions that the children overlap on a busy machine too: each runs
+    // for tens of milliseconds, many scheduler time slices.
     let increments: u64 = 3_000_000;
     let run = lesson(MULTI3)
         .args(["--children", "3", "--increments", &increments.to_string()])
@@ -240,8 +241,7 @@ fn multi3_book_transcript_of_the_race() {
 }
 
 #[test]
-fn multi3_shared_memory_is_an_anonymous_shared_mapping_and_leaves_nothing_in_dev_shm()
- {
+fn multi3_shares_an_anonymous_mapping_and_leaves_nothing_in_dev_shm() {
     let before = dev_shm();
     let mut running = lesson(MULTI3)
         .args(["--increments", "100000000"])
@@ -254,7 +254,8 @@ fn multi3_shared_memory_is_an_anonymous_shared_mapping_and_leaves_nothing_in_dev
     {}
     let maps = std::fs::read_to_string(format!("/proc/{}/maps", running.pid()))
         .expect("read maps");
-    // A MAP_SHARED|MAP_ANONYMOUS mapping shows as `rw-s` backed by `/dev/zero (deleted)`.
+    // A MAP_SHARED|MAP_ANONYMOUS mapping shows as `rw-s` backed by `/dev/zero
+    // (deleted)`.
     let shared: Vec<&str> = maps
         .lines()
         .filter(|line| line.contains(" rw-s ") && line.contains("/dev/zero"))
@@ -285,9 +286,9 @@ fn dev_shm() -> BTreeSet<String> {
 
 // ---------------------------------------------------------------- multi4
 
-/// Checks multi4's output: the start line, each producer's three numbered lines and end
-/// mark, every record posted exactly once, the finish line. Returns the `no data...`
-/// count.
+/// Checks multi4's output: the start line, each producer's three numbered lines and
+/// end mark, every record posted exactly once, the finish line. Returns the `no
+/// data...` count.
 fn check_queue_run(run: &Finished, records: i64) -> usize {
     assert_ok(run);
     let lines = run.texts();
@@ -588,8 +589,8 @@ fn help_is_printed_on_stdout_with_every_option_and_fails_into_a_full_stdout() {
     }
 }
 
-/// Every option line is indented two spaces and every description (continuation lines
-/// included) starts in one column.
+/// Every option line is indented two spaces and every description (continuation
+/// lines included) starts in one column.
 fn assert_descriptions_aligned(help: &str) {
     let options = help
         .split_once("Options:\n")
@@ -663,7 +664,8 @@ fn a_full_stderr_changes_nothing_but_the_notes() {
 
 #[test]
 fn running_out_of_descriptors_is_reported() {
-    // Eight descriptors: the stop signals' self-pipe fits, the duplex pipe does not.
+    // Eight descriptors: the stop signals' self-pipe fits, the duplex pipe does
+    // not.
     let run = in_shell(r#"ulimit -n 8; exec "$0""#, MULTI2).run();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
     assert!(
@@ -684,9 +686,9 @@ fn running_out_of_descriptors_is_reported() {
 
 #[test]
 fn a_fork_that_fails_midway_ends_and_reaps_the_children_already_made() {
-    // RLIMIT_NPROC does not bind root: run as nobody, with four processes allowed (the
-    // parent and three children).
-    // SAFETY: geteuid has no preconditions and cannot fail.
+    // RLIMIT_NPROC does not bind root: run as nobody, with four processes allowed
+    // (the parent and three children). SAFETY: geteuid has no preconditions and
+    // cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("skipped: setpriv needs root to switch to nobody");
         return;
@@ -758,8 +760,9 @@ fn book_text(run: &Finished) -> String {
 }
 
 /// Like `check_transcript_of`, for programs whose children print in an order that
-/// changes from run to run: the file holds the real run; the comparison masks numbers
-/// of three digits or more (pids), applies `mask` to each line, and sorts the lines.
+/// changes from run to run: the file holds the real run; the comparison masks
+/// numbers of three digits or more (pids), applies `mask` to each line, and sorts
+/// the lines.
 fn check_unordered_transcript(
     name: &str,
     run: &Finished,
@@ -779,7 +782,8 @@ fn check_unordered_transcript(
         )
     });
     let canonical = |text: &str| {
-        // How many times the polling parent finds nothing varies with the scheduler.
+        // How many times the polling parent finds nothing varies with the
+        // scheduler.
         let mut lines: Vec<String> = text
             .lines()
             .filter(|line| *line != "no data...")
@@ -792,7 +796,8 @@ fn check_unordered_transcript(
         canonical(&recorded),
         canonical(&text),
         "the book's transcript {} no longer matches the lesson's output; \
-         if the change is intended, run UPDATE_TRANSCRIPTS=1 cargo test -p multiprocessing",
+         if the change is intended, run \
+         UPDATE_TRANSCRIPTS=1 cargo test -p multiprocessing",
         path.display()
     );
 }

@@ -1,26 +1,28 @@
-//! multi1: a parent and six forked children print their names one at a time, under a
-//! lock that works across processes.
+//! multi1: a parent and six forked children print their names one at a time, under
+//! a lock that works across processes.
 //!
-//! Mirrors `multi1.py` from *Programming Python* (`Process` + `Lock`): `whoami(label)`
-//! prints `<label>: name:<name>, pid:<pid>` while holding the lock: first as a plain
-//! function call in the parent, then in one child the parent joins (`spawned child`),
-//! then in five children it does not wait for (`run process 0` .. `4`); the parent says
-//! `Main process exit.` under the same lock, so that line may come before some of the
-//! children's.
+//! Mirrors `multi1.py` from *Programming Python* (`Process` + `Lock`):
+//! `whoami(label)` prints `<label>: name:<name>, pid:<pid>` while holding the lock:
+//! first as a plain function call in the parent, then in one child the parent joins
+//! (`spawned child`), then in five children it does not wait for (`run process 0`
+//! .. `4`); the parent says `Main process exit.` under the same lock, so that line
+//! may come before some of the children's.
 //!
 //! Usage: multi1
 //!
 //! Try it:
 //!     cargo run -p multiprocessing --bin multi1
-//!     cargo run -p multiprocessing --bin multi1 | cat   # lines into a pipe: the same
+//!     cargo run -p multiprocessing --bin multi1 | cat   # into a pipe: the same
 //!
 //! Where this differs from the document, on purpose:
-//! - the lock is a futex word in shared memory (`multiprocessing::lock`), not a POSIX
-//!   semaphore; a `std::sync::Mutex` would not do (see there why);
-//! - `name:` is the Rust module path (`multi1`), where Python prints its module name
-//!   (`__main__` under the fork start method, `__mp_main__` in children under spawn);
-//! - the parent reaps all six children before it exits (Python's `Process` joins them at
-//!   exit too), and a Ctrl-C ends and reaps them; a child whose parent dies ends at once.
+//! - the lock is a futex word in shared memory (`multiprocessing::lock`), not a
+//!   POSIX semaphore; a `std::sync::Mutex` would not do (see there why);
+//! - `name:` is the Rust module path (`multi1`), where Python prints its module
+//!   name (`__main__` under the fork start method, `__mp_main__` in children under
+//!   spawn);
+//! - the parent reaps all six children before it exits (Python's `Process` joins
+//!   them at exit too), and a Ctrl-C ends and reaps them; a child whose parent dies
+//!   ends at once.
 
 use lesson_kit::Failure;
 use lesson_kit::args::parse_command_line;
@@ -79,9 +81,9 @@ fn run(team: &mut Team) -> Result<ExitCode, Halt> {
 // ANCHOR_END: run
 
 // ANCHOR: whoami
-/// `<label>: name:<name>, pid:<pid>`, written the way Python's `print` writes it: the
-/// text, then the newline, in two writes. Only the lock keeps another process's line
-/// from landing between them.
+/// `<label>: name:<name>, pid:<pid>`, written the way Python's `print` writes it:
+/// the text, then the newline, in two writes. Only the lock keeps another process's
+/// line from landing between them.
 fn whoami(label: &str) -> Result<(), Failure> {
     let text = format!("{label}: name:{}, pid:{}", module_path!(), getpid());
     write_stdout(text.as_bytes())?;
@@ -94,15 +96,16 @@ fn usage() -> String {
         "\
 Usage: {PROGRAM}
 
-The parent and six forked children print `<label>: name:<name>, pid:<pid>` one at a
-time, each holding a lock that lives in shared memory (Programming Python's multi1.py).
+The parent and six forked children print `<label>: name:<name>, pid:<pid>` one
+at a time, each holding a lock that lives in shared memory (Programming Python's
+multi1.py).
 
 Options:
   -h, --help   print this help
 
-Exit status: 0 every child printed its line and exited 0; 1 a system call failed or a
-child ended badly; 2 bad command line; 128+n stopped by signal n (SIGINT, SIGTERM,
-SIGHUP), children ended and reaped.
+Exit status: 0 every child printed its line and exited 0; 1 a system call failed
+or a child ended badly; 2 bad command line; 128+n stopped by signal n (SIGINT,
+SIGTERM, SIGHUP), children ended and reaped.
 "
     )
 }

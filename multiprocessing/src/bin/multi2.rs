@@ -1,26 +1,28 @@
 //! multi2: Python objects through a duplex pipe between a parent and its children.
 //!
-//! Mirrors `multi2.py` from *Programming Python* (`Pipe`): a first child sends a list
-//! `['spam', 42, 'eggs']` and closes its end; the parent prints `parent got: ...`. A
-//! second child sends a dict `{'name': 'Bob', 'spam': 42}` and waits for a reply; the
-//! parent prints it and answers with the set made of each letter of `'spam'` doubled;
-//! the child prints `talker got: ...`; the parent joins it and prints `parent exit`.
+//! Mirrors `multi2.py` from *Programming Python* (`Pipe`): a first child sends a
+//! list `['spam', 42, 'eggs']` and closes its end; the parent prints `parent got:
+//! ...`. A second child sends a dict `{'name': 'Bob', 'spam': 42}` and waits for a
+//! reply; the parent prints it and answers with the set made of each letter of
+//! `'spam'` doubled; the child prints `talker got: ...`; the parent joins it and
+//! prints `parent exit`.
 //!
 //! Usage: multi2
 //!
 //! Try it:
 //!     cargo run -p multiprocessing --bin multi2
-//!     strace -f -e trace=socketpair,write,read cargo run -q -p multiprocessing --bin multi2
+//!     strace -f -e trace=socketpair,write,read target/debug/multi2
 //!
 //! Where this differs from the document, on purpose:
 //! - the duplex pipe is what Python's `Pipe()` is on Unix: `socketpair(AF_UNIX,
 //!   SOCK_STREAM)`, one socket for each side, each readable and writable;
-//! - objects travel as JSON lines (`["spam", 42, "eggs"]`), not pickles: readable, and
-//!   nothing in them is executed; a set, which JSON lacks, is `{"$set": [...]}`;
-//! - the set prints sorted, `{'aa', 'mm', 'pp', 'ss'}`: Python's order changes from run to
-//!   run (string hashes are randomised per process);
-//! - a peer that closes before it answers is reported (`connection closed`), where Python
-//!   raises `EOFError`; Ctrl-C ends and reaps the children.
+//! - objects travel as JSON lines (`["spam", 42, "eggs"]`), not pickles: readable,
+//!   and nothing in them is executed; a set, which JSON lacks, is `{"$set":
+//!   [...]}`;
+//! - the set prints sorted, `{'aa', 'mm', 'pp', 'ss'}`: Python's order changes from
+//!   run to run (string hashes are randomised per process);
+//! - a peer that closes before it answers is reported (`connection closed`), where
+//!   Python raises `EOFError`; Ctrl-C ends and reaps the children.
 
 use lesson_kit::Failure;
 use lesson_kit::args::parse_command_line;
@@ -36,8 +38,8 @@ use std::process::ExitCode;
 
 const PROGRAM: &str = "multi2";
 
-/// The longest message line accepted (a peer sending an endless line must not grow our
-/// memory without bound).
+/// The longest message line accepted (a peer sending an endless line must not grow
+/// our memory without bound).
 const MAX_LINE: usize = 64 * 1024;
 
 fn main() -> ExitCode {
@@ -59,8 +61,8 @@ fn run(team: &mut Team) -> Result<ExitCode, Halt> {
         }),
         Side::Parent(child) => child,
     };
-    // Only the child's copy of its end is left open now: when the child closes it, or
-    // dies, our next read returns EOF instead of waiting forever.
+    // Only the child's copy of its end is left open now: when the child closes it,
+    // or dies, our next read returns EOF instead of waiting forever.
     drop(child_end);
     let got = parent_end.recv(|fd| team.wait_readable(fd))?;
     say(&format!("parent got: {}", got.repr()))?;
@@ -82,7 +84,8 @@ fn run(team: &mut Team) -> Result<ExitCode, Halt> {
     team.join_ok(talker)?;
     drop(parent_end);
     say("parent exit")?;
-    // The sender was never joined in the document: Python reaps it at exit; so do we.
+    // The sender was never joined in the document: Python reaps it at exit; so do
+    // we.
     team.join_ok(sender)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -104,15 +107,16 @@ fn talker(mut end: Connection) -> Result<(), Failure> {
         ("spam".to_owned(), PyObject::Int(42)),
     ];
     end.send(&PyObject::Dict(dict))?;
-    // A child blocks in `read` without watching for signals: Ctrl-C (the default action,
-    // restored in every child) or the parent's SIGTERM ends it.
+    // A child blocks in `read` without watching for signals: Ctrl-C (the default
+    // action, restored in every child) or the parent's SIGTERM ends it.
     let reply = end.recv(|_| Ok::<(), Failure>(()))?;
     say(&format!("talker got: {}", reply.repr()))
 }
 // ANCHOR_END: children
 
 // ANCHOR: pipe
-/// Python's `Pipe()`: two connected sockets. Unlike `pipe()`, each end reads and writes.
+/// Python's `Pipe()`: two connected sockets. Unlike `pipe()`, each end reads and
+/// writes.
 fn pipe() -> Result<(Connection, Connection), Failure> {
     let (a, b) = socketpair(
         AddressFamily::Unix,
@@ -124,7 +128,8 @@ fn pipe() -> Result<(Connection, Connection), Failure> {
     Ok((Connection::new(a), Connection::new(b)))
 }
 
-/// One end of the duplex pipe: whole objects in, whole objects out, one JSON line each.
+/// One end of the duplex pipe: whole objects in, whole objects out, one JSON line
+/// each.
 struct Connection {
     socket: OwnedFd,
     /// Bytes read but not yet part of a whole line.
@@ -148,7 +153,8 @@ impl Connection {
             match write(&self.socket, rest) {
                 Ok(n) => rest = &rest[n..],
                 Err(Errno::EINTR) => {}
-                // EPIPE: the peer closed its end (SIGPIPE is ignored, as Rust sets it).
+                // EPIPE: the peer closed its end (SIGPIPE is ignored, as Rust sets
+                // it).
                 Err(errno) => {
                     return Err(Failure::new("send (write socket)", errno));
                 }
@@ -157,8 +163,9 @@ impl Connection {
         Ok(())
     }
 
-    /// `conn.recv()`: the next whole line, parsed. `wait` is called before each read,
-    /// with the socket: the parent waits there for the socket or a stop signal.
+    /// `conn.recv()`: the next whole line, parsed. `wait` is called before each
+    /// read, with the socket: the parent waits there for the socket or a stop
+    /// signal.
     fn recv<E: From<Failure>>(
         &mut self,
         wait: impl Fn(BorrowedFd<'_>) -> Result<(), E>,
@@ -208,9 +215,9 @@ pipes (socketpair), one JSON line per object (Programming Python's multi2.py).
 Options:
   -h, --help   print this help
 
-Exit status: 0 both children exited 0; 1 a system call failed, a message was bad or a
-child ended badly; 2 bad command line; 128+n stopped by signal n (SIGINT, SIGTERM,
-SIGHUP), children ended and reaped.
+Exit status: 0 both children exited 0; 1 a system call failed, a message was bad
+or a child ended badly; 2 bad command line; 128+n stopped by signal n (SIGINT,
+SIGTERM, SIGHUP), children ended and reaped.
 "
     )
 }

@@ -1,28 +1,31 @@
-//! multi3: an integer and an array of floats in memory shared after `fork`, next to a
-//! plain variable that every child only copies; then the flaw the document hides.
+//! multi3: an integer and an array of floats in memory shared after `fork`, next to
+//! a plain variable that every child only copies; then the flaw the document hides.
 //!
-//! Mirrors `multi3.py` from *Programming Python* (`Value('i')`, `Array('d', 3)` and a
-//! global): four loops (updates in the parent with serial children, with parallel
-//! children; updates in serial children, in parallel children), each line
-//! `<label>: pid:<pid>, global:<count>, value:<value>, array:<array>`, ending with
-//! `parent end  : ... global:6, value:12, array:[8.0, 8.0, 8.0]`.
+//! Mirrors `multi3.py` from *Programming Python* (`Value('i')`, `Array('d', 3)` and
+//! a global): four loops (updates in the parent with serial children, with parallel
+//! children; updates in serial children, in parallel children), each line `<label>:
+//! pid:<pid>, global:<count>, value:<value>, array:<array>`, ending with `parent
+//! end  : ... global:6, value:12, array:[8.0, 8.0, 8.0]`.
 //!
-//! Then what the document does not show: `value += 1` on shared memory is three steps
-//! (load, add, store), and children running in parallel lose each other's updates. N
-//! children add 1 to a shared counter many times with a plain load and store, then with
-//! an atomic `fetch_add`, then under a lock; only the last two always get the full count.
+//! Then what the document does not show: `value += 1` on shared memory is three
+//! steps (load, add, store), and children running in parallel lose each other's
+//! updates. N children add 1 to a shared counter many times with a plain load and
+//! store, then with an atomic `fetch_add`, then under a lock; only the last two
+//! always get the full count.
 //!
 //! Usage: multi3 [--children N] [--increments N] [--document-only]
 //!
 //! Try it:
 //!     cargo run -p multiprocessing --bin multi3
-//!     cargo run -p multiprocessing --bin multi3 -- --children 4 --increments 100000
+//!     cargo run -p multiprocessing --bin multi3 -- --children 4 --increments 10000
 //!
 //! Where this differs from the document, on purpose:
 //! - `Value` and `Array` are one `mmap(MAP_SHARED | MAP_ANONYMOUS)` mapping holding
-//!   atomics (the floats as their bits: there is no atomic f64); nothing in `/dev/shm`;
-//! - the plain variable is a local the children capture: `fork` copies it, as it copies
-//!   Python's global (under fork; under spawn the children start from 0 instead);
+//!   atomics (the floats as their bits: there is no atomic f64); nothing in
+//!   `/dev/shm`;
+//! - the plain variable is a local the children capture: `fork` copies it, as it
+//!   copies Python's global (under fork; under spawn the children start from 0
+//!   instead);
 //! - the lost-update demonstration and its two cures are new.
 
 use lesson_kit::Failure;
@@ -199,7 +202,8 @@ fn lost_updates(team: &mut Team, options: &Options) -> Result<(), Halt> {
     let (children, increments) = (options.children, options.increments);
     let expected = u64::from(children) * increments;
     say(&format!(
-        "\nlost updates ({children} parallel children, {increments} increments each)..."
+        "\nlost updates ({children} parallel children, \
+         {increments} increments each)..."
     ))?;
     let race = Shared::new(Race {
         counter: AtomicU64::new(0),
@@ -276,10 +280,10 @@ fn usage() -> String {
         "\
 Usage: {PROGRAM} [--children N] [--increments N] [--document-only]
 
-The document's four loops over a shared integer, a shared array of three floats and a
-plain variable each child only copies (Programming Python's multi3.py); then N children
-add 1 to a shared counter in parallel: with a plain load and store (updates are lost),
-with an atomic fetch_add, and under a lock (none are).
+The document's four loops over a shared integer, a shared array of three floats
+and a plain variable each child only copies (Programming Python's multi3.py); then
+N children add 1 to a shared counter in parallel: with a plain load and store
+(updates are lost), with an atomic fetch_add, and under a lock (none are).
 
 Options:
   --children N     children in the race, 2 to 64 (default 3)
@@ -287,8 +291,9 @@ Options:
   --document-only  print the document's loops only, no race
   -h, --help       print this help
 
-Exit status: 0 done; 1 a system call failed or a child ended badly; 2 bad command line;
-128+n stopped by signal n (SIGINT, SIGTERM, SIGHUP), children ended and reaped.
+Exit status: 0 done; 1 a system call failed or a child ended badly; 2 bad command
+line; 128+n stopped by signal n (SIGINT, SIGTERM, SIGHUP), children ended and
+reaped.
 "
     )
 }

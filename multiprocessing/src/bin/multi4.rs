@@ -1,29 +1,34 @@
-//! multi4: three producer children and a consumer parent, over a queue that is a pipe
-//! carrying framed records.
+//! multi4: three producer children and a consumer parent, over a queue that is a
+//! pipe carrying framed records.
 //!
-//! Mirrors `multi4.py` from *Programming Python* (a `Process` subclass and a `Queue`): the
-//! parent prints `start <pid>` and starts three producers whose state begins at 0, 100 and
-//! 1000; each three times sleeps 1 s, adds 1 to its state, prints `  @ <pid> <state>` and
-//! puts `[pid, state]` on the queue, then prints `  @ <pid> -`. The parent looks at the
-//! queue without blocking every 0.5 s, printing `no data...` or `posted: [pid, state]`,
-//! until it has all nine records; it joins the producers and prints
-//! `finish <pid> <exitcode>` (the last producer's exit code).
+//! Mirrors `multi4.py` from *Programming Python* (a `Process` subclass and a
+//! `Queue`): the parent prints `start <pid>` and starts three producers whose state
+//! begins at 0, 100 and 1000; each three times sleeps 1 s, adds 1 to its state,
+//! prints `  @ <pid> <state>` and puts `[pid, state]` on the queue; at the end it
+//! prints `  @ <pid> -`. The parent looks at the queue without blocking every
+//! 0.5 s, printing `no data...` or `posted: [pid, state]`, until it has all nine
+//! records; it joins the producers and prints `finish <pid> <exitcode>` (the last
+//! producer's exit code).
 //!
 //! Usage: multi4 [--count N] [--speed X] [--blocking]
 //!
 //! Try it:
 //!     cargo run -p multiprocessing --bin multi4
 //!     cargo run -p multiprocessing --bin multi4 -- --speed 10 --count 5
-//!     cargo run -p multiprocessing --bin multi4 -- --blocking   # no polling at all
+//!     cargo run -p multiprocessing --bin multi4 -- --blocking  # no polling
 //!
 //! Where this differs from the document, on purpose:
-//! - the queue is a pipe; each record is one `write` of a 4-byte length and the text
-//!   `[pid, state]`, shorter than PIPE_BUF, so records from three writers never mix (as
-//!   Python's queue does: a pipe, length-prefixed pickles, and a feeder thread);
-//! - `--blocking` waits for the next record instead of polling: no `no data...` lines;
+//! - the queue is a pipe; each record is one `write` of a 4-byte length and the
+//!   text `[pid, state]`, shorter than PIPE_BUF, so records from three writers
+//!   never mix (as Python's queue does: a pipe, length-prefixed pickles, and a
+//!   feeder thread);
+//! - `--blocking` waits for the next record instead of polling: no `no data...`
+//!   lines;
 //! - the parent closes its copy of the write end, so if every producer dies before
-//!   sending all records the parent sees EOF and says so (the original polls forever);
-//! - Ctrl-C ends and reaps the producers; a producer whose parent dies ends at once.
+//!   sending all records the parent sees EOF and says so (the original polls
+//!   forever);
+//! - Ctrl-C ends and reaps the producers; a producer whose parent dies ends at
+//!   once.
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pace::{PACING_HELP, Pacing};
@@ -80,8 +85,8 @@ fn run(team: &mut Team, options: &Options) -> Result<ExitCode, Halt> {
         })?;
         producers.push(producer);
     }
-    // The producers hold the write end now. Closing ours means EOF once they are all
-    // gone, so a producer that dies early cannot leave us waiting for ever.
+    // The producers hold the write end now. Closing ours means EOF once they are
+    // all gone, so a producer that dies early cannot leave us waiting for ever.
     let queue = queue.into_reader();
 
     let mut expected = records * STARTS.len() as u64;
@@ -132,7 +137,8 @@ fn produce(
 ) -> Result<(), Failure> {
     let me = getpid();
     for _ in 0..records {
-        sleep(pacing.scaled(PRODUCER_PAUSE)); // killed by SIGTERM or SIGINT if need be
+        // A plain sleep: SIGTERM or SIGINT (default actions) end it if need be.
+        sleep(pacing.scaled(PRODUCER_PAUSE));
         state += 1;
         say(&format!("  @ {me} {state}"))?;
         queue.put(me, state)?;
@@ -141,7 +147,8 @@ fn produce(
 }
 // ANCHOR_END: produce
 
-/// Python's `Process.exitcode`: the exit status, or minus the signal that killed it.
+/// Python's `Process.exitcode`: the exit status, or minus the signal that killed
+/// it.
 fn python_exitcode(status: WaitStatus) -> i32 {
     match status {
         WaitStatus::Exited(_, code) => code,
@@ -151,7 +158,8 @@ fn python_exitcode(status: WaitStatus) -> i32 {
 }
 
 // ANCHOR: queue
-/// Python's `multiprocessing.Queue`, reduced to its core: a pipe and framed records.
+/// Python's `multiprocessing.Queue`, reduced to its core: a pipe and framed
+/// records.
 struct Queue {
     read_end: OwnedFd,
     write_end: Option<OwnedFd>,
@@ -169,8 +177,8 @@ enum Got {
 impl Queue {
     fn new() -> Result<Queue, Failure> {
         let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
-        // Non-blocking reads: an empty queue is EAGAIN, not a wait. (Only the read end:
-        // a producer's `put` may wait while the pipe is full.)
+        // Non-blocking reads: an empty queue is EAGAIN, not a wait. (Only the read
+        // end: a producer's `put` may wait while the pipe is full.)
         fcntl(&read_end, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
             .context("O_NONBLOCK")?;
         Ok(Queue {
@@ -181,16 +189,18 @@ impl Queue {
 
     /// The consumer's side: the queue without our write end.
     fn into_reader(mut self) -> Queue {
-        drop(self.write_end.take()); // EOF comes when the producers' copies close too
+        // EOF comes when the producers' copies are closed too.
+        drop(self.write_end.take());
         self
     }
 
-    /// `queue.put([pid, state])`: one `write` of the whole frame. At most PIPE_BUF bytes,
-    /// so it is atomic: frames from several producers never interleave.
+    /// `queue.put([pid, state])`: one `write` of the whole frame. At most PIPE_BUF
+    /// bytes, so it is atomic: frames from several producers never interleave.
     fn put(&self, pid: Pid, state: i64) -> Result<(), Failure> {
         let payload = format!("[{pid}, {state}]");
         let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-        let mut frame = length.to_be_bytes().to_vec(); // 4 bytes, big-endian, as Python
+        // 4 bytes, big-endian, as Python's multiprocessing.connection frames.
+        let mut frame = length.to_be_bytes().to_vec();
         frame.extend_from_slice(payload.as_bytes());
         debug_assert!(frame.len() <= PIPE_BUF);
         let Some(write_end) = &self.write_end else {
@@ -207,8 +217,9 @@ impl Queue {
         }
     }
 
-    /// `queue.get(block=False)`: one frame if there is one. Because every frame went in
-    /// with a single atomic write, a frame whose header is there is there whole.
+    /// `queue.get(block=False)`: one frame if there is one. Because every frame
+    /// went in with a single atomic write, a frame whose header is there is there
+    /// whole.
     fn get(&self) -> Result<Got, Failure> {
         let mut header = [0u8; 4];
         match read(&self.read_end, &mut header) {
@@ -264,7 +275,8 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     };
     while let Some(arg) = parser.next()? {
         if arg == "--count" {
-            // Each producer's records: bounded, so the queue's records fit in the pipe.
+            // Each producer's records: bounded, so the queue's records fit in the
+            // pipe.
             options.pacing.count = Some(parser.value_in(&arg, 1..=1000)?);
             continue;
         }
@@ -289,8 +301,8 @@ fn usage() -> String {
 Usage: {PROGRAM} [--count N] [--speed X] [--blocking]
 
 Three forked producers put [pid, state] records on a queue (a pipe with framed
-records); the parent polls it every 0.5 s until it has them all (Programming Python's
-multi4.py).
+records); the parent polls it every 0.5 s until it has them all (Programming
+Python's multi4.py).
 
 Options:
   --count N    records per producer, 1 to 1000 (default 3, like the document)

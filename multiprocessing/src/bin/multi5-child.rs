@@ -1,8 +1,8 @@
 //! multi5-child: the program each `multi5` child becomes with `exec`.
 //!
-//! Mirrors `child.py` from *Programming Python*: prints `Hello from child <pid> <arg>`.
-//! The pid it prints is the one `multi5` forked: `exec` replaces the program a process
-//! runs, not the process.
+//! Mirrors `child.py` from *Programming Python*: prints `Hello from child <pid>
+//! <arg>`. The pid it prints is the one `multi5` forked: `exec` replaces the
+//! program a process runs, not the process.
 //!
 //! Usage: multi5-child ARG
 //!

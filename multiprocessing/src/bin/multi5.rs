@@ -10,14 +10,16 @@
 //!     cargo run -p multiprocessing --bin multi5
 //!
 //! Where this differs from the document, on purpose:
-//! - the second program is `multi5-child`, a binary of this package found next to the
-//!   running `multi5` (`cargo run` builds both): no `python` on PATH needed;
+//! - the second program is `multi5-child`, a binary of this package found next to
+//!   the running `multi5` (`cargo run` builds both): no `python` on PATH needed;
 //! - `execv` with that path, not `execlp` searching PATH (PATH search is not
-//!   async-signal-safe; this parent is single-threaded, but the habit is worth having);
-//! - a program that cannot be run is reported: the child exits 127 (not found) or 126
-//!   (not executable), and so does the parent, after reaping the others;
-//! - the parent reaps all five (Python joins them at exit); Ctrl-C ends and reaps them,
-//!   and a child whose parent dies ends at once (the parent-death signal survives exec).
+//!   async-signal-safe; this parent is single-threaded, but the habit is worth
+//!   having);
+//! - a program that cannot be run is reported: the child exits 127 (not found) or
+//!   126 (not executable), and so does the parent, after reaping the others;
+//! - the parent reaps all five (Python joins them at exit); Ctrl-C ends and reaps
+//!   them, and a child whose parent dies ends at once (the parent-death signal
+//!   survives exec).
 
 use lesson_kit::args::parse_command_line;
 use lesson_kit::{Context, Failure, describe_wait, exit, exited_ok, note};
@@ -49,7 +51,8 @@ fn run(team: &mut Team) -> Result<ExitCode, Halt> {
     let program = child_program()?;
     let mut children = Vec::new();
     for i in 0..5 {
-        // Everything exec needs is made before the fork: the child only calls execv.
+        // Everything exec needs is made before the fork: the child only calls
+        // execv.
         let argv = [program.clone(), number(i)];
         let child = team.start(|| become_program(&program, &argv))?;
         note!("{PROGRAM}: forked child {child}, which runs {CHILD_PROGRAM} {i}");
@@ -89,9 +92,9 @@ fn run(team: &mut Team) -> Result<ExitCode, Halt> {
 /// The child: becomes `program` with `argv`. Returns only if exec failed, with the
 /// shell's status for it.
 fn become_program(program: &CStr, argv: &[CString]) -> u8 {
-    // Rust ignores SIGPIPE, and an ignored signal stays ignored across exec: give the
-    // new program the default it expects.
-    // SAFETY: setting a disposition to SIG_DFL is async-signal-safe.
+    // Rust ignores SIGPIPE, and an ignored signal stays ignored across exec: give
+    // the new program the default it expects. SAFETY: setting a disposition to
+    // SIG_DFL is async-signal-safe.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     // Replaces this process's program: same pid, same parent, same open descriptors
     // (except those marked close-on-exec), the parent-death signal kept.
@@ -126,9 +129,9 @@ fn usage() -> String {
         "\
 Usage: {PROGRAM}
 
-Five forked children each exec {CHILD_PROGRAM} <i> (found next to this program), which
-prints `Hello from child <pid> <i>` with the pid the parent forked (Programming
-Python's multi5.py).
+Five forked children each exec {CHILD_PROGRAM} <i> (found next to this program),
+which prints `Hello from child <pid> <i>` with the pid the parent forked
+(Programming Python's multi5.py).
 
 Options:
   -h, --help   print this help
