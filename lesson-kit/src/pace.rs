@@ -10,11 +10,38 @@ use std::time::Duration;
 /// can take, and the value in the help is one a person would type.
 pub const SPEED_RANGE: std::ops::RangeInclusive<f64> = 0.001..=1_000_000.0;
 
-/// The help lines for the two pacing options, for a lesson's usage text.
-pub const PACING_HELP: &str = "\
-  --count N    stop after N messages (default: run until interrupted, like the document)
-  --speed X    make every wait X times shorter, 0.001 to 1000000
-               (default 1; 20 turns 4 s into 0.2 s)";
+/// The help lines for the two pacing options, for a lesson's usage text whose option
+/// descriptions start in column 15. A lesson with longer option names uses
+/// [`pacing_help`] with its own column.
+pub const PACING_HELP: &str = concat!(
+    "  --count N    stop after N messages (default: run until interrupted,\n",
+    "               like the document)\n",
+    "  --speed X    make every wait X times shorter, 0.001 to 1000000\n",
+    "               (default 1; 20 turns 4 s into 0.2 s)"
+);
+
+/// [`PACING_HELP`] with the descriptions starting at `column` (counted from 0, as the
+/// help test counts), so they line up with the lesson's other options.
+pub fn pacing_help(column: usize) -> String {
+    let lines = [
+        (
+            "--count N",
+            "stop after N messages (default: run until interrupted,",
+        ),
+        ("", "like the document)"),
+        (
+            "--speed X",
+            "make every wait X times shorter, 0.001 to 1000000",
+        ),
+        ("", "(default 1; 20 turns 4 s into 0.2 s)"),
+    ];
+    let width = column.saturating_sub(2).max(11);
+    lines
+        .iter()
+        .map(|(option, text)| format!("  {option:<width$}{text}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// How many messages to send and how fast.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -113,6 +140,22 @@ mod tests {
             }
         }
         Ok(pacing)
+    }
+
+    #[test]
+    fn pacing_help_lines_are_indented_and_aligned() {
+        assert_eq!(pacing_help(15), PACING_HELP);
+        for line in pacing_help(27).lines() {
+            assert!(line.starts_with("  "), "{line:?}");
+            assert_eq!(
+                line.char_indices().nth(27).map(|(_, c)| c != ' '),
+                Some(true)
+            );
+        }
+        assert!(
+            PACING_HELP.starts_with("  --count N    stop"),
+            "{PACING_HELP:?}"
+        );
     }
 
     #[test]
