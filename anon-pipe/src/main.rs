@@ -359,8 +359,6 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
 // ANCHOR_END: options
 
 fn usage() -> String {
-    // trim_start: every option line below carries its own two-space indent.
-    let pacing = PACING_HELP.trim_start();
     format!(
         "\
 Usage: {PROGRAM} [--count N] [--speed X] [--no-gap]
@@ -370,7 +368,7 @@ A forked child writes `Spam 0`..`Spam 4` into an anonymous pipe, pausing 0, 1, 2
 (the documents' pipe_1.py).
 
 Options:
-  {pacing}
+{PACING_HELP}
   --no-gap     drop the 10 ms pause before each write, so `Spam 4` and `Spam 0`
                usually arrive in one read: b'Spam 4Spam 0'
   -h, --help   print this help

@@ -508,8 +508,6 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
 }
 
 fn usage() -> String {
-    // trim_start: every option line below carries its own two-space indent.
-    let pacing = PACING_HELP.trim_start();
     let (min, max) = (MAX_LINE_RANGE.start(), MAX_LINE_RANGE.end());
     format!(
         "\
@@ -520,7 +518,7 @@ the parent reads whole lines through a buffered reader and prints each one
 (the documents' pipe_2.py).
 
 Options:
-  {pacing}
+{PACING_HELP}
   --hello      seed 004's variant: both sides greet, then the child sends
                `how are you` every second and the parent prints each line
   --from-stdin

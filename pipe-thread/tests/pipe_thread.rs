@@ -1,12 +1,17 @@
 //! The lesson's promises, checked by running its binary as a subprocess with a deadline.
 
 use lesson_test::{
-    Lesson, assert_matches_document, assert_usage_errors, check_transcript,
-    children_of, parse_bytes_repr,
+    Lesson, Running, TempDir, assert_matches_document, assert_usage_errors,
+    check_transcript_of, children_of, parse_bytes_repr,
 };
+use nix::fcntl::{OFlag, open};
 use nix::sys::signal::Signal;
-use std::path::Path;
-use std::time::Duration;
+use nix::sys::stat::Mode;
+use nix::unistd::mkfifo;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pipe-thread");
 
@@ -24,11 +29,79 @@ fn lesson() -> Lesson {
     Lesson::new(BIN).deadline(Duration::from_secs(20))
 }
 
+/// The lesson run by a shell script (`$0` is the lesson), for redirections and limits.
+fn in_shell(script: &str) -> Lesson {
+    Lesson::new("bash")
+        .args(["-c", script, BIN])
+        .deadline(Duration::from_secs(20))
+}
+
 /// The bytes one read returned: the repr between `[` and `] at `.
 fn chunk(line: &str) -> Vec<u8> {
     let start = line.find("[b").expect("a bytes repr") + 1;
     let end = line.rfind("] at ").expect("the end of the repr");
     parse_bytes_repr(&line[start..end])
+}
+
+/// Whether the lesson reported that its stdout lost its reader: seen by `poll` while
+/// it waited (POLLERR), or, rarely, by the `write` that followed a ready poll.
+fn reported_broken_stdout(stderr: &str) -> bool {
+    stderr.contains("Error: poll stdout: POLLERR: its reader is gone")
+        || stderr.contains("Error: write stdout: EPIPE: Broken pipe")
+}
+
+/// A FIFO that the lesson's stdout goes into and nobody reads: the lesson fills it and
+/// then blocks writing, like `pipe-thread | sleep 60`.
+struct StalledStdout {
+    _dir: TempDir,
+    _reader: OwnedFd,
+}
+
+impl StalledStdout {
+    /// Starts the lesson with `args`, its stdout into the FIFO, and waits until the FIFO
+    /// is full (the lesson is then blocked on its stdout).
+    fn start(args: &str) -> (StalledStdout, Running) {
+        let dir = TempDir::new("pipe-thread-stall");
+        let path: PathBuf = dir.path().join("stdout");
+        mkfifo(&path, Mode::S_IRWXU).expect("mkfifo");
+        // Non-blocking, so this open does not wait for the writer; the lesson's open for
+        // writing then finds a reader at once. Close-on-exec, or every process the tests
+        // start would inherit a read end, and the pipe could never break.
+        let reader = open(
+            &path,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .expect("open fifo");
+        let script = format!("exec \"$0\" {args} > \"$1\"");
+        let running = Lesson::new("sh")
+            .args(["-c", &script, BIN, path.to_str().unwrap()])
+            .deadline(Duration::from_secs(15))
+            .spawn();
+        let start = Instant::now();
+        while queued(&reader) < 60_000 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the lesson did not fill its stdout"
+            );
+            sleep(Duration::from_millis(10));
+        }
+        let stalled = StalledStdout {
+            _dir: dir,
+            _reader: reader,
+        };
+        (stalled, running)
+    }
+}
+
+/// How many bytes wait in the FIFO.
+fn queued(fd: &OwnedFd) -> i32 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, which points to `n`, alive
+    // for the call; `fd` is an open descriptor we own.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "ioctl FIONREAD");
+    n
 }
 
 #[test]
@@ -38,6 +111,24 @@ fn output_matches_the_documents_transcript_with_a_single_pid() {
     // Masking the lesson's own pid turns every line into the document's: the threads
     // share one process, so there is no other pid.
     assert_matches_document(&run, DOCUMENT, 14472);
+}
+
+#[test]
+fn messages_follow_the_documents_cadence_with_the_gap() {
+    let run = lesson().args(["--count", "6", "--speed", "10"]).run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    for (i, pair) in run.lines.windows(2).enumerate() {
+        // The pause before message i + 1, and the 10 ms gap, not shortened by --speed.
+        let expected = Duration::from_millis(100 * ((i as u64 + 1) % 5) + 10);
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= expected.mul_f64(0.8)
+                && gap <= expected + Duration::from_millis(400),
+            "message {}: {gap:?}, expected about {expected:?}\n{}",
+            i + 1,
+            run.transcript()
+        );
+    }
 }
 
 #[test]
@@ -55,29 +146,130 @@ fn hundreds_of_messages_arrive_with_nothing_lost_or_duplicated() {
         "{}",
         run.transcript()
     );
-}
-
-#[test]
-fn sigint_ends_it_within_a_second() {
-    // No --count: like the document, it would run forever.
-    let mut running = lesson().spawn();
-    running.next_line().expect("a first message");
-    running
-        .next_line()
-        .expect("a second message (after the 1 s pause)");
-    let run = running.stop_with(Signal::SIGINT);
+    // Without the gap, `Spam 4` and `Spam 0` are written back to back: some reads merge.
     assert!(
-        run.stderr.contains("stopped by SIGINT after 2 messages"),
+        run.texts()
+            .iter()
+            .any(|line| line.contains("[b'Spam 4Spam 0']")),
         "{}",
         run.transcript()
     );
 }
 
 #[test]
-fn sigterm_ends_it_cleanly_too() {
-    let mut running = lesson().args(["--speed", "2"]).spawn();
+fn stop_signals_end_it_within_a_second() {
+    for (signal, name) in [
+        (Signal::SIGINT, "SIGINT"),
+        (Signal::SIGTERM, "SIGTERM"),
+        (Signal::SIGHUP, "SIGHUP"),
+    ] {
+        // No --count: like the document, it would run forever.
+        let mut running = lesson().spawn();
+        running.next_line().expect("a first message");
+        running
+            .next_line()
+            .expect("a second message (after the 1 s pause)");
+        let run = running.stop_with(signal);
+        assert!(
+            run.stderr
+                .contains(&format!("stopped by {name} after 2 messages")),
+            "{}",
+            run.transcript()
+        );
+    }
+}
+
+#[test]
+fn a_stop_signal_ends_it_while_blocked_on_a_stalled_stdout() {
+    // `pipe-thread --speed 1e6 --no-gap | sleep 25`: the main thread waits to write.
+    let (stalled, running) = StalledStdout::start("--speed 1000000 --no-gap");
+    let run = running.stop_with(Signal::SIGTERM);
+    assert!(
+        run.stderr.contains("stopped by SIGTERM"),
+        "{}",
+        run.transcript()
+    );
+    drop(stalled);
+}
+
+#[test]
+fn a_broken_stdout_is_noticed_while_waiting_on_the_pipe() {
+    // The writer sleeps 4 s before `Spam 1` at this speed; the reader of our stdout
+    // leaves before: the main thread notices at once, not at its next line.
+    let script = r#""$0" --speed 0.25 | head -n 1
+        echo "status ${PIPESTATUS[0]}" >&2"#;
+    let run = in_shell(script).deadline(Duration::from_secs(3)).run();
+    assert!(
+        run.stderr
+            .contains("Error: poll stdout: POLLERR: its reader is gone"),
+        "{}",
+        run.transcript()
+    );
+    assert!(run.stderr.contains("status 1"), "{}", run.transcript());
+    assert!(run.elapsed < Duration::from_secs(2), "{}", run.transcript());
+}
+
+#[test]
+fn a_second_stop_signal_ends_it_at_once_with_its_own_status() {
+    // A writer deaf to the stop flag (like the original's thread) keeps the clean stop
+    // waiting until its next write, up to 2 s away here; the second signal does not wait.
+    for (second, status) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
+        let mut running = lesson().arg("--writer-ignores-stop").spawn();
+        running.next_line().expect("a first message");
+        running
+            .next_line()
+            .expect("a second message (after the 1 s pause)");
+        running.signal(Signal::SIGINT);
+        running.wait_for_stderr("SIGINT: ending the writer thread");
+        let sent = Instant::now();
+        running.signal(second);
+        let run = running.finish();
+        assert!(
+            sent.elapsed() < Duration::from_secs(1),
+            "{}",
+            run.transcript()
+        );
+        assert_eq!(run.code(), Some(status), "{}", run.transcript());
+        assert!(
+            run.stderr.contains(&format!(
+                "pipe-thread: stopped by {second} (a second stop signal: at once)"
+            )),
+            "{}",
+            run.transcript()
+        );
+    }
+}
+
+#[test]
+fn one_stop_signal_waits_for_a_deaf_writer_and_then_ends_cleanly() {
+    let mut running = lesson()
+        .args(["--writer-ignores-stop", "--speed", "2"])
+        .spawn();
     running.next_line().expect("a first message");
-    running.stop_with(Signal::SIGTERM);
+    running.next_line().expect("a second message");
+    let sent = Instant::now();
+    running.signal(Signal::SIGINT);
+    let run = running.finish();
+    // It ended with the writer's next write, about 1 s later, into the closed pipe.
+    assert!(
+        sent.elapsed() >= Duration::from_millis(600),
+        "{}",
+        run.transcript()
+    );
+    assert_eq!(run.code(), Some(130), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("pipe-thread: stopped by SIGINT\n"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn a_second_sigint_right_after_the_first_ends_it_with_130() {
+    let mut running = lesson().spawn();
+    running.next_line().expect("a first message");
+    running.signal(Signal::SIGINT);
+    running.stop_with(Signal::SIGINT);
 }
 
 #[test]
@@ -98,22 +290,108 @@ fn a_panicking_writer_is_reported_by_the_main_thread() {
 
 #[test]
 fn a_writer_whose_reader_is_gone_is_stopped_and_reported() {
-    // `pipe-thread | head -n 1`: the main thread's print fails, it stops reading and asks
-    // the writer to stop; the error is reported and the exit status is 1, with no panic.
-    let script = r#""$0" --speed 20 | head -n 1; echo "pipe-thread status ${PIPESTATUS[0]}" >&2"#;
-    let run = Lesson::new("bash").args(["-c", script, BIN]).run();
+    // `pipe-thread | head -n 1`: the main thread stops reading and asks the writer to
+    // stop; the error is reported and the exit status is 1, with no panic.
+    let script =
+        r#""$0" --speed 20 | head -n 1; echo "status ${PIPESTATUS[0]}" >&2"#;
+    let run = in_shell(script).run();
     assert_eq!(run.lines.len(), 1, "{}", run.transcript());
-    assert!(
-        run.stderr.contains("Error: write stdout: Broken pipe"),
-        "{}",
-        run.transcript()
-    );
-    assert!(
-        run.stderr.contains("pipe-thread status 1"),
-        "{}",
-        run.transcript()
-    );
+    assert!(reported_broken_stdout(&run.stderr), "{}", run.transcript());
+    assert!(run.stderr.contains("status 1"), "{}", run.transcript());
     assert!(!run.stderr.contains("panicked"), "{}", run.transcript());
+}
+
+#[test]
+fn stdout_and_stderr_into_a_closed_pipe_exit_1_without_a_panic() {
+    let script = r#""$0" --count 20 --speed 20 2>&1 | head -n 1
+        echo "status ${PIPESTATUS[0]}" >&2"#;
+    let run = in_shell(script).run();
+    assert_eq!(run.lines.len(), 1, "{}", run.transcript());
+    assert!(run.stderr.contains("status 1"), "{}", run.transcript());
+}
+
+#[test]
+fn a_full_stdout_is_reported() {
+    let run = in_shell(r#"exec "$0" --count 3 --speed 20 >/dev/full"#).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("Error: write stdout: ENOSPC"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn a_full_stderr_changes_nothing_but_the_notes() {
+    let run = in_shell(r#"exec "$0" --count 3 --speed 20 2>/dev/full"#).run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert_eq!(run.lines.len(), 3, "{}", run.transcript());
+    // Stopped by a signal with nowhere to say so: still the right status.
+    let mut running = in_shell(r#"exec "$0" 2>/dev/full"#).spawn();
+    running.next_line().expect("a first message");
+    running.signal(Signal::SIGTERM);
+    let run = running.finish();
+    assert_eq!(run.code(), Some(143), "{}", run.transcript());
+}
+
+#[test]
+fn help_into_a_full_stdout_is_an_error_not_a_panic() {
+    let run = in_shell(r#"exec "$0" --help >/dev/full"#).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("write stdout: No space left"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn running_out_of_descriptors_is_reported() {
+    // Four: the signal sockets do not fit; eight: they do (five descriptors, one
+    // closed again), the pipe does not.
+    for (limit, error) in [
+        (4, "Error: install signal handlers: Too many open files"),
+        (8, "Error: pipe: Too many open files"),
+    ] {
+        let run =
+            in_shell(&format!(r#"ulimit -n {limit}; exec "$0" --count 1"#)).run();
+        assert_eq!(run.code(), Some(1), "{}", run.transcript());
+        assert!(run.stderr.contains(error), "{error}\n{}", run.transcript());
+    }
+}
+
+#[test]
+fn a_thread_that_cannot_be_started_is_reported() {
+    // RLIMIT_NPROC counts threads too. It does not bind root: run as `nobody`, allowed
+    // one task (the main thread).
+    let run = Lesson::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "prlimit",
+            "--nproc=1:1",
+            BIN,
+            "--count",
+            "1",
+        ])
+        .run();
+    if run.stderr.contains("Permission denied") || run.code() == Some(127) {
+        println!(
+            "skipped: cannot run the lesson as nobody here\n{}",
+            run.transcript()
+        );
+        return;
+    }
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains(
+            "Error: spawn writer thread: Resource temporarily unavailable"
+        ),
+        "{}",
+        run.transcript()
+    );
 }
 
 #[test]
@@ -124,6 +402,10 @@ fn it_is_one_process_with_no_children() {
         children_of(running.pid()).is_empty(),
         "a thread is not a process"
     );
+    let threads = std::fs::read_dir(format!("/proc/{}/task", running.pid()))
+        .expect("/proc/<pid>/task")
+        .count();
+    assert_eq!(threads, 2, "the main thread and the writer");
     running.stop_with(Signal::SIGINT);
 }
 
@@ -134,24 +416,99 @@ fn bad_options_exit_2_with_usage_naming_the_option() {
             &["--writer-panics-after"],
             "--writer-panics-after needs a value",
         ),
-        (&["--speed", "fast"], "--speed \"fast\": not a number"),
+        (
+            &["--writer-panics-after", "-1"],
+            "--writer-panics-after \"-1\"",
+        ),
+        (&["--speed", "fast"], "--speed \"fast\""),
+        (
+            &["--speed", "1e-20"],
+            "--speed \"1e-20\": must be from 0.001 to 1000000",
+        ),
+        (&["--writer-ignores-stop=1"], "does not take a value"),
         (&["now"], "unexpected argument \"now\""),
     ];
     assert_usage_errors(lesson, "Usage: pipe-thread", cases);
 }
 
+/// The options a `--help` lists, after checking its layout: `Usage:` first, every
+/// option line indented by two spaces, every description in one column.
+fn help_options(help: &str) -> Vec<String> {
+    assert!(help.starts_with("Usage: "), "{help}");
+    let mut column = None;
+    let mut options = Vec::new();
+    let mut in_options = false;
+    for line in help.lines() {
+        if line == "Options:" {
+            in_options = true;
+            continue;
+        }
+        if !in_options || line.is_empty() {
+            in_options &= !line.is_empty();
+            continue;
+        }
+        assert!(line.starts_with("  "), "not indented: {line:?}\n{help}");
+        let body = line.trim_start();
+        let at = if body.starts_with('-') {
+            let names = body.split("  ").next().unwrap();
+            options.extend(
+                names
+                    .split(", ")
+                    .map(|o| o.split(' ').next().unwrap().to_owned()),
+            );
+            // The description starts after the first run of spaces (if on this line).
+            body.find("  ")
+                .map(|gap| line.len() - body[gap..].trim_start().len())
+        } else {
+            Some(line.len() - body.len()) // a description's second line
+        };
+        if let Some(at) = at {
+            assert_eq!(
+                *column.get_or_insert(at),
+                at,
+                "misaligned: {line:?}\n{help}"
+            );
+        }
+    }
+    options
+}
+
+#[test]
+fn help_is_aligned_and_lists_every_option() {
+    let run = lesson().arg("--help").run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let help = run.stdout_text();
+    let options = help_options(&help);
+    assert_eq!(
+        options,
+        [
+            "--count",
+            "--speed",
+            "--no-gap",
+            "--writer-panics-after",
+            "--writer-ignores-stop",
+            "-h",
+            "--help"
+        ],
+        "{help}"
+    );
+    for needle in ["Exit status", "130", "a second"] {
+        assert!(
+            help.contains(needle),
+            "{needle} missing from --help:\n{help}"
+        );
+    }
+}
+
 #[test]
 fn book_transcript_matches_a_fresh_run() {
     let run = lesson()
+        .shown_as("cargo run -q -p pipe-thread --")
         .args(["--count", "6", "--speed", "20"])
         .merge_stderr()
         .run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
-    let text = format!(
-        "$ cargo run -q -p pipe-thread -- --count 6 --speed 20\n{}",
-        run.stdout_text()
-    );
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../docs/src/transcripts/pipe-thread.txt");
-    check_transcript(&path, &text);
+    check_transcript_of(&path, &run);
 }
