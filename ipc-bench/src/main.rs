@@ -207,7 +207,7 @@ fn run_all(
     }
     if options.python {
         note!("{PROGRAM}: [{total}/{total}] pipe and socketpair in Python");
-        python::run(&mut report, &options.plan, signals)?;
+        python::run(&mut report, &options.plan, signals, options.patience)?;
     }
     Ok(report)
 }
@@ -375,13 +375,9 @@ fn run_job(
     drop(a);
     drop(b_thread);
 
-    let lines = collect(
-        &results_rx,
-        signals,
-        &mut children,
-        mechanism,
-        options.patience,
-    )?;
+    let what = mechanism.map_or("limits", Mechanism::name);
+    let lines =
+        collect(&results_rx, signals, &mut children, what, options.patience)?;
     Ok(JobOutput {
         lines,
         pipe_capacity,
@@ -396,10 +392,9 @@ fn collect(
     results: &OwnedFd,
     signals: &SignalFd,
     children: &mut Children,
-    mechanism: Option<Mechanism>,
+    what: &str,
     patience: Duration,
 ) -> Result<Vec<String>, Stop> {
-    let what = mechanism.map_or("limits", Mechanism::name);
     let mut text = Vec::new();
     let mut chunk = [0u8; 4096];
     let mut last_news = Instant::now();

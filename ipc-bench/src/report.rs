@@ -295,7 +295,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "\n{:<20}{:>9}{:>10}{:>11}{:>11}{:>9}",
-                "python3", "size", "GB/s", "vs Rust", "round trip", "vs Rust"
+                "python3", "size", "GB/s", "of Rust", "round trip", "of Rust"
             );
             for py in &self.python {
                 let (rust_rate, rust_trip) = self.rust_figures(py);
@@ -305,7 +305,7 @@ impl Report {
                     py.mechanism,
                     size_text(py.size),
                     py.gbps,
-                    times(rust_rate / py.gbps),
+                    times(py.gbps / rust_rate),
                     micros(py.median_ns),
                     times(py.median_ns / rust_trip)
                 );
@@ -396,18 +396,18 @@ impl Report {
         if !self.python.is_empty() {
             let _ = writeln!(
                 out,
-                "\n| python3 | size | GB/s | Rust is | round trip | Python is |\n\
+                "\n| python3 | size | GB/s | of Rust | round trip | of Rust |\n\
                  |---|--:|--:|--:|--:|--:|"
             );
             for py in &self.python {
                 let (rust_rate, rust_trip) = self.rust_figures(py);
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {:.3} | {} faster | {} | {} slower |",
+                    "| {} | {} | {:.3} | {} | {} | {} |",
                     py.mechanism,
                     size_text(py.size),
                     py.gbps,
-                    times(rust_rate / py.gbps),
+                    times(py.gbps / rust_rate),
                     micros(py.median_ns),
                     times(py.median_ns / rust_trip)
                 );

@@ -635,3 +635,48 @@ fn a_fork_that_fails_midway_ends_the_peer_already_made() {
     // The peer made before the failed fork was ended and reaped: the harness found
     // the lesson's process group empty.
 }
+
+#[test]
+fn python_runs_the_same_loops_when_installed() {
+    let run = lesson()
+        .args(TINY)
+        .args(["--only", "pipe,socketpair", "--sizes", "64K", "--python"])
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let text = run.stdout_text();
+    if run.stderr.contains("no python3 on PATH") {
+        assert!(!text.contains("python3"), "{text}");
+        return;
+    }
+    let rows: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("python3"))
+        .collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    for (row, name) in rows[1..].iter().zip(["pipe", "socketpair"]) {
+        let words: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(&words[..3], [name, "64", "KiB"], "{row}");
+        let rate: f64 = words[3].parse().expect("GB/s");
+        assert!(rate > 0.0, "{row}");
+        assert!(words[4].ends_with('x') && words[7].ends_with('x'), "{row}");
+    }
+}
+
+#[test]
+fn a_stop_signal_during_python_ends_python_and_its_child() {
+    if !std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| dir.join("python3").exists())
+    }) {
+        eprintln!("skipped: no python3 on PATH");
+        return;
+    }
+    let mut running = lesson()
+        .args([
+            "--only", "pipe", "--sizes", "64", "--bytes", "1024", "--reps", "1",
+        ])
+        .args(["--rounds", "1000000", "--python"])
+        .spawn();
+    running.wait_for_stderr("[3/3] pipe and socketpair in Python");
+    std::thread::sleep(Duration::from_millis(500)); // python3 is up and forked
+    running.stop_with(Signal::SIGTERM); // and the group is empty: python's child too
+}
