@@ -5,6 +5,7 @@ use lesson_test::{
     Lesson, TempDir, assert_usage_errors, check_transcript, check_transcript_of,
     number_after,
 };
+use nix::sys::signal::Signal;
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
@@ -263,4 +264,46 @@ fn book_transcript_matches_a_fresh_run() {
         .run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
     check_transcript_of(&transcript("sockets.txt"), &run);
+}
+
+/// socket-preview blocked for good: with 5 descriptors (stdio, the listener, one client
+/// socket) the one connected client waits for a reply, and the server cannot accept it,
+/// having no descriptor left for the connection. The other clients fail at once.
+fn blocked(extra: &[&str]) -> lesson_test::Running {
+    let mut running = Lesson::new("sh")
+        .args(["-c", "ulimit -n 5; exec \"$0\" --timeout 60 \"$@\"", BIN])
+        .args(extra)
+        .spawn();
+    running.wait_for_stderr("server: accept on");
+    running
+}
+
+#[test]
+fn every_stop_signal_ends_it_cleanly_while_it_is_blocked() {
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        let run = blocked(&["--port", "0"]).stop_with(signal);
+        assert!(
+            run.stderr.contains("before every client was answered"),
+            "{}",
+            run.transcript()
+        );
+        // A failing accept is reported once, not once per retry.
+        assert_eq!(
+            run.stderr.matches("server: accept on").count(),
+            1,
+            "{}",
+            run.transcript()
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_removes_the_socket_file() {
+    let dir = TempDir::new("socket-preview");
+    let path = dir.path().join("blocked.sock");
+    let path_arg = path.to_str().unwrap();
+    let running = blocked(&["--unix", path_arg]);
+    assert_eq!(dir.entries(), ["blocked.sock"]);
+    running.stop_with(Signal::SIGINT);
+    assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
 }

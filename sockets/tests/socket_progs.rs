@@ -14,9 +14,17 @@ fn lesson() -> Lesson {
     Lesson::new(BIN).deadline(Duration::from_secs(20))
 }
 
+/// A server lives for the whole test, which takes a second or two: a shorter deadline
+/// makes a broken server (a mutant that never listens) fail fast.
+fn server_lesson() -> Lesson {
+    Lesson::new(BIN)
+        .deadline(Duration::from_secs(10))
+        .arg("server")
+}
+
 /// A TCP server on a port the kernel chose; returns it and the port.
 fn tcp_server(extra: &[&str]) -> (Running, String) {
-    let mut server = lesson().args(["server", "--port", "0"]).args(extra).spawn();
+    let mut server = server_lesson().args(["--port", "0"]).args(extra).spawn();
     let port = number_after(&server.wait_for_stderr("listening on"), "127.0.0.1:");
     (server, port.to_string())
 }
@@ -275,8 +283,12 @@ fn ctrl_c_stops_a_client_waiting_for_its_reply() {
 fn over_a_unix_socket_the_file_is_removed_on_ctrl_c() {
     let dir = TempDir::new("socket-progs");
     let path = dir.path().join("progs.sock");
-    let mut server = lesson().arg("server").arg("--unix").arg(&path).spawn();
-    server.wait_for_stderr("listening on");
+    let mut server = server_lesson().arg("--unix").arg(&path).spawn();
+    let said = server.wait_for_stderr("listening on");
+    assert!(
+        said.contains(&format!("listening on {}", path.display())),
+        "{said}"
+    );
     let one = lesson().arg("client").arg("--unix").arg(&path).run();
     assert_eq!(one.code(), Some(0), "{}", one.transcript());
     assert_eq!(one.lines.len(), 1, "{}", one.transcript());
@@ -289,13 +301,12 @@ fn over_a_unix_socket_the_file_is_removed_on_ctrl_c() {
 fn a_stale_socket_file_from_a_killed_server_is_replaced() {
     let dir = TempDir::new("socket-progs");
     let path = dir.path().join("stale.sock");
-    let mut killed = lesson().arg("server").arg("--unix").arg(&path).spawn();
+    let mut killed = server_lesson().arg("--unix").arg(&path).spawn();
     killed.wait_for_stderr("listening on");
     killed.signal(Signal::SIGKILL); // no clean-up: the file stays, nobody listens
     let _ = killed.finish();
     assert_eq!(dir.entries(), ["stale.sock"]);
-    let mut server = lesson()
-        .arg("server")
+    let mut server = server_lesson()
         .arg("--unix")
         .arg(&path)
         .args(["--connections", "1"])
@@ -317,9 +328,9 @@ fn a_stale_socket_file_from_a_killed_server_is_replaced() {
 fn a_second_server_on_a_live_socket_path_is_refused() {
     let dir = TempDir::new("socket-progs");
     let path = dir.path().join("live.sock");
-    let mut first = lesson().arg("server").arg("--unix").arg(&path).spawn();
+    let mut first = server_lesson().arg("--unix").arg(&path).spawn();
     first.wait_for_stderr("listening on");
-    let second = lesson().arg("server").arg("--unix").arg(&path).run();
+    let second = server_lesson().arg("--unix").arg(&path).run();
     assert_eq!(second.code(), Some(1), "{}", second.transcript());
     assert!(
         second
@@ -340,7 +351,7 @@ fn a_path_that_is_not_a_socket_is_refused_and_left_intact() {
     let dir = TempDir::new("socket-progs");
     let path = dir.path().join("notes.txt");
     std::fs::write(&path, "keep me").unwrap();
-    let run = lesson().arg("server").arg("--unix").arg(&path).run();
+    let run = server_lesson().arg("--unix").arg(&path).run();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
     assert!(
         run.stderr
@@ -355,7 +366,7 @@ fn a_path_that_is_not_a_socket_is_refused_and_left_intact() {
 fn a_missing_directory_is_a_clear_error_on_both_sides() {
     let dir = TempDir::new("socket-progs");
     let path = dir.path().join("no-such-dir/s.sock");
-    let run = lesson().arg("server").arg("--unix").arg(&path).run();
+    let run = server_lesson().arg("--unix").arg(&path).run();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
     let wanted = format!("bind {}: No such file or directory", path.display());
     assert!(run.stderr.contains(&wanted), "{}", run.transcript());
@@ -425,4 +436,129 @@ fn help_lists_every_mode_and_option() {
     ] {
         assert!(help.contains(needle), "{needle} missing:\n{help}");
     }
+}
+
+#[test]
+fn a_socket_file_replaced_by_someone_else_is_left_alone() {
+    let dir = TempDir::new("socket-progs");
+    let path = dir.path().join("swap.sock");
+    let mut server = server_lesson().arg("--unix").arg(&path).spawn();
+    server.wait_for_stderr("listening on");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, "not yours").unwrap();
+    server.stop_with(Signal::SIGINT);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "not yours");
+}
+
+#[test]
+fn exactly_the_longest_message_without_a_newline_is_refused_at_once() {
+    let (server, port) = tcp_server(&["--timeout", "10"]);
+    let mut long = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    long.write_all(&[b'x'; 1024]).unwrap(); // and keep the connection open
+    long.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut rest = Vec::new();
+    let _ = long.read_to_end(&mut rest); // hung up on at once, not after 10 s
+    let run = server.stop_with(Signal::SIGINT);
+    assert!(
+        run.stderr.contains("no newline in the first 1024 bytes"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn a_message_of_the_longest_length_is_answered() {
+    let (server, port) = tcp_server(&[]);
+    let mut long = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    let mut message = vec![b'x'; 1023];
+    message.push(b'\n');
+    long.write_all(&message).unwrap();
+    let mut reply = Vec::new();
+    long.read_to_end(&mut reply).unwrap();
+    let expected = format!("server got: [b'{}']\n", "x".repeat(1023));
+    assert_eq!(String::from_utf8_lossy(&reply), expected);
+    server.stop_with(Signal::SIGINT);
+}
+
+/// A listening socket made by hand with a backlog of 0 (a queue of one), filled.
+fn full_tcp_listener() -> (std::os::fd::OwnedFd, TcpStream, String) {
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, getsockname,
+        listen, socket,
+    };
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+    listen(&fd, Backlog::new(0).unwrap()).unwrap();
+    let port = getsockname::<SockaddrIn>(fd.as_raw_fd()).unwrap().port();
+    let first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    (fd, first, port.to_string())
+}
+
+#[test]
+fn a_connect_that_gets_no_answer_times_out_with_status_3() {
+    // The queue is full: the kernel drops the client's SYN, and connect waits.
+    let (_listener, _first, port) = full_tcp_listener();
+    let run = lesson()
+        .args(["client", "--port", &port, "--timeout", "0.5"])
+        .run();
+    assert_eq!(run.code(), Some(3), "{}", run.transcript());
+    let wanted = format!("connect 127.0.0.1:{port}: no answer in time; giving up");
+    assert!(run.stderr.contains(&wanted), "{}", run.transcript());
+}
+
+/// A Unix listener that never accepts, its queue filled by non-blocking connects.
+fn full_unix_listener(
+    path: &std::path::Path,
+) -> (UnixListener, Vec<std::os::fd::OwnedFd>) {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, UnixAddr, connect, socket,
+    };
+    use std::os::fd::AsRawFd;
+    let listener = UnixListener::bind(path).unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..10_000 {
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_NONBLOCK,
+            None,
+        )
+        .unwrap();
+        match connect(fd.as_raw_fd(), &UnixAddr::new(path).unwrap()) {
+            Ok(()) => queued.push(fd),
+            Err(nix::errno::Errno::EAGAIN) => return (listener, queued),
+            Err(errno) => panic!("connect: {errno}"),
+        }
+    }
+    panic!("the listen queue never filled");
+}
+
+#[test]
+fn a_full_unix_listen_queue_times_out_and_ctrl_c_stops_the_wait() {
+    let dir = TempDir::new("socket-progs");
+    let path = dir.path().join("full.sock");
+    let (_listener, _queued) = full_unix_listener(&path);
+    let run = lesson()
+        .args(["client", "--timeout", "0.5", "--unix"])
+        .arg(&path)
+        .run();
+    assert_eq!(run.code(), Some(3), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("the server's listen queue stayed full"),
+        "{}",
+        run.transcript()
+    );
+    let waiting = lesson()
+        .args(["client", "--timeout", "60", "--unix"])
+        .arg(&path)
+        .spawn();
+    std::thread::sleep(Duration::from_millis(200));
+    waiting.stop_with(Signal::SIGTERM);
 }

@@ -180,3 +180,30 @@ fn book_transcript_matches_a_fresh_run() {
         .join("../docs/src/transcripts/sockets-socketpair.txt");
     check_transcript_of(&path, &run);
 }
+
+#[test]
+fn a_fork_that_fails_is_reported_and_leaves_nothing() {
+    // RLIMIT_NPROC does not bind root: run as nobody, allowed one process (itself).
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|path| Path::new(path).exists());
+    // SAFETY: geteuid has no arguments and cannot fail; it only reads our credentials.
+    let root = unsafe { libc::geteuid() } == 0;
+    let Some(setpriv) = setpriv.filter(|_| root) else {
+        println!("skipped: needs root and setpriv to run the lesson as nobody");
+        return;
+    };
+    let run = Lesson::new(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args([
+            "--inh-caps=-all",
+            "bash",
+            "-c",
+            "ulimit -u 1; exec \"$0\"",
+            BIN,
+        ])
+        .run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(run.stderr.contains("fork: EAGAIN"), "{}", run.transcript());
+    assert!(run.lines.is_empty(), "{}", run.transcript());
+}
