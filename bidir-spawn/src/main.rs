@@ -174,14 +174,25 @@ fn spawn(parent: Pid, argv: &[CString]) -> Result<Pid, Failure> {
             // In the child: no allocation, no `?`, no println!, no unwrap from here on.
             // A process group of its own: one killpg ends it and all it starts.
             let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
-            // If the parent dies, the kernel kills us; if it died already, go now.
-            if set_pdeathsig(Signal::SIGKILL).is_err() || getppid() != parent {
+            // If the parent dies, the kernel kills us (prctl cannot fail for a valid
+            // signal); if it died before this line, we are an orphan already: go now.
+            let _ = set_pdeathsig(Signal::SIGKILL);
+            if getppid() != parent {
                 die(b"bidir-spawn: the parent is gone\n", exit::RUNTIME);
             }
             drop(parent_in); // the parent's ends are not ours
             drop(parent_out);
-            if dup2_stdin(&child_in).is_err() || dup2_stdout(&child_out).is_err() {
-                die(b"bidir-spawn: dup2 failed in the child\n", exit::RUNTIME);
+            if dup2_stdin(&child_in).is_err() {
+                die(
+                    b"bidir-spawn: dup2 stdin failed in the child\n",
+                    exit::RUNTIME,
+                );
+            }
+            if dup2_stdout(&child_out).is_err() {
+                die(
+                    b"bidir-spawn: dup2 stdout failed in the child\n",
+                    exit::RUNTIME,
+                );
             }
             drop(child_in); // fd 0 and fd 1 are the copies we keep
             drop(child_out);
@@ -492,11 +503,7 @@ fn wait_for_exit(
 fn end_group(child: Pid) -> Option<WaitStatus> {
     let _ = killpg(child, Signal::SIGTERM); // errors: the group is gone already
     let _ = killpg(child, Signal::SIGCONT); // a stopped process acts on it once continued
-    let deadline = Instant::now() + GRACE;
-    while !has_exited(child) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    if !has_exited(child) {
+    if !exits_within(child, GRACE) {
         note!(
             "{PROGRAM}: child {child} still running {GRACE:?} after SIGTERM; SIGKILL"
         );
@@ -505,6 +512,20 @@ fn end_group(child: Pid) -> Option<WaitStatus> {
     // another process: this SIGKILL reaches only what is left of the child's group.
     let _ = killpg(child, Signal::SIGKILL);
     waitpid(child, None).ok()
+}
+
+/// Whether the child exits within `limit` (checked every 5 ms), without reaping it.
+fn exits_within(child: Pid, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if has_exited(child) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Whether the child has exited, without reaping it (`WNOWAIT`): until we reap it, its

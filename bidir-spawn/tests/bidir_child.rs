@@ -159,4 +159,10 @@ fn bad_options_exit_2_with_usage() {
     let run = running.finish();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
     assert!(run.stderr.contains("got arg: \"--spam\""), "{}", run.stderr);
+    // A lone `-` is a word too.
+    let mut running = child().args(["--speed", "1000", "-"]).piped_stdin().spawn();
+    assert!(running.write_stdin(b"1\n2\n"));
+    let run = running.finish();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert!(run.stderr.contains("got arg: \"-\""), "{}", run.stderr);
 }

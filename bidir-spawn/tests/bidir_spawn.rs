@@ -249,6 +249,8 @@ fn no_flush_deadlock_is_detected_explained_and_cleaned_up() {
         );
     }
     assert!(!run.stderr.contains("Parent got"), "{}", run.transcript());
+    // It died of the SIGTERM at once: no SIGKILL was needed, none was announced.
+    assert!(!run.stderr.contains("SIGKILL"), "{}", run.transcript());
     assert!(
         run.elapsed < Duration::from_secs(5),
         "took {:?}",
@@ -485,6 +487,25 @@ fn a_missing_program_is_reported_with_status_127() {
 }
 
 #[test]
+fn the_program_may_follow_the_options_without_a_double_dash() {
+    let run = lesson().args(["--reply-timeout", "5", "cat", "-n"]).run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("Parent got: \"     1\tHello 1"),
+        "{}",
+        run.stderr
+    );
+    // A lone `-` is a word, not an option: here, a program that does not exist.
+    let run = lesson().arg("-").run();
+    assert_eq!(run.code(), Some(127), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("exec -: No such file"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
 fn a_program_that_is_not_executable_is_reported_with_status_126() {
     // A directory cannot be executed, not even by root.
     let run = lesson().args(["--", "/"]).run();
@@ -560,10 +581,12 @@ fn a_fork_that_fails_is_a_runtime_error_not_126() {
 fn the_execd_child_gets_fds_0_1_2_default_signals_and_a_group_of_its_own() {
     for style in SPAWN_STYLES {
         // `sleep` never replies: the parent waits (1 s), which gives us time to look.
-        let running = lesson()
-            .args(style)
-            .args(["--reply-timeout", "1", "--", "sleep", "30"])
-            .spawn();
+        // The shell hands the lesson fd 7 without close-on-exec, as shells often do.
+        let script = format!(
+            "exec 7</dev/null; exec \"$0\" {} --reply-timeout 1 -- sleep 30",
+            style.join(" ")
+        );
+        let running = in_shell(&script).spawn();
         let child = execd_child(&running, "sleep");
         if style.is_empty() {
             // The hand-written spawn closes everything above 2, inherited or not.
@@ -573,10 +596,12 @@ fn the_execd_child_gets_fds_0_1_2_default_signals_and_a_group_of_its_own() {
             // lesson inherited without the flag: exactly what this test process handed
             // down (from cargo, a shell...). Anything more would be the lesson's own.
             let me = i32::try_from(std::process::id()).unwrap();
-            let inherited: Vec<i32> = fds(me)
+            let mut inherited: Vec<i32> = fds(me)
                 .into_iter()
-                .filter(|fd| *fd > 2 && !cloexec(me, *fd))
+                .filter(|fd| *fd > 2 && *fd != 7 && !cloexec(me, *fd))
+                .chain([7])
                 .collect();
+            inherited.sort();
             let extra: Vec<i32> =
                 fds(child).into_iter().filter(|fd| *fd > 2).collect();
             assert_eq!(
@@ -658,6 +683,7 @@ fn stop_signals_end_the_childs_whole_group_grandchildren_included() {
             "{}",
             run.transcript()
         );
+        assert!(!run.stderr.contains("SIGKILL"), "{}", run.transcript());
         assert_group_gone(child);
     }
 }
