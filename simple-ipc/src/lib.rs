@@ -85,7 +85,13 @@ pub fn child_ok(what: &str, status: i32) -> Result<(), Ended> {
     match u8::try_from(libc::WEXITSTATUS(status)) {
         Ok(exit::OK) => Ok(()),
         Ok(code @ (exit::NOT_FOUND | exit::NOT_EXECUTABLE)) => {
-            Err(Ended::Exec(code, failure()))
+            let why = if code == exit::NOT_FOUND {
+                "not found"
+            } else {
+                "not executable"
+            };
+            let cause = format!("{}: exec failed, {why}", describe_raw(status));
+            Err(Ended::Exec(code, Failure::new(what, cause)))
         }
         _ => Err(Ended::Failed(failure())),
     }
@@ -187,8 +193,10 @@ impl Stop {
         loop {
             self.check()?;
             let left = deadline.saturating_duration_since(Instant::now());
-            // At most a second per poll: a u16 of milliseconds always fits.
-            let ms = u16::try_from(left.as_millis().min(1000)).unwrap_or(1000);
+            // At most a second per poll: a u16 of milliseconds always fits. Rounded up, so
+            // that a wait of 0.3 ms sleeps 1 ms instead of spinning with a timeout of 0.
+            let ms = left.as_micros().div_ceil(1000).min(1000);
+            let ms = u16::try_from(ms).unwrap_or(1000);
             let mut fds = vec![PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
             if let Some((fd, events)) = fd {
                 fds.push(PollFd::new(fd, events));
@@ -202,8 +210,11 @@ impl Stop {
             if woken {
                 let mut bytes = [0u8; 16];
                 let _ = read(&self.wake, &mut bytes); // empty the pipe; the flag says which
-                self.check()?;
             }
+            // Checked even when the pipe looked empty: a signal that arrives while poll
+            // returns for `fd` has its handler run before poll returns to us, after the
+            // pipe was looked at. The flag is already set then; the byte is not seen yet.
+            self.check()?;
             if ready {
                 return Ok(true);
             }

@@ -204,7 +204,10 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
             "--count" => {
                 options.count = Some(parser.value_in(&arg, 1..=1_000_000)?)
             }
-            "--status" => options.status = Some(parser.value_in(&arg, 0..=255)?),
+            "--status" => {
+                let code: u16 = parser.value_in(&arg, 0..=255)?; // 256: out of range
+                options.status = Some(u8::try_from(code).unwrap_or(u8::MAX));
+            }
             "--signal" => {
                 options.signal = Some(parse_signal(&parser.value::<String>(&arg)?)?)
             }

@@ -115,8 +115,8 @@ fn run([first, second, third]: &[String; 3]) -> Outcome {
     // ANCHOR_END: env_clear
 
     note!(
-        "{PROGRAM}: our USER is now {first}; the shell that started us still has its own \
-         (echo $USER): a child can never change its parent's environment"
+        "{PROGRAM}: our USER is now {first}; our shell's is unchanged: a child \
+         cannot change its parent's environment"
     );
     out.flush().context("write stdout")?;
     Ok(ExitCode::SUCCESS)

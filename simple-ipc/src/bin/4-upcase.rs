@@ -79,7 +79,10 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
             continue;
         }
         match arg.as_str() {
-            "--exit" => options.exit = parser.value_in(&arg, 0..=255)?,
+            "--exit" => {
+                let code: u16 = parser.value_in(&arg, 0..=255)?; // 256: out of range
+                options.exit = u8::try_from(code).unwrap_or(u8::MAX);
+            }
             "-h" | "--help" => return Ok(None),
             _ => return Err(parser.unexpected(&arg)),
         }

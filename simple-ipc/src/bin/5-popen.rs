@@ -27,14 +27,15 @@
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::{Context, exit, note};
+use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::PollFlags;
 use nix::unistd::{
     ForkResult, Pid, dup2_stdin, dup2_stdout, fork, pipe2, read, write,
 };
 use simple_ipc::{
-    Ended, Exec, Outcome, Stop, conclude, describe_raw, end_child, read_all, reap,
-    sibling, spawn_failed, try_reap,
+    Ended, Exec, Outcome, Stop, child_ok, conclude, describe_raw, end_child,
+    read_all, reap, sibling, spawn_failed, try_reap,
 };
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -128,7 +129,15 @@ fn run(options: &Options) -> Outcome {
             (Mode::Write, false) => command_write(&upcase, &code, &stop)?,
         };
         match step {
-            Step::Ran(status) => failed |= !close_status(status)?,
+            Step::Ran(status) => {
+                close_status(status)?;
+                match child_ok(UPCASE, status) {
+                    Ok(()) => {}
+                    // 127/126: the command could not even start; nothing else will.
+                    Err(ended @ Ended::Exec(..)) => return Err(ended),
+                    Err(_) => failed = true, // checked, reported at the end
+                }
+            }
             Step::Stuck => return Ok(ExitCode::from(exit::TIMEOUT)),
         }
     }
@@ -178,9 +187,8 @@ fn popen_read(exec: &Exec, options: &Options, stop: &Stop) -> Result<Step, Ended
         ReadEnd::NoEof(text, status) => {
             show_read(&text)?;
             note!(
-                "{PROGRAM}: {UPCASE} {} {:?} ago, yet no EOF: a write end of the pipe is \
-                 still open, our own (--forget-close r). A reader that never closes the \
-                 write end waits forever.",
+                "{PROGRAM}: {UPCASE} {} {:?} ago, yet no EOF: our own write end is \
+                 still open (--forget-close r)",
                 describe_raw(status),
                 options.timeout
             );
@@ -277,9 +285,15 @@ fn popen_write(exec: &Exec, options: &Options, stop: &Stop) -> Result<Step, Ende
     };
     drop(read_end); // we only write
     // Two short lines: far below the pipe's 64 KiB, so this write never blocks.
-    if let Err(errno) = write(&write_end, LINES) {
-        end_child(child);
-        return Err(lesson_kit::Failure::new("write pipe", errno).into());
+    match write(&write_end, LINES) {
+        Ok(_) => {}
+        // The child closed its stdin without reading it (exec failed, say): its status
+        // says why.
+        Err(Errno::EPIPE) => return Ok(Step::Ran(reap(child, stop)?)),
+        Err(errno) => {
+            end_child(child);
+            return Err(lesson_kit::Failure::new("write pipe", errno).into());
+        }
     }
     let kept = if options.forget == Some(Mode::Write) {
         Some(write_end) // DELIBERATELY BROKEN: the child waits for an EOF that never comes
@@ -287,21 +301,20 @@ fn popen_write(exec: &Exec, options: &Options, stop: &Stop) -> Result<Step, Ende
         drop(write_end); // the last write end: the child's next read returns 0 (EOF)
         None
     };
-    let waited = reap_within(child, options.timeout, stop)?;
-    drop(kept);
-    match waited {
-        Some(status) => Ok(Step::Ran(status)),
+    let step = match reap_within(child, options.timeout, stop)? {
+        Some(status) => Step::Ran(status),
         None => {
             note!(
-                "{PROGRAM}: {UPCASE} still reads its stdin {:?} after our last line: a \
-                 write end is still open, our own (--forget-close w), so its EOF never \
-                 comes. Ending it.",
+                "{PROGRAM}: no EOF for {UPCASE} {:?} after our last line: our own write \
+                 end is still open (--forget-close w); ending it",
                 options.timeout
             );
             end_child(child);
-            Ok(Step::Stuck)
+            Step::Stuck
         }
-    }
+    };
+    drop(kept); // only now: closed any earlier, it would hand the child its EOF
+    Ok(step)
 }
 // ANCHOR_END: popen_write
 
@@ -356,8 +369,13 @@ fn command_write(upcase: &Path, code: &str, stop: &Stop) -> Result<Step, Ended> 
     let wrote = to_child.write_all(LINES);
     drop(to_child); // EOF for the child: forget this and it waits forever
     let status = reap(pid, stop)?;
-    wrote.context("write pipe to 4-upcase")?;
-    Ok(Step::Ran(status))
+    match wrote {
+        // A broken pipe: the child ended without reading; its status says why.
+        Err(err) if err.kind() != io::ErrorKind::BrokenPipe => {
+            Err(err).context("write pipe to 4-upcase")?
+        }
+        _ => Ok(Step::Ran(status)),
+    }
 }
 // ANCHOR_END: command
 
@@ -373,8 +391,8 @@ fn show_read(text: &[u8]) -> Result<(), Ended> {
 
 // ANCHOR: close_status
 /// Prints the command's status as Python's `close()` gives it: `None` for 0, else the raw
-/// wait status (exit code << 8). Returns whether the command succeeded.
-fn close_status(status: i32) -> Result<bool, Ended> {
+/// wait status (exit code << 8).
+fn close_status(status: i32) -> Result<(), Ended> {
     let python = if status == 0 {
         "None".to_owned()
     } else {
@@ -388,7 +406,7 @@ fn close_status(status: i32) -> Result<bool, Ended> {
     )
     .and_then(|()| out.flush())
     .context("write stdout")?;
-    Ok(status == 0)
+    Ok(())
 }
 // ANCHOR_END: close_status
 
@@ -401,7 +419,10 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     };
     while let Some(arg) = parser.next()? {
         match arg.as_str() {
-            "--exit" => options.exit = parser.value_in(&arg, 0..=255)?,
+            "--exit" => {
+                let code: u16 = parser.value_in(&arg, 0..=255)?; // 256: out of range
+                options.exit = u8::try_from(code).unwrap_or(u8::MAX);
+            }
             "--forget-close" => {
                 options.forget = match parser.value::<String>(&arg)?.as_str() {
                     "r" => Some(Mode::Read),
