@@ -58,8 +58,10 @@ const GAP: Duration = Duration::from_millis(10);
 /// The document's `os.read(fd, 32)`: a read returns at most this many bytes.
 const READ_SIZE: usize = 32;
 
-/// How long a child asked to stop (SIGTERM) may take before it is killed (SIGKILL).
-const GRACE: Duration = Duration::from_millis(500);
+/// How long a child asked to stop (SIGTERM) may take before it is killed (SIGKILL):
+/// 50 looks, 10 ms apart.
+const GRACE_CHECKS: u128 = 50;
+const CHECK_EVERY: Duration = Duration::from_millis(10);
 
 /// The stop signal that arrived (0: none yet). A signal handler can reach only statics.
 static STOP_SIGNAL: AtomicUsize = AtomicUsize::new(0);
@@ -198,8 +200,8 @@ fn pause(write_end: &OwnedFd, pause: Duration) -> Result<(), Errno> {
         // No events asked for: POLLERR and POLLHUP are always reported.
         let mut fds = [PollFd::new(write_end.as_fd(), PollFlags::empty())];
         match poll(&mut fds, ms) {
-            Ok(0) if left.is_zero() => return Ok(()),
-            Ok(0) | Err(Errno::EINTR) => {} // early (rounding) or interrupted
+            Ok(0) => return Ok(()), // the whole pause has passed (timeout rounded up)
+            Err(Errno::EINTR) => {} // stopped and continued: wait out the rest
             Ok(_) => return Err(Errno::EPIPE), // POLLERR: no reader is left
             Err(err) => return Err(err),
         }
@@ -314,15 +316,14 @@ fn wait_for(
 // ANCHOR_END: signals
 
 // ANCHOR: end_child
-/// Ends the child, with a bound: SIGTERM, up to GRACE for it to go, then SIGKILL (a
+/// Ends the child, with a bound: SIGTERM, half a second for it to go, then SIGKILL (a
 /// stopped child, or one that ignores SIGTERM, would otherwise keep us waiting for
 /// ever). Always reaps it.
 fn end_child(child: Pid) -> nix::Result<WaitStatus> {
     let _ = kill(child, Signal::SIGTERM); // it may be gone already: then it is reaped below
-    let end = Instant::now() + GRACE;
-    while Instant::now() < end {
+    for _ in 0..GRACE_CHECKS {
         match waitpid(child, Some(WaitPidFlag::WNOHANG))? {
-            WaitStatus::StillAlive => sleep(Duration::from_millis(10)),
+            WaitStatus::StillAlive => sleep(CHECK_EVERY),
             status => return Ok(status),
         }
     }
@@ -330,7 +331,7 @@ fn end_child(child: Pid) -> nix::Result<WaitStatus> {
         "Parent {}: child {child} still there {} ms after SIGTERM (stopped, or \
          ignoring it): sending SIGKILL",
         getpid(),
-        GRACE.as_millis()
+        GRACE_CHECKS * CHECK_EVERY.as_millis()
     );
     kill(child, Signal::SIGKILL)?;
     waitpid(child, None) // SIGKILL ends even a stopped process

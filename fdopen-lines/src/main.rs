@@ -60,8 +60,10 @@ const DEFAULT_MAX_LINE: usize = 1 << 20;
 /// What `--max-line` accepts: 64 MiB at most, a buffer any machine can hold.
 const MAX_LINE_RANGE: std::ops::RangeInclusive<usize> = 1..=1 << 26;
 
-/// How long a child asked to stop (SIGTERM) may take before it is killed (SIGKILL).
-const GRACE: Duration = Duration::from_millis(500);
+/// How long a child asked to stop (SIGTERM) may take before it is killed (SIGKILL):
+/// 50 looks, 10 ms apart.
+const GRACE_CHECKS: u128 = 50;
+const CHECK_EVERY: Duration = Duration::from_millis(10);
 
 /// The stop signal that arrived (0: none yet). A signal handler can reach only statics.
 static STOP_SIGNAL: AtomicUsize = AtomicUsize::new(0);
@@ -348,8 +350,8 @@ fn pause(pipe: &File, pause: Duration) -> Result<(), ChildError> {
         // No events asked for: POLLERR and POLLHUP are always reported.
         let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::empty())];
         match poll(&mut fds, ms) {
-            Ok(0) if left.is_zero() => return Ok(()),
-            Ok(0) | Err(Errno::EINTR) => {} // early (rounding) or interrupted
+            Ok(0) => return Ok(()), // the whole pause has passed (timeout rounded up)
+            Err(Errno::EINTR) => {} // stopped and continued: wait out the rest
             Ok(_) => return Err(("write pipe", Errno::EPIPE.into())),
             Err(err) => return Err(("poll pipe", err.into())),
         }
@@ -443,15 +445,14 @@ fn wait_for(
 // ANCHOR_END: signals
 
 // ANCHOR: end_child
-/// Ends the child, with a bound: SIGTERM, up to GRACE for it to go, then SIGKILL (a
+/// Ends the child, with a bound: SIGTERM, half a second for it to go, then SIGKILL (a
 /// stopped child, or one that ignores SIGTERM, would otherwise keep us waiting for
 /// ever). Always reaps it.
 fn end_child(child: Pid) -> nix::Result<WaitStatus> {
     let _ = kill(child, Signal::SIGTERM); // it may be gone already: then it is reaped below
-    let end = Instant::now() + GRACE;
-    while Instant::now() < end {
+    for _ in 0..GRACE_CHECKS {
         match waitpid(child, Some(WaitPidFlag::WNOHANG))? {
-            WaitStatus::StillAlive => sleep(Duration::from_millis(10)),
+            WaitStatus::StillAlive => sleep(CHECK_EVERY),
             status => return Ok(status),
         }
     }
@@ -459,7 +460,7 @@ fn end_child(child: Pid) -> nix::Result<WaitStatus> {
         "Parent {}: child {child} still there {} ms after SIGTERM (stopped, or \
          ignoring it): sending SIGKILL",
         getpid(),
-        GRACE.as_millis()
+        GRACE_CHECKS * CHECK_EVERY.as_millis()
     );
     kill(child, Signal::SIGKILL)?;
     waitpid(child, None) // SIGKILL ends even a stopped process
