@@ -22,6 +22,17 @@ fn port_of(stderr: &str) -> u16 {
     u16::try_from(port).expect("a port")
 }
 
+/// A bash script that closes every descriptor above 2 it inherited (a test runner may
+/// pass some on), sets the descriptor limit to `limit`, and runs the lesson with `args`.
+fn with_fd_limit(limit: u32, args: &str) -> Lesson {
+    let script = format!(
+        "for fd in /proc/$$/fd/*; do n=${{fd##*/}}; \
+         [ \"$n\" -gt 2 ] && eval \"exec $n>&-\"; done; \
+         ulimit -n {limit}; exec \"$0\" {args} \"$@\""
+    );
+    Lesson::new("bash").args(["-c", &script, BIN])
+}
+
 fn transcript(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(format!("../docs/src/transcripts/{name}"))
@@ -189,13 +200,7 @@ fn a_full_stdout_is_reported_and_a_full_stderr_is_survived() {
 #[test]
 fn few_descriptors_make_clients_fail_cleanly_never_hang() {
     // 3 descriptors for stdio, 1 for the listener: a handful of clients, then EMFILE.
-    let run = Lesson::new("sh")
-        .args([
-            "-c",
-            "ulimit -n 7; exec \"$0\" --port 0 --clients 5 --timeout 2",
-            BIN,
-        ])
-        .run();
+    let run = with_fd_limit(7, "--port 0 --clients 5 --timeout 2").run();
     // Which clients fail, and how (EMFILE at once, or no reply in time because the
     // server could not accept), depends on the timing: 1 or 3, never a hang.
     assert!(matches!(run.code(), Some(1 | 3)), "{}", run.transcript());
@@ -270,10 +275,7 @@ fn book_transcript_matches_a_fresh_run() {
 /// socket) the one connected client waits for a reply, and the server cannot accept it,
 /// having no descriptor left for the connection. The other clients fail at once.
 fn blocked(extra: &[&str]) -> lesson_test::Running {
-    let mut running = Lesson::new("sh")
-        .args(["-c", "ulimit -n 5; exec \"$0\" --timeout 60 \"$@\"", BIN])
-        .args(extra)
-        .spawn();
+    let mut running = with_fd_limit(5, "--timeout 60").args(extra).spawn();
     running.wait_for_stderr("server: accept on");
     running
 }
