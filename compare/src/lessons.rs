@@ -29,8 +29,9 @@ pub struct Lesson {
     /// Where the document's output goes: stdout, except for pipes.py, whose stdout is
     /// the pipe to its child and whose lines are all on stderr.
     pub stream: Stream,
-    /// The default window: long enough for the document's full cycle, and away from
-    /// any line (a line at the edge would come or not from run to run).
+    /// The default window, counted from each program's first line: long enough for the
+    /// document's full cycle, and away from any line (a line at the edge would come or
+    /// not from run to run).
     pub window: Duration,
 }
 
@@ -74,8 +75,9 @@ pub const LESSONS: &[Lesson] = &[
         shape: Shape::Spawn,
         originals: &["pipes.py", "pipes_test_child.py"],
         stream: Stream::Err,
-        // About 12 s in all, then both end by themselves.
-        window: Duration::from_secs(14),
+        // About 12 s in all, then both end by themselves; a run that ends early ends
+        // the wait early, so the window can be generous.
+        window: Duration::from_secs(20),
     },
     Lesson {
         name: "named-fifo",
@@ -146,6 +148,7 @@ pub fn plan(
         label,
         programs,
         window,
+        anchor: lesson.stream,
         clear_unbuffered,
     };
     let original = |file: &str| places.originals.join(file).into_os_string();

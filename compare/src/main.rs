@@ -146,6 +146,7 @@ fn prepare(
     let python = find_on_path("python3").ok_or_else(|| {
         Setup("python3 not found on PATH: the originals need it".to_owned())
     })?;
+    let python = interpreter(&python)?;
     let binaries = match &options.bin_dir {
         Some(dir) => absolute(dir)?,
         None => build(lessons)?,
@@ -166,6 +167,28 @@ fn prepare(
 fn absolute(path: &Path) -> Result<PathBuf, Setup> {
     std::path::absolute(path)
         .map_err(|err| Setup(format!("{}: {err}", path.display())))
+}
+
+/// The interpreter itself, as Python reports it (`sys.executable`). `python3` on PATH
+/// may be a launcher (pyenv's shim is a script that runs `pyenv exec`, which puts its
+/// own folders in front of PATH): run through it, pipes.py would never find the
+/// stand-in `python3` that compare puts first on PATH for the Rust child.
+fn interpreter(python: &Path) -> Result<PathBuf, Setup> {
+    let output = std::process::Command::new(python)
+        .args(["-c", "import sys; sys.stdout.write(sys.executable)"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|err| Setup(format!("run {}: {err}", python.display())))?;
+    let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).into_owned());
+    if output.status.success() && path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(Setup(format!(
+            "{} does not say where its interpreter is ({})",
+            python.display(),
+            output.status
+        )))
+    }
 }
 
 /// The first executable `name` in the directories of `PATH`.
@@ -294,6 +317,12 @@ fn compare(
     }
     .context("write stdout")?;
 
+    let longest = runs.iter().map(|run| run.window).max().unwrap_or_default();
+    note!(
+        "{PROGRAM}: running {} programs side by side for up to {:.1} s (Ctrl-C stops them)",
+        runs.iter().map(|run| run.programs.len()).sum::<usize>(),
+        longest.as_secs_f64()
+    );
     let outcomes = run_all(&runs, &signals)?;
     drop(scratch); // every program has ended: remove the working folders
     let outcomes = match outcomes {

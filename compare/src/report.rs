@@ -277,13 +277,16 @@ fn short_ending(outcome: &Outcome) -> String {
         .endings
         .iter()
         .map(|ending| {
-            let status = ending
-                .status
-                .strip_prefix("killed by ")
-                .or_else(|| ending.status.strip_prefix("exited with status "))
-                .unwrap_or(&ending.status);
+            let status = match ending.status.strip_prefix("exited with status ") {
+                Some(code) => format!("exit {code}"),
+                None => ending
+                    .status
+                    .strip_prefix("killed by ")
+                    .unwrap_or(&ending.status)
+                    .to_owned(),
+            };
             match ending.sent.len() {
-                0 | 1 => status.to_owned(),
+                0 | 1 => status,
                 _ => format!("{status} after Ctrl-C"),
             }
         })

@@ -61,8 +61,13 @@ pub struct Program {
 pub struct Run {
     pub label: String,
     pub programs: Vec<Program>,
-    /// When to type Ctrl-C into every terminal still running.
+    /// How long each program runs before Ctrl-C is typed into its terminal, counted
+    /// from its first line on `anchor` (from its start while it has printed none): a
+    /// slow start (Python takes tens of milliseconds more than Rust, seconds on a busy
+    /// machine) must not cut one side's last line and not the other's.
     pub window: Duration,
+    /// The stream that is compared.
+    pub anchor: Stream,
     /// Remove `PYTHONUNBUFFERED` from the programs' environment.
     pub clear_unbuffered: bool,
 }
@@ -146,6 +151,9 @@ struct Live {
     terminal: Option<OwnedFd>,
     errors: Option<OwnedFd>,
     pending: [Vec<u8>; 2],
+    /// The compared stream, and when its first line came: the window counts from there.
+    anchor: Stream,
+    first_line: Option<Duration>,
     leader_status: Option<WaitStatus>,
     group_gone: bool,
     stop: Stop,
@@ -189,7 +197,8 @@ impl Run {
             for program in &mut live {
                 program.escalate(
                     started,
-                    now >= self.window || failure.is_some(),
+                    now >= program.first_line.unwrap_or_default() + self.window
+                        || failure.is_some(),
                     stopping,
                 );
             }
@@ -292,6 +301,8 @@ impl Run {
             terminal: Some(master),
             errors: Some(errors.into()),
             pending: [Vec::new(), Vec::new()],
+            anchor: self.anchor,
+            first_line: None,
             leader_status: None,
             group_gone: false,
             stop: Stop::None,
@@ -526,12 +537,15 @@ impl Live {
     }
 
     fn push(
-        &self,
+        &mut self,
         stream: Stream,
         at: Duration,
         bytes: &[u8],
         outcome: &mut Outcome,
     ) {
+        if stream == self.anchor && self.first_line.is_none() {
+            self.first_line = Some(at);
+        }
         let text = String::from_utf8_lossy(bytes);
         let line = Line {
             at,

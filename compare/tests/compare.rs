@@ -1,0 +1,692 @@
+//! compare's own mechanics, tested with small Python fixtures this project wrote
+//! (`tests/fixtures/`): they stand in for both the documents' programs (put in a
+//! temporary originals folder under the documents' file names) and the lessons' programs
+//! (shell wrappers in a temporary `--bin-dir`). One test runs the real anon-pipe, which
+//! compare builds itself; the book's transcript test runs the real originals, when
+//! `../shared/originals` exists.
+
+use lesson_test::{Lesson, TempDir, assert_usage_errors};
+use nix::sys::signal::Signal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_compare");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A temporary originals folder and bin folder, filled from the fixtures.
+struct Setup {
+    dir: TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = TempDir::new("compare-test");
+        std::fs::create_dir(dir.path().join("originals")).unwrap();
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        Setup { dir }
+    }
+
+    fn originals(&self) -> PathBuf {
+        self.dir.path().join("originals")
+    }
+
+    fn bin(&self) -> PathBuf {
+        self.dir.path().join("bin")
+    }
+
+    /// The fixture, under the document's file name.
+    fn original(self, file: &str, fixture_name: &str) -> Setup {
+        std::fs::copy(fixture(fixture_name), self.originals().join(file)).unwrap();
+        self
+    }
+
+    /// A lesson's program: a shell script running `body`.
+    fn lesson(self, binary: &str, body: &str) -> Setup {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.bin().join(binary);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        self
+    }
+
+    /// A lesson's program that runs a fixture with python3.
+    fn python_lesson(self, binary: &str, fixture_name: &str) -> Setup {
+        let body =
+            format!("exec python3 '{}' \"$@\"", fixture(fixture_name).display());
+        self.lesson(binary, &body)
+    }
+
+    /// compare LESSON --originals ... --bin-dir ..., plus `args`.
+    fn compare(&self, lesson: &str, args: &[&str]) -> Lesson {
+        Lesson::new(BIN)
+            .arg(lesson)
+            .arg("--originals")
+            .arg(self.originals())
+            .arg("--bin-dir")
+            .arg(self.bin())
+            .args(args)
+    }
+}
+
+/// The Python interpreter itself, by full path: a fake Rust child must not run
+/// `python3` from PATH, where compare puts its stand-in `python3` that runs that very
+/// child (it would call itself for ever).
+fn python() -> PathBuf {
+    let output = std::process::Command::new("python3")
+        .args(["-c", "import sys; sys.stdout.write(sys.executable)"])
+        .output()
+        .expect("python3");
+    PathBuf::from(String::from_utf8(output.stdout).unwrap())
+}
+
+/// Processes whose command line mentions `marker` (a test's own temporary folder).
+fn processes_mentioning(marker: &Path) -> Vec<String> {
+    let marker = marker.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(&marker) {
+                found.push(format!("{name}: {cmdline}"));
+            }
+        }
+    }
+    found
+}
+
+/// The number of seconds after `marker` in `text`: `Ctrl-C at 2.03 s` -> 2.03.
+fn seconds_after(text: &str, marker: &str) -> f64 {
+    let rest = text
+        .split_once(marker)
+        .unwrap_or_else(|| panic!("{marker} in {text}"))
+        .1;
+    let number: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    number
+        .parse()
+        .unwrap_or_else(|_| panic!("{marker} in {text}"))
+}
+
+/// compare's scratch folder for the run with this pid.
+fn scratch_of(pid: i32) -> PathBuf {
+    std::env::temp_dir().join(format!("compare-{pid}"))
+}
+
+fn spam_setup(original: &str) -> Setup {
+    Setup::new()
+        .original("pipe_1.py", original)
+        .python_lesson("anon-pipe", "spam_match.py")
+}
+
+#[test]
+fn list_names_the_original_of_every_lesson() {
+    let run = Lesson::new(BIN).arg("--list").run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert_eq!(
+        run.texts(),
+        [
+            "anon-pipe     pipe_1.py",
+            "fdopen-lines  pipe_2.py",
+            "pipe-thread   pipe_thread.py",
+            "bidir-spawn   pipes.py + pipes_test_child.py",
+            "named-fifo    write_to_named_pipe.py + read_from_named_pipe.py",
+        ]
+    );
+}
+
+#[test]
+fn help_lists_every_option_in_one_column() {
+    let run = Lesson::new(BIN).arg("--help").run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let help = run.stdout_text();
+    assert!(help.starts_with("Usage: compare LESSON"), "{help}");
+    let options: Vec<&str> =
+        help.lines().filter(|l| l.starts_with("  -")).collect();
+    for option in [
+        "--originals DIR",
+        "--all",
+        "--list",
+        "--seconds S",
+        "--tolerance MS",
+        "--svg FILE",
+        "--stderr",
+        "--keep-env",
+        "--bin-dir DIR",
+        "-h, --help",
+    ] {
+        assert!(
+            options
+                .iter()
+                .any(|line| line.starts_with(&format!("  {option} "))),
+            "{option} missing from\n{help}"
+        );
+    }
+    // Every description starts in the column of the first one.
+    let column = options[0].find("the folder").unwrap();
+    for line in &options {
+        let gap = line[2..].find("  ").unwrap() + 2;
+        let start = gap + line[gap..].len() - line[gap..].trim_start().len();
+        assert_eq!(start, column, "{line}");
+    }
+}
+
+#[test]
+fn bad_command_lines_are_usage_errors() {
+    let compare = || Lesson::new(BIN);
+    assert_usage_errors(
+        compare,
+        "Usage: compare",
+        &[
+            (&[], "give a LESSON or --all"),
+            (
+                &["signals", "--originals", "."],
+                "no original is known for \"signals\"",
+            ),
+            (&["anon-pipe", "--all", "--originals", "."], "not both"),
+            (
+                &["--all", "--svg", "x.svg", "--originals", "."],
+                "--svg draws one lesson",
+            ),
+            (
+                &["anon-pipe", "--seconds", "0.05"],
+                "--seconds \"0.05\": must be from 0.1 to 3600",
+            ),
+            (
+                &["anon-pipe", "--seconds", "3601"],
+                "must be from 0.1 to 3600",
+            ),
+            (
+                &["anon-pipe", "--tolerance", "10001"],
+                "must be from 0 to 10000",
+            ),
+            (&["anon-pipe", "--tolerance", "-1"], "--tolerance"),
+            (
+                &["anon-pipe", "--frobnicate"],
+                "unknown option --frobnicate",
+            ),
+            (
+                &["anon-pipe", "pipe-thread"],
+                "unexpected argument \"pipe-thread\"",
+            ),
+            (&["anon-pipe", "--originals"], "--originals needs a value"),
+        ],
+    );
+}
+
+#[test]
+fn edge_values_of_seconds_and_tolerance_are_accepted() {
+    let setup = spam_setup("spam_match.py");
+    let run = setup
+        .compare("anon-pipe", &["--seconds", "0.1", "--tolerance", "10000"])
+        .run();
+    // 0.1 s is too short for Python to print anything: a difference, not a usage error.
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stdout_text().contains("Ctrl-C at 0.1"),
+        "{}",
+        run.transcript()
+    );
+    let run = setup
+        .compare("anon-pipe", &["--seconds", "3", "--tolerance", "0"])
+        .run();
+    assert!(
+        run.stdout_text().contains("tolerance 0 ms"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn a_missing_folder_original_program_or_python_is_a_clear_error() {
+    let setup = spam_setup("spam_match.py");
+    let missing = setup.dir.path().join("nowhere");
+    let run = Lesson::new(BIN)
+        .args(["anon-pipe", "--originals"])
+        .arg(&missing)
+        .run();
+    assert_eq!(run.code(), Some(2), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("no such folder"),
+        "{}",
+        run.transcript()
+    );
+
+    let run = Lesson::new(BIN).arg("anon-pipe").run();
+    assert_eq!(run.code(), Some(2), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("--originals DIR is needed"),
+        "{}",
+        run.transcript()
+    );
+
+    let run = setup.compare("pipe-thread", &[]).run();
+    assert_eq!(run.code(), Some(2), "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("pipe_thread.py: the original of pipe-thread is missing"),
+        "{}",
+        run.transcript()
+    );
+
+    std::fs::copy(
+        fixture("spam_match.py"),
+        setup.originals().join("pipe_2.py"),
+    )
+    .unwrap();
+    let run = setup.compare("fdopen-lines", &[]).run();
+    assert_eq!(run.code(), Some(2), "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("fdopen-lines: the lesson's program is missing"),
+        "{}",
+        run.transcript()
+    );
+
+    // No python3 on PATH (sh is found by its full path, compare by "$0").
+    let run = Lesson::new("/bin/sh")
+        .args([
+            "-c",
+            "PATH=/nonexistent exec \"$0\" \"$@\"",
+            BIN,
+            "anon-pipe",
+        ])
+        .arg("--originals")
+        .arg(setup.originals())
+        .arg("--bin-dir")
+        .arg(setup.bin())
+        .run();
+    assert_eq!(run.code(), Some(2), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("python3 not found on PATH"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn programs_with_the_same_lines_and_cadence_on_terminals_compare_equal() {
+    let setup = spam_setup("spam_match.py");
+    // A tolerance for a busy machine: two Pythons started at once, on shared cores.
+    let run = setup
+        .compare("anon-pipe", &["--seconds", "3", "--tolerance", "250"])
+        .run();
+    let out = run.stdout_text();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    // The fixture prints "stdout is not a terminal" when it is not on one.
+    assert!(!out.contains("not a terminal"), "{}", run.transcript());
+    assert!(out.contains("lines equal: 2 of 2"), "{}", run.transcript());
+    assert!(out.contains("result: equal"), "{}", run.transcript());
+    let rows: Vec<&str> = out.lines().filter(|l| l.contains("Spam")).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    for row in rows {
+        assert!(row.starts_with("  "), "no mark expected: {row}");
+        assert_eq!(
+            row.matches("Parent <pid> got [b'Spam ").count(),
+            2,
+            "pid and time masked on both sides: {row}"
+        );
+        assert_eq!(row.matches("at <time>").count(), 2, "{row}");
+    }
+    // Ctrl-C ended both: a Python program dies of SIGINT (KeyboardInterrupt).
+    // The window counts from each program's first line (at 0.01 s after its start).
+    let ended = |side: &str| {
+        let line = out.lines().find(|line| line.starts_with(side)).unwrap();
+        seconds_after(line, "Ctrl-C at ")
+    };
+    assert!((3.0..4.5).contains(&ended("original ended:")), "{out}");
+    assert!((3.0..4.5).contains(&ended("lesson ended:")), "{out}");
+    assert!(out.contains("killed by SIGINT"), "{}", run.transcript());
+    assert!(!scratch_of(run.pid).exists());
+}
+
+#[test]
+fn a_line_that_differs_is_marked_and_exits_1() {
+    let setup = spam_setup("spam_differs.py");
+    let run = setup.compare("anon-pipe", &["--seconds", "3"]).run();
+    let out = run.stdout_text();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    let marked: Vec<&str> = out.lines().filter(|l| l.starts_with('*')).collect();
+    assert_eq!(marked.len(), 1, "{out}");
+    assert!(
+        marked[0].contains("Spam 7") && marked[0].contains("Spam 1"),
+        "{out}"
+    );
+    assert!(out.contains("lines equal: 1 of 2"), "{out}");
+    assert!(out.contains("result: DIFFERENT"), "{out}");
+}
+
+#[test]
+fn a_late_line_is_a_cadence_difference() {
+    let setup = spam_setup("spam_late.py");
+    let run = setup
+        .compare("anon-pipe", &["--seconds", "3", "--tolerance", "250"])
+        .run();
+    let out = run.stdout_text();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    let late: Vec<&str> = out.lines().filter(|l| l.starts_with('~')).collect();
+    assert_eq!(late.len(), 1, "{out}");
+    assert!(late[0].contains("Spam 1"), "{out}");
+    assert!(out.contains("lines equal: 2 of 2"), "{out}");
+    let ms: u64 = lesson_test::number_after(&out, "largest difference ")
+        .try_into()
+        .unwrap();
+    assert!((450..=850).contains(&ms), "{ms} ms\n{out}");
+    assert!(out.contains("(line 2), tolerance 250 ms"), "{out}");
+    assert!(out.contains("result: DIFFERENT"), "{out}");
+
+    // A tolerance wide enough makes the same runs equal.
+    let run = setup
+        .compare("anon-pipe", &["--seconds", "3", "--tolerance", "2000"])
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+}
+
+#[test]
+fn a_program_deaf_to_ctrl_c_and_sigterm_is_killed_and_reaped() {
+    let setup = spam_setup("spam_never_ends.py");
+    let run = setup
+        .compare("anon-pipe", &["--seconds", "2"])
+        .deadline(Duration::from_secs(15))
+        .run();
+    let out = run.stdout_text();
+    // Spam 0 on both sides, the lesson's Spam 1 at 1.02 s has no counterpart.
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    let ended = out
+        .lines()
+        .find(|line| line.starts_with("original ended: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(ended.ends_with(": killed by SIGKILL"), "{ended}");
+    // Ctrl-C two seconds after its first line, SIGTERM a second later, SIGKILL another.
+    let ctrl_c = seconds_after(ended, "Ctrl-C at ");
+    let term = seconds_after(ended, "SIGTERM at ");
+    let kill = seconds_after(ended, "SIGKILL at ");
+    assert!((2.0..3.5).contains(&ctrl_c), "{ended}");
+    assert!((0.95..1.5).contains(&(term - ctrl_c)), "{ended}");
+    assert!((0.95..1.5).contains(&(kill - term)), "{ended}");
+    assert!(out.contains("lesson ended:   Ctrl-C at "), "{out}");
+    assert!(
+        out.contains(": exited with status 130")
+            || out.contains(": killed by SIGINT"),
+        "{out}"
+    );
+    // The fixture and the child it forked are both gone, and reaped.
+    let left = processes_mentioning(setup.dir.path());
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn pythonunbuffered_is_removed_unless_keep_env() {
+    let setup = spam_setup("spam_match.py");
+    let with_env = |extra: &[&str]| {
+        Lesson::new("/bin/sh")
+            .args([
+                "-c",
+                "PYTHONUNBUFFERED=1 exec \"$0\" \"$@\"",
+                BIN,
+                "anon-pipe",
+            ])
+            .arg("--originals")
+            .arg(setup.originals())
+            .arg("--bin-dir")
+            .arg(setup.bin())
+            .args(["--seconds", "3", "--stderr", "--tolerance", "1000"])
+            .args(extra)
+            .run()
+    };
+    let run = with_env(&[]);
+    let out = run.stdout_text();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert!(
+        out.starts_with("PYTHONUNBUFFERED removed from the programs' environment"),
+        "{out}"
+    );
+    assert!(out.contains("PYTHONUNBUFFERED=unset"), "{out}");
+    assert!(!out.contains("PYTHONUNBUFFERED=1"), "{out}");
+
+    let run = with_env(&["--keep-env"]);
+    let out = run.stdout_text();
+    assert!(
+        out.starts_with("PYTHONUNBUFFERED kept (--keep-env)"),
+        "{out}"
+    );
+    assert!(out.contains("PYTHONUNBUFFERED=1"), "{out}");
+    assert!(!out.contains("PYTHONUNBUFFERED=unset"), "{out}");
+}
+
+#[test]
+fn named_fifo_runs_every_pairing_in_both_orders() {
+    let setup = Setup::new()
+        .original("write_to_named_pipe.py", "fifo_writer.py")
+        .original("read_from_named_pipe.py", "fifo_reader.py")
+        .python_lesson("fifo-writer", "fifo_writer.py")
+        .python_lesson("fifo-reader", "fifo_reader.py");
+    let run = setup.compare("named-fifo", &["--tolerance", "1000"]).run();
+    let out = run.stdout_text();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    for pairing in [
+        "rs writer, then rs reader",
+        "py writer, then rs reader",
+        "rs writer, then py reader",
+        "rs reader, then rs writer",
+        "rs reader, then py writer",
+        "py reader, then rs writer",
+    ] {
+        let row = out
+            .lines()
+            .find(|line| line.starts_with("named-fifo ") && line.contains(pairing))
+            .unwrap_or_else(|| panic!("{pairing} missing:\n{out}"));
+        assert!(row.contains("1 of 1") && row.ends_with("equal"), "{row}");
+    }
+    assert!(
+        out.contains("reader: I pid [<pid>] received a message => Hello <pid>"),
+        "{out}"
+    );
+    // The programs' FIFOs were made in compare's scratch folder, which is gone.
+    assert!(!scratch_of(run.pid).exists());
+}
+
+#[test]
+fn bidir_spawn_pairs_each_parent_with_the_other_child() {
+    // The fake "Rust" child says `rust-spam`, so every pairing that runs it differs
+    // from the original in that line, and the one that runs the Python child does not.
+    let setup = Setup::new()
+        .original("pipes.py", "spawn_parent.py")
+        .original("pipes_test_child.py", "spawn_child.py")
+        .lesson(
+            "bidir-child",
+            &format!(
+                "exec '{}' '{}' \"rust-$1\"",
+                python().display(),
+                fixture("spawn_child.py").display()
+            ),
+        )
+        .lesson(
+            "bidir-spawn",
+            &format!(
+                "[ $# -eq 0 ] && set -- -- \"$(dirname \"$0\")/bidir-child\" spam\n\
+                 exec '{}' '{}' \"$@\"",
+                python().display(),
+                fixture("spawn_parent.py").display()
+            ),
+        );
+    let run = setup
+        .compare("bidir-spawn", &["--seconds", "5", "--tolerance", "1000"])
+        .run();
+    let out = run.stdout_text();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    let row = |label: &str| {
+        out.lines()
+            .find(|line| line.starts_with("bidir-spawn ") && line.contains(label))
+            .unwrap_or_else(|| panic!("{label} missing:\n{out}"))
+            .to_owned()
+    };
+    assert!(
+        row("bidir-spawn + its Rust child").contains("2 of 3"),
+        "{out}"
+    );
+    assert!(
+        row("bidir-spawn + python3 pipes_test_child.py").contains("3 of 3"),
+        "{out}"
+    );
+    assert!(
+        row("python3 pipes.py + the Rust child").contains("2 of 3"),
+        "{out}"
+    );
+    let marked: Vec<&str> = out.lines().filter(|l| l.starts_with('*')).collect();
+    assert_eq!(marked.len(), 2, "{out}");
+    for line in marked {
+        assert!(
+            line.contains("got arg: \"spam\"")
+                && line.contains("got arg: \"rust-spam\""),
+            "{line}"
+        );
+    }
+    // Each ended by itself, well before the window.
+    assert!(!out.contains("Ctrl-C at"), "{out}");
+}
+
+#[test]
+fn ctrl_c_ends_compare_and_everything_it_started() {
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        let setup = spam_setup("spam_never_ends.py");
+        let mut running = setup.compare("anon-pipe", &["--seconds", "30"]).spawn();
+        running.wait_for_stderr("side by side");
+        std::thread::sleep(Duration::from_millis(500)); // the programs are up
+        assert!(!processes_mentioning(setup.dir.path()).is_empty());
+        let pid = running.pid();
+        let run = running.stop_with(signal);
+        assert!(
+            run.stdout_text().lines().all(|l| !l.contains("Spam")),
+            "{}",
+            run.transcript()
+        );
+        let left = processes_mentioning(setup.dir.path());
+        assert!(left.is_empty(), "{signal}: left behind: {left:?}");
+        assert!(!scratch_of(pid).exists(), "{signal}: scratch folder left");
+    }
+}
+
+#[test]
+fn a_full_or_unwritable_output_is_reported_not_a_panic() {
+    let run = Lesson::new("/bin/sh")
+        .args(["-c", "exec \"$0\" --list >/dev/full", BIN])
+        .run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("compare: write stdout"),
+        "{}",
+        run.transcript()
+    );
+
+    let run = Lesson::new("/bin/sh")
+        .args(["-c", "exec \"$0\" --help >/dev/full", BIN])
+        .run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+
+    let setup = spam_setup("spam_match.py");
+    let run = Lesson::new("/bin/sh")
+        .args(["-c", "exec \"$0\" \"$@\" >/dev/full", BIN, "anon-pipe"])
+        .arg("--originals")
+        .arg(setup.originals())
+        .arg("--bin-dir")
+        .arg(setup.bin())
+        .args(["--seconds", "3", "--tolerance", "1000"])
+        .run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(run.stderr.contains("write stdout"), "{}", run.transcript());
+    assert!(!scratch_of(run.pid).exists());
+
+    // stderr into /dev/full: the notes are lost, the result is not.
+    let run = Lesson::new("/bin/sh")
+        .args(["-c", "exec \"$0\" \"$@\" 2>/dev/full", BIN, "anon-pipe"])
+        .arg("--originals")
+        .arg(setup.originals())
+        .arg("--bin-dir")
+        .arg(setup.bin())
+        .args(["--seconds", "3", "--tolerance", "1000"])
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert!(
+        run.stdout_text().contains("result: equal"),
+        "{}",
+        run.transcript()
+    );
+
+    let run = setup
+        .compare(
+            "anon-pipe",
+            &["--seconds", "0.3", "--svg", "/nonexistent/x.svg"],
+        )
+        .run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("write /nonexistent/x.svg"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn svg_draws_a_row_per_run_and_a_tick_per_line() {
+    let setup = spam_setup("spam_differs.py");
+    let svg = setup.dir.path().join("t.svg");
+    let run = setup
+        .compare("anon-pipe", &["--seconds", "3", "--svg"])
+        .arg(&svg)
+        .run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.starts_with("<svg "), "{picture}");
+    assert!(picture.trim_end().ends_with("</svg>"), "{picture}");
+    assert!(picture.contains(">python3 pipe_1.py</text>"), "{picture}");
+    assert!(picture.contains(">anon-pipe</text>"), "{picture}");
+    let ticks = picture.matches("<title>").count();
+    assert_eq!(ticks, 4, "two lines on each row\n{picture}");
+    // The lesson's second line differs from the original's: red.
+    assert_eq!(picture.matches("fill=\"#d00\"").count(), 1, "{picture}");
+    assert!(
+        picture.contains("Parent &lt;pid&gt; got [b'Spam 7'] at &lt;time&gt;"),
+        "{picture}"
+    );
+}
+
+#[test]
+fn the_real_lesson_is_built_and_matches_a_fixture_with_its_cadence() {
+    // No --bin-dir: compare builds anon-pipe with cargo and runs it.
+    let setup = Setup::new().original("pipe_1.py", "spam_match.py");
+    let run = Lesson::new(BIN)
+        .args([
+            "anon-pipe",
+            "--seconds",
+            "3",
+            "--tolerance",
+            "250",
+            "--originals",
+        ])
+        .arg(setup.originals())
+        .deadline(Duration::from_secs(300))
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let out = run.stdout_text();
+    assert!(out.contains("lines equal: 2 of 2"), "{out}");
+    let ended = out
+        .lines()
+        .find(|l| l.starts_with("lesson ended:"))
+        .unwrap();
+    assert!(
+        (3.0..4.5).contains(&seconds_after(ended, "Ctrl-C at ")),
+        "{out}"
+    );
+}
