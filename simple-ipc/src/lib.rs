@@ -13,6 +13,7 @@
 //! Every system call a lesson is about (`fork`, `exec`, `dup2`, `pipe`, `setenv`,
 //! `rename`) stays in the lesson's own file.
 
+use lesson_kit::args::{UsageError, parse_command_line};
 use lesson_kit::{Context, Failure, exit, note, signal_exit, signal_name};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -52,6 +53,20 @@ impl From<Failure> for Ended {
 
 /// What `main` returns: the lesson's own exit code, or how it ended early.
 pub type Outcome = Result<ExitCode, Ended>;
+
+/// A lesson's `main`: parse the command line (`--help` and usage errors end here, with
+/// exit status 0 and 2), run the lesson, and turn its outcome into the exit status.
+pub fn lesson_main<T>(
+    program: &str,
+    parse: impl FnOnce() -> Result<Option<T>, UsageError>,
+    usage: impl Fn() -> String,
+    run: impl FnOnce(&T) -> Outcome,
+) -> ExitCode {
+    match parse_command_line(program, parse, usage) {
+        Ok(options) => conclude(program, run(&options)),
+        Err(code) => code, // --help printed, or a usage error reported
+    }
+}
 
 /// Turns a lesson's outcome into its exit status, with a note on stderr for an early end.
 /// Called by `main` after everything the lesson made is gone (children reaped, files

@@ -23,14 +23,14 @@
 //! decoding lines; a child killed by a signal can be asked for; the child's core-dump limit
 //! is 0, so a `--signal ABRT` child leaves no core file behind.
 
-use lesson_kit::args::{Parser, UsageError, parse_command_line};
+use lesson_kit::args::{Parser, UsageError};
 use lesson_kit::{Context, Failure, note, signal_name};
 use nix::poll::PollFlags;
 use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::{SigHandler, Signal, raise, signal};
 use nix::unistd::{ForkResult, Pid, fork, getpid, read};
 use simple_ipc::{
-    Ended, Outcome, Stop, child_defaults, conclude, exit_child, reap,
+    Ended, Outcome, Stop, child_defaults, exit_child, lesson_main, reap,
 };
 use std::io::{self, Write};
 use std::os::fd::AsFd;
@@ -49,11 +49,7 @@ struct Options {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_command_line(PROGRAM, parse_options, usage) {
-        Ok(options) => options,
-        Err(code) => return code, // --help printed, or a usage error reported
-    };
-    conclude(PROGRAM, run(&options))
+    lesson_main(PROGRAM, parse_options, usage, run)
 }
 
 // ANCHOR: run

@@ -22,11 +22,11 @@
 //! is an argument instead of a line typed at a `?` prompt; a missing `USER` is reported,
 //! not a `KeyError`; the `env_clear` run is added.
 
-use lesson_kit::args::{Parser, UsageError, parse_command_line};
+use lesson_kit::args::{Parser, UsageError};
 use lesson_kit::{Context, note};
 use nix::unistd::{ForkResult, fork};
 use simple_ipc::{
-    Ended, Exec, Outcome, Stop, child_ok, conclude, read_all, reap, sibling,
+    Ended, Exec, Outcome, Stop, child_ok, lesson_main, read_all, reap, sibling,
     spawn_failed,
 };
 use std::io::{self, Write};
@@ -39,11 +39,7 @@ const PROGRAM: &str = "2-setenv";
 const ECHOENV: &str = "2-echoenv";
 
 fn main() -> ExitCode {
-    let names = match parse_command_line(PROGRAM, parse_options, usage) {
-        Ok(names) => names,
-        Err(code) => return code, // --help printed, or a usage error reported
-    };
-    conclude(PROGRAM, run(&names))
+    lesson_main(PROGRAM, parse_options, usage, run)
 }
 
 // ANCHOR: run

@@ -18,11 +18,11 @@
 //! smuggled in as surrogates; `subprocess.run([...])` passes a list the same way
 //! `Command` does, while `os.system("...")` goes through `sh -c` and its word splitting.
 
-use lesson_kit::args::{Parser, UsageError, parse_command_line};
+use lesson_kit::args::{Parser, UsageError};
 use lesson_kit::{Context, note};
 use nix::unistd::{ForkResult, fork};
 use simple_ipc::{
-    Ended, Exec, Outcome, Stop, child_ok, conclude, reap, sibling, spawn_failed,
+    Ended, Exec, Outcome, Stop, child_ok, lesson_main, reap, sibling, spawn_failed,
 };
 use std::ffi::OsStr;
 use std::io::{self, Write};
@@ -41,11 +41,7 @@ const ARGV0: &[u8] = b"any name at all";
 const DEMO: [&[u8]; 4] = [b"two words", b"caf\xe9", b"", b"$HOME *"];
 
 fn main() -> ExitCode {
-    let args = match parse_command_line(PROGRAM, parse_options, usage) {
-        Ok(args) => args,
-        Err(code) => return code, // --help printed, or a usage error reported
-    };
-    conclude(PROGRAM, run(&args))
+    lesson_main(PROGRAM, parse_options, usage, |args: &Vec<_>| run(args))
 }
 
 // ANCHOR: run

@@ -16,7 +16,7 @@
 //!     cargo run -p simple-ipc --bin 4-redirect
 //!     cargo run -p simple-ipc --bin 4-redirect -- --out /dev/full   # a write that fails
 
-use lesson_kit::args::{Parser, UsageError, parse_command_line};
+use lesson_kit::args::{Parser, UsageError};
 use lesson_kit::{Context, Failure, exit, note};
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
@@ -24,7 +24,7 @@ use nix::unistd::{
     ForkResult, dup, dup2_stderr, dup2_stdin, dup2_stdout, fork, write,
 };
 use simple_ipc::{
-    Ended, Exec, Outcome, Scratch, Stop, child_ok, conclude, die, reap, sibling,
+    Ended, Exec, Outcome, Scratch, Stop, child_ok, die, lesson_main, reap, sibling,
     spawn_failed,
 };
 use std::ffi::CString;
@@ -43,11 +43,7 @@ struct Options {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_command_line(PROGRAM, parse_options, usage) {
-        Ok(options) => options,
-        Err(code) => return code, // --help printed, or a usage error reported
-    };
-    conclude(PROGRAM, run(&options))
+    lesson_main(PROGRAM, parse_options, usage, run)
 }
 
 // ANCHOR: run

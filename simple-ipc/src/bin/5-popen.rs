@@ -25,7 +25,7 @@
 //! hide (they close the end the caller must not keep), and detects it after `--timeout`
 //! seconds instead of hanging (exit 3).
 
-use lesson_kit::args::{Parser, UsageError, parse_command_line};
+use lesson_kit::args::{Parser, UsageError};
 use lesson_kit::{Context, exit, note};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -34,7 +34,7 @@ use nix::unistd::{
     ForkResult, Pid, dup2_stdin, dup2_stdout, fork, pipe2, read, write,
 };
 use simple_ipc::{
-    Ended, Exec, Outcome, Stop, child_ok, conclude, describe_raw, end_child,
+    Ended, Exec, Outcome, Stop, child_ok, describe_raw, end_child, lesson_main,
     read_all, reap, sibling, spawn_failed, try_reap,
 };
 use std::io::{self, Write};
@@ -73,11 +73,7 @@ enum Step {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_command_line(PROGRAM, parse_options, usage) {
-        Ok(options) => options,
-        Err(code) => return code, // --help printed, or a usage error reported
-    };
-    conclude(PROGRAM, run(&options))
+    lesson_main(PROGRAM, parse_options, usage, run)
 }
 
 // ANCHOR: run

@@ -23,12 +23,12 @@
 //! every record (it may miss some), nor order two writers. Those need a protocol: a pipe,
 //! a socket, or a lock.
 
-use lesson_kit::args::{Parser, UsageError, parse_command_line};
+use lesson_kit::args::{Parser, UsageError};
 use lesson_kit::{Context, Failure, exit, note};
 use nix::unistd::{ForkResult, Pid, fork, getpid};
 use simple_ipc::{
-    Ended, Outcome, Scratch, Stop, child_defaults, child_ok, conclude, end_child,
-    exit_child, try_reap,
+    Ended, Outcome, Scratch, Stop, child_defaults, child_ok, end_child, exit_child,
+    lesson_main, try_reap,
 };
 use std::fs::File;
 use std::io::{self, Write};
@@ -67,11 +67,7 @@ struct Tally {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_command_line(PROGRAM, parse_options, usage) {
-        Ok(options) => options,
-        Err(code) => return code, // --help printed, or a usage error reported
-    };
-    conclude(PROGRAM, run(&options))
+    lesson_main(PROGRAM, parse_options, usage, run)
 }
 
 // ANCHOR: run
