@@ -1,11 +1,12 @@
 //! bidir-spawn: a parent and an exec'd child talk both ways over two pipes.
 //!
-//! Mirrors `pipes.py` from the documents. `spawn()` makes two pipes and forks; the parent
-//! rewires its own stdin/stdout onto its ends, the child rewires its stdin/stdout onto the
-//! other ends and `execvp`s a program: by default `bidir-child`, this package's second
-//! binary and the counterpart of pipes_test_child.py. Then they talk in lines: the parent
-//! prints `Hello 1 from parent <pid>` (into the pipe), the child answers
-//! `Child <pid> got: [Hello 1 from parent <pid>]`, twice. The terminal (stderr) shows:
+//! Mirrors `pipes.py` from the documents. `spawn()` makes two pipes and forks; the
+//! parent rewires its own stdin/stdout onto its ends, the child rewires its
+//! stdin/stdout onto the other ends and `execvp`s a program: by default
+//! `bidir-child`, this package's second binary and the counterpart of
+//! pipes_test_child.py. Then they talk in lines: the parent prints `Hello 1 from
+//! parent <pid>` (into the pipe), the child answers `Child <pid> got: [Hello 1 from
+//! parent <pid>]`, twice. The terminal (stderr) shows:
 //!
 //!     Child 20267 of 20266 got arg: "spam"
 //!     Parent got: "Child 20267 got: [Hello 1 from parent 20266]"
@@ -17,22 +18,23 @@
 //! Try it:
 //!     cargo run -p bidir-spawn                      # the document's 12-second run
 //!     cargo run -p bidir-spawn -- --speed 10
-//!     cargo run -p bidir-spawn -- --speed 10 --no-flush   # the flush deadlock, detected
-//!     cargo run -p bidir-spawn -- --command --speed 10    # the same with std's Command
-//!     cargo run -p bidir-spawn -- -- cat -n         # any program: cat echoes, numbered
+//!     cargo run -p bidir-spawn -- --speed 10 --no-flush   # the flush deadlock
+//!     cargo run -p bidir-spawn -- --command --speed 10    # with std's Command
+//!     cargo run -p bidir-spawn -- -- cat -n         # any program: cat echoes
 //!     cargo run -p bidir-spawn -- --reply-timeout 1 -- sh -c 'sleep 30 & wait'
 //!
-//! `bidir-child` is looked for next to this executable. Under `cargo run`, which builds
-//! only the binary it runs, a missing `bidir-child` is built first (`cargo build --bin
-//! bidir-child`), so the commands above need nothing else.
+//! `bidir-child` is looked for next to this executable. Under `cargo run`, which
+//! builds only the binary it runs, a missing `bidir-child` is built first (`cargo
+//! build --bin bidir-child`), so the commands above need nothing else.
 //!
-//! Where this differs from the document, on purpose: the child runs in a process group of
-//! its own and dies with the parent (`PR_SET_PDEATHSIG`); its SIGPIPE, signal mask and
-//! inherited descriptors are reset before exec; an exec failure is reported (status 127
-//! or 126) instead of a child that falls back into the parent's code; a child that exits
-//! early, never replies or never exits is detected, never waited for forever (exit 3);
-//! SIGINT, SIGTERM and SIGHUP end the child's whole process group (SIGTERM, then SIGKILL
-//! after 300 ms) and exit 128+n; the child is always reaped.
+//! Where this differs from the document, on purpose: the child runs in a process
+//! group of its own and dies with the parent (`PR_SET_PDEATHSIG`); its SIGPIPE,
+//! signal mask and inherited descriptors are reset before exec; an exec failure is
+//! reported (status 127 or 126) instead of a child that falls back into the
+//! parent's code; a child that exits early, never replies or never exits is
+//! detected, never waited for forever (exit 3); SIGINT, SIGTERM and SIGHUP end the
+//! child's whole process group (SIGTERM, then SIGKILL after 300 ms) and exit 128+n;
+//! the child is always reaped.
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line, usage_failure};
 use lesson_kit::pace::SPEED_RANGE;
@@ -95,13 +97,15 @@ fn main() -> Result<ExitCode, Failure> {
         Ok(options) => options,
         Err(code) => return Ok(code), // --help printed, or a usage error reported
     };
-    // Ctrl-C, kill, a closed terminal: from now on they wait in a descriptor that every
-    // wait below watches, so the child's group is ended before we go, even mid-wait.
+    // Ctrl-C, kill, a closed terminal: from now on they wait in a descriptor that
+    // every wait below watches, so the child's group is ended before we go, even
+    // mid-wait.
     let stops = StopSignals::block()?;
 
     // ANCHOR: argv
-    // Everything the child will need is built now, before fork: after fork the child may
-    // not allocate. A NUL byte cannot be passed to exec, so that is refused here too.
+    // Everything the child will need is built now, before fork: after fork the
+    // child may not allocate. A NUL byte cannot be passed to exec, so that is
+    // refused here too.
     let (program, args) = program_and_args(&options)?;
     let argv = match c_argv(&program, &args) {
         Ok(argv) => argv,
@@ -121,28 +125,30 @@ fn main() -> Result<ExitCode, Failure> {
         }
     } else {
         let child = spawn(me, &argv)?;
-        // From here on our own stdout writes into the child's stdin, and our own stdin
-        // reads the child's stdout, exactly as in the document.
+        // From here on our own stdout writes into the child's stdin, and our own
+        // stdin reads the child's stdout, exactly as in the document.
         let to_child: Box<dyn Write> = Box::new(io::stdout());
         (child, to_child, Replies::new(Box::new(io::stdin())))
     };
-    // One message, one write: lines wait in our buffer until flush() sends them whole.
+    // One message, one write: lines wait in our buffer until flush() sends them
+    // whole.
     let mut to_child = BufWriter::new(to_child);
 
     let talk = converse(me, &mut to_child, &mut replies, timeout, &stops);
-    // Not a clean end (a deadlock, a stop signal, an error): end the child's process
-    // group now, before it can see the pipes below close and react.
+    // Not a clean end (a deadlock, a stop signal, an error): end the child's
+    // process group now, before it can see the pipes below close and react.
     let ended = (!talk.is_clean()).then(|| stop_child(child, &talk));
 
-    // Close our ends of both pipes. A child that reads until EOF (cat) can finish now;
-    // a child that keeps writing (yes) dies of SIGPIPE instead of writing into a pipe
-    // nobody reads.
+    // Close our ends of both pipes. A child that reads until EOF (cat) can finish
+    // now; a child that keeps writing (yes) dies of SIGPIPE instead of writing into
+    // a pipe nobody reads.
     drop(to_child);
     drop(replies);
     if !options.command {
         // Our fd 0 and fd 1 *are* those ends: put /dev/null in their place.
         if let Err(failure) = close_stdin_and_stdout() {
-            note!("{PROGRAM}: {failure}"); // the bounded wait below still ends the child
+            // The bounded wait below still ends the child.
+            note!("{PROGRAM}: {failure}");
         }
     }
     let code = finish(child, talk, ended, timeout, &stops);
@@ -152,30 +158,35 @@ fn main() -> Result<ExitCode, Failure> {
 // ANCHOR_END: main
 
 // ANCHOR: spawn
-/// The document's `spawn()`: two pipes, `fork`, and each side rewires its stdin and stdout
-/// onto its ends of the pipes. The child then `execvp`s `argv`. Returns the child's pid;
-/// from then on, the parent's stdout goes to the child and its stdin comes from the child.
+/// The document's `spawn()`: two pipes, `fork`, and each side rewires its stdin and
+/// stdout onto its ends of the pipes. The child then `execvp`s `argv`. Returns the
+/// child's pid; from then on, the parent's stdout goes to the child and its stdin
+/// comes from the child.
 fn spawn(parent: Pid, argv: &[CString]) -> Result<Pid, Failure> {
-    // Two one-way pipes make one two-way conversation. O_CLOEXEC: any copy we forget is
-    // closed by exec, so the exec'd program holds only what we give it on purpose.
+    // Two one-way pipes make one two-way conversation. O_CLOEXEC: any copy we
+    // forget is closed by exec, so the exec'd program holds only what we give it on
+    // purpose.
     let (parent_in, child_out) =
         pipe2(OFlag::O_CLOEXEC).context("pipe2 (child to parent)")?;
     let (child_in, parent_out) =
         pipe2(OFlag::O_CLOEXEC).context("pipe2 (parent to child)")?;
 
-    io::stdout().flush().context("flush stdout")?; // or the child could print it again
-    // SAFETY: this process is single-threaded when it forks (nothing before this point
-    // starts a thread). The child still follows the strict rules for a forked child: it
-    // only makes system calls (setpgid, prctl, dup2, close, sigaction, sigprocmask,
-    // write), execs and _exits, all async-signal-safe except execvp's PATH search, which
-    // is fine in a single-threaded process. argv was allocated before the fork.
+    // Or the child could print it again:
+    io::stdout().flush().context("flush stdout")?;
+    // SAFETY: this process is single-threaded when it forks (nothing before this
+    // point starts a thread). The child still follows the strict rules for a forked
+    // child: it only makes system calls (setpgid, prctl, dup2, close, sigaction,
+    // sigprocmask, write), execs and _exits, all async-signal-safe except execvp's
+    // PATH search, which is fine in a single-threaded process. argv was allocated
+    // before the fork.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
-            // In the child: no allocation, no `?`, no println!, no unwrap from here on.
-            // A process group of its own: one killpg ends it and all it starts.
+            // In the child: no allocation, no `?`, no println!, no unwrap from here
+            // on. A process group of its own: one killpg ends it and all it starts.
             let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
-            // If the parent dies, the kernel kills us (prctl cannot fail for a valid
-            // signal); if it died before this line, we are an orphan already: go now.
+            // If the parent dies, the kernel kills us (prctl cannot fail for a
+            // valid signal); if it died before this line, we are an orphan already:
+            // go now.
             let _ = set_pdeathsig(Signal::SIGKILL);
             if getppid() != parent {
                 die(b"bidir-spawn: the parent is gone\n", exit::RUNTIME);
@@ -198,9 +209,10 @@ fn spawn(parent: Pid, argv: &[CString]) -> Result<Pid, Failure> {
             drop(child_out);
             close_inherited_descriptors();
             // Rust set SIGPIPE to "ignore" before main, and an ignored signal stays
-            // ignored across exec; our blocked stop signals would stay blocked. Give
-            // the program the defaults it expects, as Command does.
-            // SAFETY: SIG_DFL installs no handler: no Rust code runs in signal context.
+            // ignored across exec; our blocked stop signals would stay blocked.
+            // Give the program the defaults it expects, as Command does.
+            // SAFETY: SIG_DFL installs no handler: no Rust code runs in signal
+            // context.
             let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
             let _ =
                 sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
@@ -209,11 +221,14 @@ fn spawn(parent: Pid, argv: &[CString]) -> Result<Pid, Failure> {
             exec_failed(&argv[0], errno)
         }
         ForkResult::Parent { child } => {
-            // The same setpgid as the child's: whichever runs first, the group exists
-            // before we ever signal it. (EACCES once the child has exec'd: harmless.)
+            // The same setpgid as the child's: whichever runs first, the group
+            // exists before we ever signal it. (EACCES once the child has exec'd:
+            // harmless.)
             let _ = setpgid(child, child);
-            drop(child_in); // the child's ends: if we kept child_out, we would never see
-            drop(child_out); // EOF from the child, even after it exits
+            // The child's ends: if we kept child_out, we would never see EOF from
+            // the child, even after it exits.
+            drop(child_in);
+            drop(child_out);
             let rewired = dup2_stdin(&parent_in)
                 .context("dup2 pipe onto stdin")
                 .and_then(|_| {
@@ -233,27 +248,31 @@ fn spawn(parent: Pid, argv: &[CString]) -> Result<Pid, Failure> {
 
 /// Closes every descriptor above 2 in the child, before exec.
 ///
-/// Our own pipes are close-on-exec already. These are the ones *this* process inherited
-/// without the flag from whoever started it (a shell, a terminal, cargo): exec would pass
-/// them on to a program that knows nothing about them, and an inherited pipe end can keep
-/// some other reader from ever seeing EOF. Python's subprocess does the same
-/// (`close_fds=True`); the document's `os.execvp`, and Rust's `Command`, do not.
+/// Our own pipes are close-on-exec already. These are the ones *this* process
+/// inherited without the flag from whoever started it (a shell, a terminal, cargo):
+/// exec would pass them on to a program that knows nothing about them, and an
+/// inherited pipe end can keep some other reader from ever seeing EOF. Python's
+/// subprocess does the same (`close_fds=True`); the document's `os.execvp`, and
+/// Rust's `Command`, do not.
 fn close_inherited_descriptors() {
-    // SAFETY: close_range(2) only closes descriptors; nothing in this child uses any
-    // above 2 (Rust code here holds none), and it is one system call, async-signal-safe.
+    // SAFETY: close_range(2) only closes descriptors; nothing in this child uses
+    // any above 2 (Rust code here holds none), and it is one system call,
+    // async-signal-safe.
     let closed = unsafe { libc::close_range(3, libc::c_uint::MAX, 0) };
     if closed != 0 {
-        // Linux before 5.9 has no close_range: close them one by one (also safe here).
+        // Linux before 5.9 has no close_range: close them one by one (also safe
+        // here).
         for fd in 3..1024 {
-            // SAFETY: as above; closing a descriptor that is not open fails harmlessly.
+            // SAFETY: as above; closing a descriptor that is not open fails
+            // harmlessly.
             unsafe { libc::close(fd) };
         }
     }
 }
 
-/// The exit code for a failed exec, as a shell gives it: 127 the program was not found,
-/// 126 it was found but cannot be executed, 1 anything else (too many open files, out of
-/// memory: the program might run another time).
+/// The exit code for a failed exec, as a shell gives it: 127 the program was not
+/// found, 126 it was found but cannot be executed, 1 anything else (too many open
+/// files, out of memory: the program might run another time).
 fn exec_failure_code(errno: Errno) -> u8 {
     match errno {
         Errno::ENOENT | Errno::ENOTDIR => exit::NOT_FOUND,
@@ -264,8 +283,9 @@ fn exec_failure_code(errno: Errno) -> u8 {
     }
 }
 
-/// A forked child's report of a failed exec: `bidir-spawn: exec <program>: <error>` in
-/// fixed pieces (no allocation after fork), then `_exit` with [`exec_failure_code`].
+/// A forked child's report of a failed exec: `bidir-spawn: exec <program>: <error>`
+/// in fixed pieces (no allocation after fork), then `_exit` with
+/// [`exec_failure_code`].
 fn exec_failed(program: &CString, errno: Errno) -> ! {
     for piece in [
         b"bidir-spawn: exec ".as_slice(),
@@ -274,7 +294,7 @@ fn exec_failed(program: &CString, errno: Errno) -> ! {
         errno.desc().as_bytes(),
         b"\n",
     ] {
-        let _ = write(io::stderr(), piece); // best effort: nobody to report a failure to
+        let _ = write(io::stderr(), piece); // best effort: no one to tell
     }
     die(b"", exec_failure_code(errno))
 }
@@ -287,10 +307,10 @@ fn die(message: &[u8], code: u8) -> ! {
 }
 
 // ANCHOR: command
-/// The idiomatic way: `std::process::Command` makes the pipes (close-on-exec), forks (or
-/// uses posix_spawn), resets SIGPIPE in the child, and reports an exec failure as an
-/// error from `spawn()` itself, through a pipe of its own. What else the child needs
-/// before exec goes in a `pre_exec` hook.
+/// The idiomatic way: `std::process::Command` makes the pipes (close-on-exec),
+/// forks (or uses posix_spawn), resets SIGPIPE in the child, and reports an exec
+/// failure as an error from `spawn()` itself, through a pipe of its own. What else
+/// the child needs before exec goes in a `pre_exec` hook.
 fn spawn_with_command(
     parent: Pid,
     program: &str,
@@ -303,16 +323,17 @@ fn spawn_with_command(
         .stdout(Stdio::piped())
         .process_group(0); // a group of its own, as in spawn()
     // SAFETY: the closure runs in the forked child before exec, so it may only make
-    // async-signal-safe calls: prctl, getppid and sigprocmask are single system calls;
-    // the error is built from a number, without allocating.
+    // async-signal-safe calls: prctl, getppid and sigprocmask are single system
+    // calls; the error is built from a number, without allocating.
     unsafe {
         command.pre_exec(move || {
             set_pdeathsig(Signal::SIGKILL)?; // die with the parent, as in spawn()
             if getppid() != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH)); // already gone
+                // The parent is gone already.
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
             }
-            // Command resets SIGPIPE, but not the signal mask: unblock our stop signals,
-            // or the program could not be stopped by SIGTERM.
+            // Command resets SIGPIPE, but not the signal mask: unblock our stop
+            // signals, or the program could not be stopped by SIGTERM.
             sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
             Ok(())
         });
@@ -330,8 +351,9 @@ fn spawn_with_command(
         return Err(Failure::new("spawn", "piped stdin/stdout missing"));
     };
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-    // `child` (std's handle) is dropped here; dropping it neither kills nor reaps the
-    // process, so the same waitpid code reaps it below, whichever spawn made it.
+    // `child` (std's handle) is dropped here; dropping it neither kills nor reaps
+    // the process, so the same waitpid code reaps it below, whichever spawn made
+    // it.
     Ok(Spawned::Running(
         pid,
         Box::new(stdin),
@@ -350,7 +372,8 @@ enum Spawned {
 enum Talk {
     /// Both replies arrived.
     Done,
-    /// The child closed its stdout (or its stdin) before replying: it exited or crashed.
+    /// The child closed its stdout (or its stdin) before replying: it exited or
+    /// crashed.
     ChildGone,
     /// No reply within the time limit: a deadlock, most likely.
     NoReply(Duration),
@@ -379,8 +402,8 @@ fn converse(
     stops: &StopSignals,
 ) -> Talk {
     for i in 1..=2 {
-        // writeln! only fills our buffer; flush() sends the line, in one write. Without
-        // it the child would wait for a line that sits in our memory.
+        // writeln! only fills our buffer; flush() sends the line, in one write.
+        // Without it the child would wait for a line that sits in our memory.
         let hello = writeln!(to_child, "Hello {i} from parent {me}")
             .and_then(|()| to_child.flush());
         match hello {
@@ -406,14 +429,15 @@ fn converse(
 // ANCHOR_END: converse
 
 // ANCHOR: finish
-/// Says why the child must stop now, and ends its process group (see [`end_group`]).
+/// Says why the child must stop now, and ends its process group (see
+/// [`end_group`]).
 fn stop_child(child: Pid, talk: &Talk) -> Option<WaitStatus> {
     match talk {
-        // Most likely the reply sits in the child's buffer while each side waits for
-        // the other; nothing in the kernel tells that apart from a slow child.
+        // Most likely the reply sits in the child's buffer while each side waits
+        // for the other; nothing in the kernel tells that apart from a slow child.
         Talk::NoReply(waited) => note!(
-            "{PROGRAM}: no reply within {waited:?} (deadlock: a reply left unflushed?); \
-             ending it"
+            "{PROGRAM}: no reply within {waited:?} \
+             (deadlock: a reply left unflushed?); ending it"
         ),
         Talk::NoExit(waited) => note!(
             "{PROGRAM}: child {child} did not exit within {waited:?} of its pipes \
@@ -430,8 +454,8 @@ fn stop_child(child: Pid, talk: &Talk) -> Option<WaitStatus> {
     end_group(child)
 }
 
-/// Reaps the child (waiting for it if `stop_child` has not ended it already) and turns
-/// the outcome into the exit code.
+/// Reaps the child (waiting for it if `stop_child` has not ended it already) and
+/// turns the outcome into the exit code.
 fn finish(
     child: Pid,
     mut talk: Talk,
@@ -471,7 +495,8 @@ fn finish(
     code
 }
 
-/// Waits up to `timeout` for the child to exit, watching for stop signals, and reaps it.
+/// Waits up to `timeout` for the child to exit, watching for stop signals, and
+/// reaps it.
 fn wait_for_exit(
     child: Pid,
     timeout: Duration,
@@ -489,27 +514,29 @@ fn wait_for_exit(
             Err(failure) => return Err(Talk::Failed(failure)),
         }
     }
-    // Whatever the child left running in its group (a background job that still holds
-    // our pipes: deadlock number 4) ends with it.
+    // Whatever the child left running in its group (a background job that still
+    // holds our pipes: deadlock number 4) ends with it.
     let _ = killpg(child, Signal::SIGKILL);
     waitpid(child, None)
         .context(format!("waitpid child {child}"))
         .map_err(Talk::Failed)
 }
 
-/// Ends the child's process group, grandchildren included: SIGTERM, up to [`GRACE`] for
-/// the child to exit, then SIGKILL for whatever is left. Reaps the child; returns how it
-/// ended (`None` only if waitpid itself failed).
+/// Ends the child's process group, grandchildren included: SIGTERM, up to [`GRACE`]
+/// for the child to exit, then SIGKILL for whatever is left. Reaps the child;
+/// returns how it ended (`None` only if waitpid itself failed).
 fn end_group(child: Pid) -> Option<WaitStatus> {
     let _ = killpg(child, Signal::SIGTERM); // errors: the group is gone already
-    let _ = killpg(child, Signal::SIGCONT); // a stopped process acts on it once continued
+    let _ = killpg(child, Signal::SIGCONT); // a stopped process acts on it only now
     if !exits_within(child, GRACE) {
         note!(
-            "{PROGRAM}: child {child} still running {GRACE:?} after SIGTERM; SIGKILL"
+            "{PROGRAM}: child {child} still running {GRACE:?} after SIGTERM; \
+             SIGKILL"
         );
     }
-    // The child is not reaped yet, so its pid (the group's id) cannot have been given to
-    // another process: this SIGKILL reaches only what is left of the child's group.
+    // The child is not reaped yet, so its pid (the group's id) cannot have been
+    // given to another process: this SIGKILL reaches only what is left of the
+    // child's group.
     let _ = killpg(child, Signal::SIGKILL);
     waitpid(child, None).ok()
 }
@@ -528,8 +555,8 @@ fn exits_within(child: Pid, limit: Duration) -> bool {
     }
 }
 
-/// Whether the child has exited, without reaping it (`WNOWAIT`): until we reap it, its
-/// pid and so its process group id stay ours to signal.
+/// Whether the child has exited, without reaping it (`WNOWAIT`): until we reap it,
+/// its pid and so its process group id stay ours to signal.
 fn has_exited(child: Pid) -> bool {
     let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
     !matches!(waitid(Id::Pid(child), flags), Ok(WaitStatus::StillAlive))
@@ -539,9 +566,9 @@ fn has_exited(child: Pid) -> bool {
 // ANCHOR: replies
 /// Reads the child's replies line by line, never waiting longer than asked.
 ///
-/// Python's `input()` would block forever on a child that never answers. Here every wait
-/// is a `poll` with a timeout, on the pipe and on the stop signals, and bytes after a
-/// newline are kept for the next line.
+/// Python's `input()` would block forever on a child that never answers. Here every
+/// wait is a `poll` with a timeout, on the pipe and on the stop signals, and bytes
+/// after a newline are kept for the next line.
 struct Replies {
     from_child: Box<dyn AsFd>,
     pending: Vec<u8>,
@@ -620,16 +647,18 @@ impl Replies {
 }
 // ANCHOR_END: replies
 
-/// A `poll` timeout for what is `left` of a wait, at most a second (the caller loops).
+/// A `poll` timeout for what is `left` of a wait, at most a second (the caller
+/// loops).
 fn poll_timeout(left: Duration) -> PollTimeout {
     PollTimeout::from(u16::try_from(left.as_millis().min(1000)).unwrap_or(1000))
 }
 
 // ANCHOR: stops
-/// SIGINT, SIGTERM and SIGHUP, blocked and read from a descriptor (`signalfd`) instead
-/// of run as handlers: every wait polls that descriptor beside what it waits for, so a
-/// stop signal is seen at once, even while we wait for a reply or for the child to exit,
-/// and a second Ctrl-C only waits, blocked, while the first one's clean-up runs.
+/// SIGINT, SIGTERM and SIGHUP, blocked and read from a descriptor (`signalfd`)
+/// instead of run as handlers: every wait polls that descriptor beside what it
+/// waits for, so a stop signal is seen at once, even while we wait for a reply or
+/// for the child to exit, and a second Ctrl-C only waits, blocked, while the first
+/// one's clean-up runs.
 struct StopSignals(SignalFd);
 
 impl StopSignals {
@@ -665,9 +694,9 @@ impl StopSignals {
 }
 // ANCHOR_END: stops
 
-/// Closes our ends of the two pipes, which the hand-written spawn put on fd 0 and fd 1,
-/// by putting /dev/null there instead (closing fd 0 or 1 outright would let the next
-/// file we open take its number).
+/// Closes our ends of the two pipes, which the hand-written spawn put on fd 0 and
+/// fd 1, by putting /dev/null there instead (closing fd 0 or 1 outright would let
+/// the next file we open take its number).
 fn close_stdin_and_stdout() -> Result<(), Failure> {
     let null = File::options()
         .read(true)
@@ -679,8 +708,9 @@ fn close_stdin_and_stdout() -> Result<(), Failure> {
     Ok(()) // `null` closes here; fd 0 and fd 1 are its copies
 }
 
-/// The time limit for each reply: `--reply-timeout`, or by default what the document's
-/// child needs at this speed (3 s before it reads, 3 s before it replies) plus 2 s.
+/// The time limit for each reply: `--reply-timeout`, or by default what the
+/// document's child needs at this speed (3 s before it reads, 3 s before it
+/// replies) plus 2 s.
 fn reply_timeout(options: &Options) -> Duration {
     let secs = options
         .reply_timeout
@@ -688,8 +718,8 @@ fn reply_timeout(options: &Options) -> Duration {
     Duration::from_secs_f64(secs)
 }
 
-/// The program to spawn: the one named after `--`, or bidir-child with the document's
-/// argument `spam`.
+/// The program to spawn: the one named after `--`, or bidir-child with the
+/// document's argument `spam`.
 fn program_and_args(options: &Options) -> Result<(String, Vec<String>), Failure> {
     if let Some((program, args)) = options.program.split_first() {
         return Ok((program.clone(), args.to_vec()));
@@ -716,8 +746,8 @@ fn child_program() -> Result<PathBuf, Failure> {
     Ok(child)
 }
 
-/// `cargo run -p bidir-spawn` builds only bidir-spawn. Started by cargo (it says so in
-/// `CARGO`), build bidir-child the same way, into the same directory.
+/// `cargo run -p bidir-spawn` builds only bidir-spawn. Started by cargo (it says so
+/// in `CARGO`), build bidir-child the same way, into the same directory.
 fn build_child(cargo: &Path, me: &Path) -> Result<(), Failure> {
     let profile_dir = me.parent().unwrap_or(Path::new("."));
     let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
@@ -725,7 +755,8 @@ fn build_child(cargo: &Path, me: &Path) -> Result<(), Failure> {
         Some(name) => name,
     };
     note!(
-        "{PROGRAM}: building {CHILD} first (cargo run builds only the binary it runs)"
+        "{PROGRAM}: building {CHILD} first \
+         (cargo run builds only the binary it runs)"
     );
     let mut build = Command::new(cargo);
     build
@@ -768,8 +799,8 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     };
     while let Some(arg) = parser.next()? {
         if parser.options_ended() || !arg.starts_with('-') || arg == "-" {
-            // The program's name: what follows is all the program's, dashes included,
-            // as with `env` or `sudo`.
+            // The program's name: what follows is all the program's, dashes
+            // included, as with `env` or `sudo`.
             options.program.push(arg);
             options.program.extend(parser.rest());
             break;
@@ -801,10 +832,10 @@ Usage: {PROGRAM} [--speed X] [--no-flush] [--reply-timeout SECS] [--command]
                    [-- PROGRAM [ARGS...]]
 
 The parent makes two pipes, forks, and rewires its stdin/stdout onto them; the child
-rewires its own and execs PROGRAM (by default {CHILD} --speed X spam, the documents'
-pipes_test_child.py, found next to this program). The parent sends
-`Hello 1 from parent <pid>` and `Hello 2 ...`, and prints each reply line on stderr as
-`Parent got: \"<reply>\"` (the documents' pipes.py).
+rewires its own and execs PROGRAM (by default {CHILD} --speed X spam, the
+documents' pipes_test_child.py, found next to this program). The parent sends
+`Hello 1 from parent <pid>` and `Hello 2 ...`, and prints each reply line on
+stderr as `Parent got: \"<reply>\"` (the documents' pipes.py).
 
 Options:
   --speed X             the child's 3 s waits are X times shorter, 0.001 to 1000000
@@ -819,9 +850,9 @@ Options:
 
 SIGINT, SIGTERM and SIGHUP end the child's whole process group (SIGTERM, SIGKILL
 after 300 ms), then the parent (exit 128 + the signal's number).
-Exit status: 0 both replies arrived and the child exited 0; 1 a system call failed or
-the child ended badly; 2 bad command line; 3 no reply in time (deadlock) or the child
-would not exit; 127 / 126 the program was not found / not executable.
+Exit status: 0 both replies arrived and the child exited 0; 1 a system call failed
+or the child ended badly; 2 bad command line; 3 no reply in time (deadlock) or the
+child would not exit; 127 / 126 the program was not found / not executable.
 "
     )
 }

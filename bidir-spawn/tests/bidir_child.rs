@@ -37,8 +37,9 @@ fn it_answers_two_lines_in_the_documents_format() {
 
 #[test]
 fn each_reply_is_flushed_at_once_unless_no_flush() {
-    // At speed 5 the child waits 0.6 s before reading and 0.6 s before replying: with
-    // the flush, the replies arrive 1.2 s apart; without it, both only at exit.
+    // At speed 5 the child waits 0.6 s before reading and 0.6 s before replying:
+    // with the flush, the replies arrive 1.2 s apart; without it, both only at
+    // exit.
     let gap = |extra: &[&str]| {
         let mut running = child()
             .args(["--speed", "5"])
@@ -121,8 +122,8 @@ fn a_line_of_max_line_bytes_is_read_and_one_byte_more_is_refused() {
 
 #[test]
 fn a_write_to_a_closed_pipe_is_reported_and_exits_1() {
-    // stdout into `true`, which exits at once: the reply meets a pipe with no reader
-    // (SIGPIPE is ignored in a Rust program, so the write fails with EPIPE).
+    // stdout into `true`, which exits at once: the reply meets a pipe with no
+    // reader (SIGPIPE is ignored in a Rust program, so the write fails with EPIPE).
     let run = Lesson::new("sh")
         .args([
             "-c",

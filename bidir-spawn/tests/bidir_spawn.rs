@@ -1,8 +1,9 @@
-//! The lesson's promises, checked by running its binaries as subprocesses with a deadline.
+//! The lesson's promises, checked by running its binaries as subprocesses with a
+//! deadline.
 //!
-//! The exec'd child runs in a process group of its own, which the harness's group check
-//! (the lesson's own group) does not see: tests that start one check its group themselves
-//! ([`assert_group_gone`]).
+//! The exec'd child runs in a process group of its own, which the harness's group
+//! check (the lesson's own group) does not see: tests that start one check its
+//! group themselves ([`assert_group_gone`]).
 
 use lesson_test::{
     Leftovers, Lesson, Running, TempDir, assert_usage_errors, check_transcript_of,
@@ -35,7 +36,8 @@ fn lesson() -> Lesson {
     Lesson::new(BIN).deadline(Duration::from_secs(20))
 }
 
-/// The lesson run through `sh -c SCRIPT`, where the script names the lesson as "$0".
+/// The lesson run through `sh -c SCRIPT`, where the script names the lesson as
+/// "$0".
 fn in_shell(script: &str) -> Lesson {
     Lesson::new("sh")
         .args(["-c", script, BIN])
@@ -69,9 +71,9 @@ fn execd_child(running: &Running, command: &str) -> i32 {
     })
 }
 
-/// Checks that nothing of the process group `pgid` (the exec'd child's) still runs, a
-/// second at most after the lesson exited. Members that died as orphans were handed to
-/// this test process (a subreaper): reap them.
+/// Checks that nothing of the process group `pgid` (the exec'd child's) still runs,
+/// a second at most after the lesson exited. Members that died as orphans were
+/// handed to this test process (a subreaper): reap them.
 fn assert_group_gone(pgid: i32) {
     let deadline = Instant::now() + Duration::from_secs(1);
     loop {
@@ -122,9 +124,9 @@ fn fds(pid: i32) -> Vec<i32> {
     fds
 }
 
-/// Whether `fd` of `pid` is marked close-on-exec (`flags:` in /proc/<pid>/fdinfo, octal).
-/// A descriptor closed since it was listed (such as the listing's own directory handle)
-/// counts as close-on-exec: it cannot have been passed down.
+/// Whether `fd` of `pid` is marked close-on-exec (`flags:` in /proc/<pid>/fdinfo,
+/// octal). A descriptor closed since it was listed (such as the listing's own
+/// directory handle) counts as close-on-exec: it cannot have been passed down.
 fn cloexec(pid: i32, fd: i32) -> bool {
     let Ok(info) = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
     else {
@@ -149,8 +151,8 @@ fn process_group(pid: i32) -> i32 {
 
 #[test]
 fn terminal_shows_the_documents_three_lines() {
-    // Also the parent's flush: without it, Hello 1 stays in the parent's BufWriter, no
-    // reply ever comes, and the run ends with exit 3.
+    // Also the parent's flush: without it, Hello 1 stays in the parent's BufWriter,
+    // no reply ever comes, and the run ends with exit 3.
     for style in SPAWN_STYLES {
         let run = lesson().args(style).args(["--speed", "20"]).run();
         assert_eq!(run.code(), Some(0), "{}", run.transcript());
@@ -173,8 +175,9 @@ fn terminal_shows_the_documents_three_lines() {
 
 #[test]
 fn the_conversation_keeps_the_documents_relative_pace() {
-    // The child waits 3 s before reading and 3 s before replying, twice: 12 s in all,
-    // 0.6 s at speed 20. Sleeps are never shorter; a busy machine may make them longer.
+    // The child waits 3 s before reading and 3 s before replying, twice: 12 s in
+    // all, 0.6 s at speed 20. Sleeps are never shorter; a busy machine may make
+    // them longer.
     let run = lesson().args(["--speed", "20"]).run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
     assert!(
@@ -189,7 +192,8 @@ fn the_conversation_keeps_the_documents_relative_pace() {
 fn any_program_can_be_the_child_and_cat_echoes() {
     for style in SPAWN_STYLES {
         let run = lesson().args(style).args(["--", "cat"]).run();
-        // cat exits 0 only because the parent closes the pipe to it (EOF) at the end.
+        // cat exits 0 only because the parent closes the pipe to it (EOF) at the
+        // end.
         assert_eq!(run.code(), Some(0), "{}", run.transcript());
         let expected = format!(
             "Parent got: \"Hello 1 from parent {pid}\"\n\
@@ -278,7 +282,8 @@ fn the_default_reply_timeout_is_the_childs_two_waits_plus_two_seconds() {
 
 #[test]
 fn a_child_that_will_not_exit_is_ended_with_status_3() {
-    // Answers both lines, then ignores EOF and sleeps (exec: no grandchild holds the pipes).
+    // Answers both lines, then ignores EOF and sleeps (exec: no grandchild holds
+    // the pipes).
     let script = "read a; echo \"$a\"; read b; echo \"$b\"; exec sleep 30";
     let run = lesson()
         .args(["--reply-timeout", "1", "--", "sh", "-c", script])
@@ -300,7 +305,8 @@ fn a_child_that_will_not_exit_is_ended_with_status_3() {
 #[test]
 fn a_child_that_ignores_sigterm_gets_sigkill_after_the_grace_and_is_told() {
     for style in SPAWN_STYLES {
-        let script = "trap '' TERM; exec sleep 30"; // sleep inherits the ignored TERM
+        // sleep inherits the ignored TERM.
+        let script = "trap '' TERM; exec sleep 30";
         let run = lesson()
             .args(style)
             .args(["--reply-timeout", "1", "--", "sh", "-c", script])
@@ -418,8 +424,9 @@ fn a_child_that_ends_before_replying_is_reported() {
 
 #[test]
 fn a_broken_pipe_to_the_child_means_the_child_is_gone_not_an_error() {
-    // The child answers the first hello, closes its stdin and lingers: the second hello
-    // meets a pipe with no reader (EPIPE). That is the child leaving, reported as such.
+    // The child answers the first hello, closes its stdin and lingers: the second
+    // hello meets a pipe with no reader (EPIPE). That is the child leaving,
+    // reported as such.
     let script = "read a; exec <&-; echo \"$a\"; sleep 0.3; exit 4";
     for style in SPAWN_STYLES {
         let run = lesson().args(style).args(["--", "sh", "-c", script]).run();
@@ -441,8 +448,8 @@ fn closing_the_reply_pipe_lets_a_child_that_keeps_writing_die_of_sigpipe() {
             .args(style)
             .args(["--reply-timeout", "10", "--", "yes"])
             .run();
-        // Both replies are "y"; then the parent closes its read end, and `yes` dies at
-        // its next write instead of being killed after a time limit.
+        // Both replies are "y"; then the parent closes its read end, and `yes` dies
+        // at its next write instead of being killed after a time limit.
         assert_eq!(run.code(), Some(1), "{}", run.transcript());
         assert!(
             run.stderr.contains("killed by SIGPIPE"),
@@ -526,9 +533,11 @@ fn a_program_that_is_not_executable_is_reported_with_status_126() {
 
 #[test]
 fn too_many_open_files_is_a_runtime_error_not_126() {
-    // fds 0-2, the signalfd and one pipe fit in 6; the second pipe (or Command's own
-    // pipes) do not.
-    let run = in_shell("ulimit -n 6; exec \"$0\" -- cat").run();
+    // fds 0-2, the signalfd and one pipe fit in 6; the second pipe (or Command's
+    // own pipes) do not. The shell first closes what it may have inherited.
+    let limited =
+        "exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; ulimit -n 6; exec \"$0\"";
+    let run = in_shell(&format!("{limited} -- cat")).run();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
     assert!(
         run.stderr
@@ -536,7 +545,7 @@ fn too_many_open_files_is_a_runtime_error_not_126() {
         "{}",
         run.transcript()
     );
-    let run = in_shell("ulimit -n 6; exec \"$0\" --command -- cat").run();
+    let run = in_shell(&format!("{limited} --command -- cat")).run();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
     assert!(
         run.stderr.contains("spawn cat: Too many open files"),
@@ -580,8 +589,9 @@ fn a_fork_that_fails_is_a_runtime_error_not_126() {
 #[test]
 fn the_execd_child_gets_fds_0_1_2_default_signals_and_a_group_of_its_own() {
     for style in SPAWN_STYLES {
-        // `sleep` never replies: the parent waits (1 s), which gives us time to look.
-        // The shell hands the lesson fd 7 without close-on-exec, as shells often do.
+        // `sleep` never replies: the parent waits (1 s), which gives us time to
+        // look. The shell hands the lesson fd 7 without close-on-exec, as shells
+        // often do.
         let script = format!(
             "exec 7</dev/null; exec \"$0\" {} --reply-timeout 1 -- sleep 30",
             style.join(" ")
@@ -592,9 +602,10 @@ fn the_execd_child_gets_fds_0_1_2_default_signals_and_a_group_of_its_own() {
             // The hand-written spawn closes everything above 2, inherited or not.
             assert_eq!(fds(child), [0, 1, 2], "the exec'd child inherited more");
         } else {
-            // Command closes what the lesson made (close-on-exec) but passes on what the
-            // lesson inherited without the flag: exactly what this test process handed
-            // down (from cargo, a shell...). Anything more would be the lesson's own.
+            // Command closes what the lesson made (close-on-exec) but passes on
+            // what the lesson inherited without the flag: exactly what this test
+            // process handed down (from cargo, a shell...). Anything more would be
+            // the lesson's own.
             let me = i32::try_from(std::process::id()).unwrap();
             let mut inherited: Vec<i32> = fds(me)
                 .into_iter()
@@ -730,7 +741,8 @@ fn stderr_into_a_closed_pipe_neither_panics_nor_leaves_the_child() {
     for style in ["", "--command"] {
         // `head` keeps the first line and exits; later notes meet a closed pipe.
         let script = format!(
-            "exec 3>&1; {{ \"$0\" {style} --speed 20 2>&1; echo \"status $?\" >&3; }} \
+            "exec 3>&1; \
+             {{ \"$0\" {style} --speed 20 2>&1; echo \"status $?\" >&3; }} \
              | head -n 1"
         );
         let run = in_shell(&script).run();
@@ -816,9 +828,9 @@ fn numbers_at_the_edges_of_their_ranges_are_accepted() {
     assert!(run.stderr.contains("no reply within 1ms"), "{}", run.stderr);
 }
 
-/// Checks a `--help` text: it starts with `Usage:`, every option line under `Options:`
-/// is indented two spaces with its description in one column shared by all (and by the
-/// continuation lines), and it lists each of `options`.
+/// Checks a `--help` text: it starts with `Usage:`, every option line under
+/// `Options:` is indented two spaces with its description in one column shared by
+/// all (and by the continuation lines), and it lists each of `options`.
 fn assert_help(bin: &str, name: &str, options: &[&str]) {
     let run = Lesson::new(bin).arg("--help").run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
@@ -891,8 +903,8 @@ fn help_into_dev_full_is_reported_not_a_panic() {
 // Finding and building bidir-child
 
 /// A copy of the lesson in `<dir>/<profile>/`, with no bidir-child beside it, and a
-/// stand-in for cargo that records its arguments and "builds" by copying the real child
-/// (or fails, if `works` is false).
+/// stand-in for cargo that records its arguments and "builds" by copying the real
+/// child (or fails, if `works` is false).
 fn lone_lesson(dir: &TempDir, profile: &str, works: bool) -> (PathBuf, PathBuf) {
     let bin_dir = dir.path().join(profile);
     std::fs::create_dir_all(&bin_dir).unwrap();

@@ -1,4 +1,5 @@
-//! The book's claims about the documents' own Python programs, measured by running them.
+//! The book's claims about the documents' own Python programs, measured by running
+//! them.
 //!
 //! They need `../shared/originals/` beside the workspace (not in a fresh clone) and
 //! `python3`; without them each test says it skipped and passes. Every run removes
@@ -11,7 +12,8 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bidir-spawn");
 
-/// The originals' folder, or `None` (with the reason printed) when a test cannot run.
+/// The originals' folder, or `None` (with the reason printed) when a test cannot
+/// run.
 fn originals() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/originals");
     if !dir.join("pipes.py").exists() {
@@ -28,8 +30,8 @@ fn originals() -> Option<PathBuf> {
     Some(dir)
 }
 
-/// Copies `name` from the originals into `dir`, without its `sys.stdout.flush()` lines
-/// if `flush` is false, and returns the copy's path.
+/// Copies `name` from the originals into `dir`, without its `sys.stdout.flush()`
+/// lines if `flush` is false, and returns the copy's path.
 fn copy(originals: &Path, name: &str, dir: &TempDir, flush: bool) -> PathBuf {
     let text = std::fs::read_to_string(originals.join(name)).expect("an original");
     let kept: Vec<&str> = text
@@ -79,8 +81,8 @@ fn python_child_with_its_flush_replies_at_6_and_12_s() {
 
 #[test]
 fn python_child_without_its_flush_misses_the_default_8_s_timeout() {
-    // The reply waits in Python's buffer until the child's next input() flushes it, at
-    // 9 s: one second after the default limit (3 s + 3 s + 2 s at speed 1).
+    // The reply waits in Python's buffer until the child's next input() flushes it,
+    // at 9 s: one second after the default limit (3 s + 3 s + 2 s at speed 1).
     let Some(originals) = originals() else { return };
     let dir = TempDir::new("bidir-python");
     let child = copy(&originals, "pipes_test_child.py", &dir, false);
@@ -103,8 +105,9 @@ fn python_child_without_its_flush_replies_at_9_and_12_s_given_time() {
     assert!(times[0] >= 8.8 && times[1] >= 11.8, "replies at {times:?}");
 }
 
-/// Runs the documents' pipes.py with every flush removed from both programs, its stdout
-/// a terminal (`script` gives it a pseudo-terminal) or a pipe, for at most 16 s.
+/// Runs the documents' pipes.py with every flush removed from both programs, its
+/// stdout a terminal (`script` gives it a pseudo-terminal) or a pipe, for at most
+/// 16 s.
 fn pipes_py_without_flushes(on_a_terminal: bool) -> Option<(String, Vec<f64>)> {
     let originals = originals()?;
     let dir = TempDir::new("bidir-python");
@@ -140,8 +143,8 @@ fn pipes_py_without_flushes_completes_when_stdout_is_a_terminal() {
     let Some((text, times)) = pipes_py_without_flushes(true) else {
         return;
     };
-    // sys.stdout was made line-buffered at start-up (a terminal), and stays so after
-    // the dup2 onto the pipe: Hello 2 goes out at its newline.
+    // sys.stdout was made line-buffered at start-up (a terminal), and stays so
+    // after the dup2 onto the pipe: Hello 2 goes out at its newline.
     assert!(text.contains("status 0"), "{text}");
     assert!(
         times.len() == 2 && times[0] >= 8.8 && times[1] >= 11.8,

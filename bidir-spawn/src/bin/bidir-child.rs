@@ -1,22 +1,25 @@
-//! bidir-child: the program `bidir-spawn` execs, the documents' `pipes_test_child.py`.
+//! bidir-child: the program `bidir-spawn` execs, the documents'
+//! `pipes_test_child.py`.
 //!
-//! Says on stderr which argument it got, then twice: waits 3 s, reads a line from its
-//! stdin, waits 3 s, and answers `Child <pid> got: [<line>]` on its stdout, flushing each
-//! answer as pipes_test_child.py does. It knows nothing about pipes: `bidir-spawn` gives it
-//! a pipe as stdin and another as stdout; run by hand, it talks to the terminal.
+//! Says on stderr which argument it got, then twice: waits 3 s, reads a line from
+//! its stdin, waits 3 s, and answers `Child <pid> got: [<line>]` on its stdout,
+//! flushing each answer as pipes_test_child.py does. It knows nothing about pipes:
+//! `bidir-spawn` gives it a pipe as stdin and another as stdout; run by hand, it
+//! talks to the terminal.
 //!
 //! Usage: bidir-child [--speed X] [--no-flush] ARG
 //!
 //! Try it:
 //!     cargo run -p bidir-spawn -- --speed 10   # bidir-spawn runs it for you
-//!     printf 'a\nb\n' | cargo run -p bidir-spawn --bin bidir-child -- --speed 10 spam
-//!     cargo run -p bidir-spawn --bin bidir-child -- spam   # type two lines yourself
+//!     printf 'a\nb\n' | cargo run -p bidir-spawn --bin bidir-child -- spam
+//!     cargo run -p bidir-spawn --bin bidir-child -- spam   # then type two lines
 //!
-//! Where this differs from pipes_test_child.py, on purpose: its replies go through a
-//! `BufWriter`, a block buffer like the one Python gives a program whose stdout is a pipe
-//! (Rust's own `Stdout` flushes at every newline, which would hide the deadlock);
-//! `--no-flush` removes the flush (DELIBERATELY BROKEN: the flush deadlock); EOF before a
-//! line and a line longer than 64 KiB are reported (exit 1) instead of a traceback.
+//! Where this differs from pipes_test_child.py, on purpose: its replies go through
+//! a `BufWriter`, a block buffer like the one Python gives a program whose stdout
+//! is a pipe (Rust's own `Stdout` flushes at every newline, which would hide the
+//! deadlock); `--no-flush` removes the flush (DELIBERATELY BROKEN: the flush
+//! deadlock); EOF before a line and a line longer than 64 KiB are reported (exit 1)
+//! instead of a traceback.
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pace::SPEED_RANGE;
@@ -32,8 +35,8 @@ const PROGRAM: &str = "bidir-child";
 /// pipes_test_child.py sleeps 3 s before reading a line and 3 s before replying.
 const WAIT_SECS: f64 = 3.0;
 
-/// The longest line it reads (without the newline): a parent cannot make it grow without
-/// bound.
+/// The longest line it reads (without the newline): a parent cannot make it grow
+/// without bound.
 const MAX_LINE: usize = 64 * 1024;
 
 struct Options {
@@ -58,15 +61,16 @@ fn main() -> ExitCode {
 }
 
 // ANCHOR: child_program
-/// pipes_test_child.py's main(): report the argument, then twice: wait, read a line,
-/// wait, reply.
+/// pipes_test_child.py's main(): report the argument, then twice: wait, read a
+/// line, wait, reply.
 fn converse(me: nix::unistd::Pid, options: &Options) -> Result<(), Failure> {
     note!("Child {me} of {} got arg: \"{}\"", getppid(), options.arg);
     let wait = Duration::from_secs_f64(WAIT_SECS / options.speed);
     let mut stdin = io::stdin().lock();
-    // A block buffer of our own, as C stdio and Python give any program whose stdout is
-    // a pipe. Rust's Stdout flushes at every newline today, which would hide the
-    // document's deadlock; through BufWriter a reply waits for flush() as Python's does.
+    // A block buffer of our own, as C stdio and Python give any program whose
+    // stdout is a pipe. Rust's Stdout flushes at every newline today, which would
+    // hide the document's deadlock; through BufWriter a reply waits for flush() as
+    // Python's does.
     let mut stdout = BufWriter::new(io::stdout().lock());
     for _ in 0..2 {
         sleep(wait);
@@ -77,7 +81,8 @@ fn converse(me: nix::unistd::Pid, options: &Options) -> Result<(), Failure> {
             stdout.flush().context("write stdout")?; // sys.stdout.flush()
         }
         // DELIBERATELY BROKEN with --no-flush: the reply stays in our buffer. The
-        // parent waits for it; we wait for the parent's next line: neither moves again.
+        // parent waits for it; we wait for the parent's next line: neither moves
+        // again.
     }
     drop(stdout); // what --no-flush left in the buffer goes out now, at the end
     Ok(())
@@ -133,9 +138,10 @@ fn usage() -> String {
         "\
 Usage: {PROGRAM} [--speed X] [--no-flush] ARG
 
-The child program of bidir-spawn (the documents' pipes_test_child.py). Says on stderr
-`Child <pid> of <ppid> got arg: \"ARG\"`, then twice: waits 3 s, reads a line from
-stdin, waits 3 s and answers `Child <pid> got: [<line>]` on stdout, flushed.
+The child program of bidir-spawn (the documents' pipes_test_child.py). Says on
+stderr `Child <pid> of <ppid> got arg: \"ARG\"`, then twice: waits 3 s, reads a
+line from stdin, waits 3 s and answers `Child <pid> got: [<line>]` on stdout,
+flushed.
 
 Options:
   --speed X    make the 3 s waits X times shorter, 0.001 to 1000000 (default 1)
