@@ -10,7 +10,7 @@
 //! `waitpid`.
 
 use crate::lock::{Guard, Lock};
-use lesson_kit::args::{Parser, UsageError};
+use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::{Context, Failure, describe_wait, exit, exited_ok, note};
 use lesson_kit::{signal_exit, signal_name};
 use nix::errno::Errno;
@@ -440,8 +440,21 @@ pub fn write_stdout(bytes: &[u8]) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The `main` of a program that takes no option but `--help`: prints the help or
+/// the usage error, or else [`Team::lead`]s `work`.
+pub fn main_without_options(
+    program: &'static str,
+    usage: fn() -> String,
+    work: impl FnOnce(&mut Team) -> Result<ExitCode, Halt>,
+) -> ExitCode {
+    match parse_command_line(program, || no_options(program), usage) {
+        Ok(()) => Team::lead(program, work),
+        Err(code) => code, // --help printed, or a usage error reported
+    }
+}
+
 /// The option parser of a program that takes none but `--help`.
-pub fn no_options(program: &str) -> Result<Option<()>, UsageError> {
+fn no_options(program: &str) -> Result<Option<()>, UsageError> {
     let mut parser = Parser::from_env(program)?;
     match parser.next()?.as_deref() {
         None => Ok(Some(())),

@@ -246,6 +246,7 @@ fn multi3_shares_an_anonymous_mapping_and_leaves_nothing_in_dev_shm() {
         .next_line()
         .is_some_and(|line| !line.text.starts_with("lost updates"))
     {}
+    racers(running.pid());
     let maps = std::fs::read_to_string(format!("/proc/{}/maps", running.pid()))
         .expect("read maps");
     // A MAP_SHARED|MAP_ANONYMOUS mapping shows as `rw-s` backed by `/dev/zero
@@ -723,11 +724,21 @@ fn a_full_stderr_changes_nothing_but_the_notes() {
     assert_eq!(run.lines.len(), 6, "{}", run.transcript());
 }
 
+/// A shell script that closes every descriptor above 2 it inherited (a test runner
+/// may pass some on), sets `ulimit -n`, and runs the lesson.
+fn with_descriptors(limit: u32) -> String {
+    format!(
+        r#"for fd in $(ls /proc/$$/fd); do
+             [ "$fd" -gt 2 ] && eval "exec $fd>&-"
+           done
+           ulimit -n {limit}; exec "$0""#
+    )
+}
+
 #[test]
 fn running_out_of_descriptors_is_reported() {
-    // Eight descriptors: the stop signals' self-pipe fits, the duplex pipe does
-    // not.
-    let run = in_shell(r#"ulimit -n 8; exec "$0""#, MULTI2).run();
+    // Eight descriptors: the stop signals' self-pipe fits, the duplex pipe does not.
+    let run = in_shell(&with_descriptors(8), MULTI2).run();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
     assert!(
         run.stderr
@@ -736,7 +747,7 @@ fn running_out_of_descriptors_is_reported() {
         run.transcript()
     );
     // Six: not even the self-pipe's copies.
-    let run = in_shell(r#"ulimit -n 6; exec "$0""#, MULTI1).run();
+    let run = in_shell(&with_descriptors(6), MULTI1).run();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
     assert!(
         run.stderr.contains("install handler for"),

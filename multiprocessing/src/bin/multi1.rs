@@ -25,9 +25,8 @@
 //!   ends at once.
 
 use lesson_kit::Failure;
-use lesson_kit::args::parse_command_line;
 use multiprocessing::lock::Lock;
-use multiprocessing::process::no_options;
+use multiprocessing::process::main_without_options;
 use multiprocessing::process::{child_code, write_stdout};
 use multiprocessing::shm::Shared;
 use multiprocessing::{Halt, Team, say};
@@ -37,12 +36,9 @@ use std::process::ExitCode;
 const PROGRAM: &str = "multi1";
 
 fn main() -> ExitCode {
-    match parse_command_line(PROGRAM, || no_options(PROGRAM), usage) {
-        Ok(()) => {}
-        Err(code) => return code, // --help printed, or a usage error reported
-    }
-    // Whatever is still running at the end is stopped and reaped, on every path.
-    Team::lead(PROGRAM, run)
+    // `--help`, or a usage error; else `run`, and then whatever is still running is
+    // stopped and reaped, on every path.
+    main_without_options(PROGRAM, usage, run)
 }
 
 // ANCHOR: run

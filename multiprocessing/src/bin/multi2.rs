@@ -25,8 +25,7 @@
 //!   Python raises `EOFError`; Ctrl-C ends and reaps the children.
 
 use lesson_kit::Failure;
-use lesson_kit::args::parse_command_line;
-use multiprocessing::process::no_options;
+use multiprocessing::process::main_without_options;
 use multiprocessing::process::{Side, child_code, run_child};
 use multiprocessing::pyobj::{PyObject, str_obj};
 use multiprocessing::{Halt, Team, say};
@@ -43,12 +42,9 @@ const PROGRAM: &str = "multi2";
 const MAX_LINE: usize = 64 * 1024;
 
 fn main() -> ExitCode {
-    match parse_command_line(PROGRAM, || no_options(PROGRAM), usage) {
-        Ok(()) => {}
-        Err(code) => return code, // --help printed, or a usage error reported
-    }
-    // Whatever is still running at the end is stopped and reaped, on every path.
-    Team::lead(PROGRAM, run)
+    // `--help`, or a usage error; else `run`, and then whatever is still running is
+    // stopped and reaped, on every path.
+    main_without_options(PROGRAM, usage, run)
 }
 
 // ANCHOR: run

@@ -21,9 +21,8 @@
 //!   them, and a child whose parent dies ends at once (the parent-death signal
 //!   survives exec).
 
-use lesson_kit::args::parse_command_line;
 use lesson_kit::{Context, Failure, describe_wait, exit, exited_ok, note};
-use multiprocessing::process::no_options;
+use multiprocessing::process::main_without_options;
 use multiprocessing::{Halt, Team, say};
 use nix::errno::Errno;
 use nix::sys::wait::WaitStatus;
@@ -38,12 +37,9 @@ const PROGRAM: &str = "multi5";
 const CHILD_PROGRAM: &str = "multi5-child";
 
 fn main() -> ExitCode {
-    match parse_command_line(PROGRAM, || no_options(PROGRAM), usage) {
-        Ok(()) => {}
-        Err(code) => return code, // --help printed, or a usage error reported
-    }
-    // Whatever is still running at the end is stopped and reaped, on every path.
-    Team::lead(PROGRAM, run)
+    // `--help`, or a usage error; else `run`, and then whatever is still running is
+    // stopped and reaped, on every path.
+    main_without_options(PROGRAM, usage, run)
 }
 
 // ANCHOR: run
