@@ -35,6 +35,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -802,6 +803,18 @@ pub fn stopped_exit(program: &str, what: &str) -> std::process::ExitCode {
     let signal = stop_signal().unwrap_or(libc::SIGTERM);
     note!("{program}: stopped by {} {what}", signal_name(signal));
     lesson_kit::signal_exit(signal)
+}
+
+/// What `--clients` accepts: threads are cheap, but not free.
+pub const CLIENTS_RANGE: std::ops::RangeInclusive<u32> = 1..=200;
+
+/// The end of every `main`: the exit code `run` chose, or its failure reported
+/// (`socket-preview: bind 127.0.0.1:50008: Address already in use`) and exit 1.
+pub fn exit_with(program: &str, ran: Result<ExitCode, Failure>) -> ExitCode {
+    ran.unwrap_or_else(|failure| {
+        note!("{program}: {failure}");
+        ExitCode::from(lesson_kit::exit::RUNTIME)
+    })
 }
 
 /// The help lines for choosing where to meet, shared by the programs.

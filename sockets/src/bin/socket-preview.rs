@@ -38,17 +38,14 @@
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::{Failure, exit, note};
 use sockets::{
-    ADDRESS_HELP, Fault, MeetOptions, bind, client, serve, stop_on_signals,
-    stopped_exit, worst,
+    ADDRESS_HELP, CLIENTS_RANGE, Fault, MeetOptions, bind, client, serve,
+    stop_on_signals, stopped_exit, worst,
 };
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 const PROGRAM: &str = "socket-preview";
-
-/// What `--clients` accepts: threads are cheap, but not free.
-const CLIENTS_RANGE: std::ops::RangeInclusive<u32> = 1..=200;
 
 struct Options {
     meet: MeetOptions,
@@ -62,13 +59,7 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(code) => return code, // --help printed, or a usage error reported
     };
-    match run(&options) {
-        Ok(code) => code,
-        Err(failure) => {
-            note!("{PROGRAM}: {failure}");
-            ExitCode::from(exit::RUNTIME)
-        }
-    }
+    sockets::exit_with(PROGRAM, run(&options))
 }
 
 fn run(options: &Options) -> Result<ExitCode, Failure> {

@@ -31,7 +31,7 @@
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::{Failure, exit, note};
 use sockets::{
-    ADDRESS_HELP, Address, Fault, MeetOptions, bind, client, serve,
+    ADDRESS_HELP, Address, CLIENTS_RANGE, Fault, MeetOptions, bind, client, serve,
     stop_on_signals, stopped_exit, worst,
 };
 use std::process::ExitCode;
@@ -40,8 +40,6 @@ use std::thread;
 use std::time::Duration;
 
 const PROGRAM: &str = "socket-progs";
-
-const CLIENTS_RANGE: std::ops::RangeInclusive<u32> = 1..=200;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -84,13 +82,7 @@ fn main() -> ExitCode {
             }
         })
     });
-    match ran {
-        Ok(code) => code,
-        Err(failure) => {
-            note!("{PROGRAM}: {failure}");
-            ExitCode::from(exit::RUNTIME)
-        }
-    }
+    sockets::exit_with(PROGRAM, ran)
 }
 // ANCHOR_END: main
 

@@ -60,13 +60,7 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(code) => return code, // --help printed, or a usage error reported
     };
-    match run(&options) {
-        Ok(code) => code,
-        Err(failure) => {
-            note!("{PROGRAM}: {failure}");
-            ExitCode::from(exit::RUNTIME)
-        }
-    }
+    sockets::exit_with(PROGRAM, run(&options))
 }
 
 fn run(options: &Options) -> Result<ExitCode, Failure> {
