@@ -153,6 +153,7 @@ pub fn read_all(
     }
 }
 
+// ANCHOR: stop
 /// The stop signals, turned into something `poll` can wait for.
 ///
 /// signal-hook installs its handlers with `SA_RESTART`, so a blocked `read` or `waitpid`
@@ -181,6 +182,7 @@ impl Stop {
         Ok(Stop { wake })
     }
 
+    // ANCHOR_END: stop
     /// The stop signal that has arrived, if any.
     pub fn signal(&self) -> Option<i32> {
         match LAST_STOP.load(Ordering::SeqCst) {
@@ -294,6 +296,7 @@ impl Exec {
         })
     }
 
+    // ANCHOR: exec
     /// The child's side, after `fork`: restore the signal state a program expects, then
     /// `execv`. Never returns: if `exec` fails, it writes a fixed message and `_exit`s with
     /// the shell's code, 127 (not found) or 126 (not executable).
@@ -332,6 +335,7 @@ pub fn child_defaults(parent: Pid) {
     }
 }
 
+// ANCHOR_END: exec
 /// A forked child's last words: a fixed message on stderr, then `_exit`.
 pub fn die(message: &[u8], code: u8) -> ! {
     let _ = nix::unistd::write(std::io::stderr(), message); // nobody to tell if it fails
@@ -379,6 +383,7 @@ pub fn try_reap(child: Pid) -> Result<Option<i32>, Failure> {
     }
 }
 
+// ANCHOR: end_child
 /// Ends a child for good and reaps it: SIGTERM, up to [`GRACE`] to go, then SIGKILL.
 /// Says so on stderr when it has to kill.
 pub fn end_child(child: Pid) {
@@ -397,6 +402,7 @@ pub fn end_child(child: Pid) {
     unsafe { libc::waitpid(child.as_raw(), std::ptr::null_mut(), 0) };
 }
 
+// ANCHOR_END: end_child
 /// How a child ended, from its raw wait status: `exited with status 3`,
 /// `killed by SIGKILL`.
 pub fn describe_raw(status: i32) -> String {

@@ -386,23 +386,31 @@ fn show_read(text: &[u8]) -> Result<(), Ended> {
 }
 
 // ANCHOR: close_status
-/// Prints the command's status as Python's `close()` gives it: `None` for 0, else the raw
-/// wait status (exit code << 8).
+/// Prints the command's status, and what Python's `close()` returns for it.
 fn close_status(status: i32) -> Result<(), Ended> {
-    let python = if status == 0 {
-        "None".to_owned()
-    } else {
-        status.to_string()
-    };
     let mut out = io::stdout().lock();
     writeln!(
         out,
-        "close: {UPCASE} {} (Python's close() returns {python})",
-        describe_raw(status)
+        "close: {UPCASE} {} (Python's close() returns {})",
+        describe_raw(status),
+        python_close(status)
     )
     .and_then(|()| out.flush())
     .context("write stdout")?;
     Ok(())
+}
+
+/// Python's `os.popen(...).close()`: `None` for success, else `returncode << 8`: the exit
+/// code moved into the second byte, as in a raw wait status; for a command killed by
+/// signal n, `returncode` is -n.
+fn python_close(status: i32) -> String {
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        "None".to_owned()
+    } else if libc::WIFSIGNALED(status) {
+        (-libc::WTERMSIG(status) << 8).to_string()
+    } else {
+        (libc::WEXITSTATUS(status) << 8).to_string()
+    }
 }
 // ANCHOR_END: close_status
 
@@ -463,4 +471,18 @@ line; 3 EOF never came (--forget-close); 126/127 {UPCASE} could not be run; 128+
 stopped by signal n.
 "
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::python_close;
+
+    #[test]
+    fn python_close_is_none_or_the_returncode_shifted_left() {
+        assert_eq!(python_close(0), "None");
+        assert_eq!(python_close(3 << 8), "768");
+        assert_eq!(python_close(255 << 8), "65280");
+        assert_eq!(python_close(libc::SIGKILL), "-2304"); // returncode -9
+        assert_eq!(python_close(libc::SIGPIPE), "-3328"); // returncode -13
+    }
 }
