@@ -388,8 +388,11 @@ fn bind_error(addr: &SocketAddr, err: io::Error) -> Failure {
     let hint = match err.kind() {
         // On a line of its own, so the error itself stays short.
         ErrorKind::AddrInUse => {
-            "\n  another program listens there, or old connections to it linger in\n  \
-             TIME_WAIT and SO_REUSEADDR is off (on either side): see `ss -tan`"
+            concat!(
+                "\n  another program listens there, or old connections to it ",
+                "linger in\n  TIME_WAIT and SO_REUSEADDR is off (on either side): ",
+                "see `ss -tan`"
+            )
         }
         ErrorKind::AddrNotAvailable => {
             "; no interface of this machine has that address"
