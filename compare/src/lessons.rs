@@ -26,12 +26,12 @@ pub struct Lesson {
     pub shape: Shape,
     /// The original's files, for `--list` and the check that they exist.
     pub originals: &'static [&'static str],
-    /// Where the document's output goes: stdout, except for pipes.py, whose stdout is
-    /// the pipe to its child and whose lines are all on stderr.
+    /// Where the document's output goes: stdout, except for pipes.py, whose stdout
+    /// is the pipe to its child and whose lines are all on stderr.
     pub stream: Stream,
-    /// The default window, counted from each program's first line: long enough for the
-    /// document's full cycle, and away from any line (a line at the edge would come or
-    /// not from run to run).
+    /// The default window, counted from each program's first line: long enough for
+    /// the document's full cycle, and away from any line (a line at the edge would
+    /// come or not from run to run).
     pub window: Duration,
 }
 
@@ -75,8 +75,8 @@ pub const LESSONS: &[Lesson] = &[
         shape: Shape::Spawn,
         originals: &["pipes.py", "pipes_test_child.py"],
         stream: Stream::Err,
-        // About 12 s in all, then both end by themselves; a run that ends early ends
-        // the wait early, so the window can be generous.
+        // About 12 s in all, then both end by themselves; a run that ends early
+        // ends the wait early, so the window can be generous.
         window: Duration::from_secs(20),
     },
     Lesson {
@@ -222,9 +222,10 @@ pub fn plan(
                 })
                 .collect())],
             ));
-            // The Python parent with the Rust child: pipes.py execs `python3` found on
-            // PATH; a directory in front of PATH holds a `python3` that execs the Rust
-            // child instead (same pid, so the child's line names the right parent).
+            // The Python parent with the Rust child: pipes.py execs `python3` found
+            // on PATH; a directory in front of PATH holds a `python3` that execs
+            // the Rust child instead (same pid, so the child's line names the right
+            // parent).
             let shim = scratch("python3-stands-for-the-rust-child")?;
             write_child_shim(&shim, places)?;
             let mut parent = at(vec![python.clone(), original("pipes.py")]);
@@ -301,9 +302,9 @@ fn one(argv: Vec<OsString>, cwd: PathBuf) -> Program {
 
 // ANCHOR: shim
 /// Writes `python3` into `dir`: a shell script that pipes.py's `execvp("python3",
-/// ["python3", "pipes_test_child.py", "spam"])` finds first on PATH. It drops the script
-/// name and `exec`s the Rust child with the rest (`spam`), so the process pipes.py forked
-/// becomes the Rust child: same pid, same pipes, same parent.
+/// ["python3", "pipes_test_child.py", "spam"])` finds first on PATH. It drops the
+/// script name and `exec`s the Rust child with the rest (`spam`), so the process
+/// pipes.py forked becomes the Rust child: same pid, same pipes, same parent.
 fn write_child_shim(dir: &Path, places: &Places) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let program = places.binaries.join(RUST_CHILD);

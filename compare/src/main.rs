@@ -1,19 +1,21 @@
-//! compare: run a lesson and the document's Python program side by side, each on its own
-//! pseudo-terminal, and say where they differ.
+//! compare: run a lesson and the document's Python program side by side, each on
+//! its own pseudo-terminal, and say where they differ.
 //!
 //! The documents' programs are not part of this project; the folder given with
-//! `--originals` holds them (on the project's machines, `../shared/originals`). For each
-//! lesson compare starts the original (`python3 pipe_1.py`) and the lesson (`anon-pipe`)
-//! at the same moment, each as the leader of a new session on a pseudo-terminal of its
-//! own, so both see a terminal as in class (into a pipe, CPython would keep every `print`
-//! in its buffer until exit and the cadence would be lost). When the window closes it
-//! types Ctrl-C into each terminal, escalates to SIGTERM and SIGKILL for a program that
-//! ignores it, reaps everything, and prints both outputs in two columns with pids and
-//! times masked, a mark on every line that differs, and a summary.
+//! `--originals` holds them (on the project's machines, `../shared/originals`). For
+//! each lesson compare starts the original (`python3 pipe_1.py`) and the lesson
+//! (`anon-pipe`) at the same moment, each as the leader of a new session on a
+//! pseudo-terminal of its own, so both see a terminal as in class (into a pipe,
+//! CPython would keep every `print` in its buffer until exit and the cadence would
+//! be lost). When the window closes it types Ctrl-C into each terminal, escalates
+//! to SIGTERM and SIGKILL for a program that ignores it, reaps everything, and
+//! prints both outputs in two columns with pids and times masked, a mark on every
+//! line that differs, and a summary.
 //!
-//! Usage: compare LESSON --originals DIR [--seconds S] [--tolerance MS] [--svg FILE]
+//! Usage: compare LESSON --originals DIR [--seconds S] [--tolerance MS]
+//!                [--svg FILE] [--stderr] [--keep-env] [--bin-dir DIR]
+//!        compare --all --originals DIR [--seconds S] [--tolerance MS]
 //!                [--stderr] [--keep-env] [--bin-dir DIR]
-//!        compare --all --originals DIR [--tolerance MS] [--keep-env] [--bin-dir DIR]
 //!        compare --list
 //!
 //! Try it:
@@ -22,8 +24,8 @@
 //!     cargo run -p compare -- named-fifo --originals ../shared/originals
 //!     cargo run -p compare -- --all --originals ../shared/originals
 //!
-//! Without `--bin-dir`, compare builds the lessons it runs with `cargo build` into the
-//! target directory it was itself built in, and runs them from there.
+//! Without `--bin-dir`, compare builds the lessons it runs with `cargo build` into
+//! the target directory it was itself built in, and runs them from there.
 
 mod lessons;
 mod report;
@@ -142,7 +144,10 @@ fn prepare(
             }
         }
     }
-    let originals = absolute(&originals)?;
+    // Canonical: the programs' tracebacks then show a plain path.
+    let originals = originals.canonicalize().map_err(|err| {
+        Setup(format!("--originals {}: {err}", originals.display()))
+    })?;
     let python = find_on_path("python3").ok_or_else(|| {
         Setup("python3 not found on PATH: the originals need it".to_owned())
     })?;
@@ -169,10 +174,10 @@ fn absolute(path: &Path) -> Result<PathBuf, Setup> {
         .map_err(|err| Setup(format!("{}: {err}", path.display())))
 }
 
-/// The interpreter itself, as Python reports it (`sys.executable`). `python3` on PATH
-/// may be a launcher (pyenv's shim is a script that runs `pyenv exec`, which puts its
-/// own folders in front of PATH): run through it, pipes.py would never find the
-/// stand-in `python3` that compare puts first on PATH for the Rust child.
+/// The interpreter itself, as Python reports it (`sys.executable`). `python3` on
+/// PATH may be a launcher (pyenv's shim is a script that runs `pyenv exec`, which
+/// puts its own folders in front of PATH): run through it, pipes.py would never
+/// find the stand-in `python3` that compare puts first on PATH for the Rust child.
 fn interpreter(python: &Path) -> Result<PathBuf, Setup> {
     let output = std::process::Command::new(python)
         .args(["-c", "import sys; sys.stdout.write(sys.executable)"])
@@ -205,9 +210,9 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 }
 
 // ANCHOR: build
-/// Builds the lessons' binaries with the cargo that runs us (`cargo run` sets `CARGO`),
-/// into the target directory and profile compare itself was built in, and returns the
-/// folder they are in: the one compare's own executable is in.
+/// Builds the lessons' binaries with the cargo that runs us (`cargo run` sets
+/// `CARGO`), into the target directory and profile compare itself was built in, and
+/// returns the folder they are in: the one compare's own executable is in.
 fn build(lessons: &[&'static Lesson]) -> Result<PathBuf, Setup> {
     let me = std::env::current_exe()
         .map_err(|err| Setup(format!("find compare's own executable: {err}")))?;
@@ -255,8 +260,8 @@ fn compare(
     binaries: &Path,
     out: &mut impl Write,
 ) -> Result<ExitCode, Failure> {
-    // Orphans of the programs (a child whose parent was killed) are re-parented to us,
-    // not to pid 1, so each run can reap them and see its process group empty.
+    // Orphans of the programs (a child whose parent was killed) are re-parented to
+    // us, not to pid 1, so each run can reap them and see its process group empty.
     // SAFETY: PR_SET_CHILD_SUBREAPER takes one integer and changes a flag of this
     // process; no memory is passed.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == -1 {
@@ -265,9 +270,9 @@ fn compare(
             io::Error::last_os_error(),
         ));
     }
-    // Our own Ctrl-C (and SIGTERM, SIGHUP) is read from a signalfd, so it is blocked
-    // here, before any thread exists; every thread inherits the mask, and the programs
-    // get an empty one (see run.rs).
+    // Our own Ctrl-C (and SIGTERM, SIGHUP) is read from a signalfd, so it is
+    // blocked here, before any thread exists; every thread inherits the mask, and
+    // the programs get an empty one (see run.rs).
     let mut stops = SigSet::empty();
     for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         stops.add(signal);
@@ -319,7 +324,8 @@ fn compare(
 
     let longest = runs.iter().map(|run| run.window).max().unwrap_or_default();
     note!(
-        "{PROGRAM}: running {} programs side by side for up to {:.1} s (Ctrl-C stops them)",
+        "{PROGRAM}: running {} programs side by side for up to {:.1} s \
+         (Ctrl-C stops them)",
         runs.iter().map(|run| run.programs.len()).sum::<usize>(),
         longest.as_secs_f64()
     );
@@ -336,8 +342,8 @@ fn compare(
 }
 // ANCHOR_END: compare
 
-/// The runs' threads, and our own stop signals meanwhile. `Err(signal)` if compare was
-/// stopped (after every program has been ended and reaped).
+/// The runs' threads, and our own stop signals meanwhile. `Err(signal)` if compare
+/// was stopped (after every program has been ended and reaped).
 fn run_all(
     runs: &[Run],
     signals: &SignalFd,
@@ -362,7 +368,8 @@ fn run_all(
                 .is_some_and(|events| events.contains(PollFlags::POLLIN))
                 && let Ok(Some(info)) = signals.read_signal()
             {
-                // The runs see it within their slice and end their programs at once.
+                // The runs see it within their slice and end their programs at
+                // once.
                 let signal = i32::try_from(info.ssi_signo).unwrap_or(libc::SIGTERM);
                 let _ = STOP.compare_exchange(
                     0,
@@ -390,8 +397,8 @@ fn run_all(
         .map(Ok)
 }
 
-/// One lesson: the columns of every pairing (and the picture). `--all`: the columns of
-/// the pairings that differ, then one table.
+/// One lesson: the columns of every pairing (and the picture). `--all`: the columns
+/// of the pairings that differ, then one table.
 fn report_all(
     options: &Options,
     runs: &[Run],
@@ -471,16 +478,17 @@ fn report_all(
     Ok(ExitCode::from(if equal { exit::OK } else { exit::RUNTIME }))
 }
 
-/// compare's own folder in the temporary directory: a working folder per run (the FIFO
-/// pairs make `my_pipe` there) and the stand-in `python3`. Removed on drop, on every
-/// path out of `compare`.
+/// compare's own folder in the temporary directory: a working folder per run (the
+/// FIFO pairs make `my_pipe` there) and the stand-in `python3`. Removed on drop, on
+/// every path out of `compare`.
 struct Scratch(PathBuf);
 
 impl Scratch {
     fn new() -> Result<Scratch, Failure> {
         let path =
             std::env::temp_dir().join(format!("compare-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path); // a leftover of a killed run with our pid
+        // A leftover of a killed run that had our pid.
+        let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir(&path).context(format!("mkdir {}", path.display()))?;
         Ok(Scratch(path))
     }
@@ -582,18 +590,20 @@ Usage: {PROGRAM} LESSON --originals DIR [--seconds S] [--tolerance MS] [--svg FI
                [--keep-env] [--bin-dir DIR]
        {PROGRAM} --list
 
-Runs a lesson and the document's Python program at the same time, each on its own
-pseudo-terminal, for a window; then types Ctrl-C into both, and prints their lines side
-by side (pids and times masked), a mark on each line that differs (* text, ~ cadence),
-and a summary. LESSON is one of: {}.
+Runs a lesson and the document's Python program at the same time, each on its
+own pseudo-terminal, for a window; then types Ctrl-C into both, and prints their
+lines side by side (pids and times masked), a mark on each line that differs
+(* text, ~ cadence), and a summary.
+LESSON is one of: {}.
 
 Options:
   --originals DIR  the folder with the documents' programs (../shared/originals)
   --all            every lesson, all at once, and one summary table
   --list           print which original goes with which lesson
-  --seconds S      the window, 0.1 to 3600 (default: the document's full cycle,
-                   e.g. 12 for anon-pipe)
-  --tolerance MS   the largest cadence difference still equal, 0 to 10000 (default 50)
+  --seconds S      the window, from each program's first line, 0.1 to 3600
+                   (default: the document's full cycle, e.g. 12 for anon-pipe)
+  --tolerance MS   the largest cadence difference still equal, 0 to 10000
+                   (default 50)
   --svg FILE       also draw the runs as a timeline picture (one lesson only)
   --stderr         show the stream that is not compared, too
   --keep-env       keep PYTHONUNBUFFERED in the programs' environment

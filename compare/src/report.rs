@@ -7,9 +7,10 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 // ANCHOR: mask
-/// A line as compared: Unix timestamps (nine or more digits before the point) become
-/// `<time>`, every other whole number of two digits or more becomes `<pid>` (in these
-/// programs' output the only other numbers are single digits: `Spam 4`, `Hello 2`).
+/// A line as compared: Unix timestamps (nine or more digits before the point)
+/// become `<time>`, every other whole number of two digits or more becomes `<pid>`
+/// (in these programs' output the only other numbers are single digits: `Spam 4`,
+/// `Hello 2`).
 pub fn mask(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
@@ -56,7 +57,8 @@ pub struct Row {
     pub lesson: Option<(Duration, String)>,
     /// The masked texts differ (or one side has no line here).
     pub differs: bool,
-    /// How far this line's offset from its side's first line differs between the sides.
+    /// How far this line's offset from its side's first line differs between the
+    /// sides.
     pub cadence: Option<Duration>,
 }
 
@@ -88,9 +90,9 @@ fn shown(line: &Line) -> String {
 }
 
 // ANCHOR: compare
-/// Lines up the two runs' lines by position. Cadence is measured from each side's first
-/// line, so the time Python takes to start (tens of milliseconds more than Rust) does not
-/// count; what counts is the rhythm after it.
+/// Lines up the two runs' lines by position. Cadence is measured from each side's
+/// first line, so the time Python takes to start (tens of milliseconds more than
+/// Rust) does not count; what counts is the rhythm after it.
 pub fn compare(original: &[Line], lesson: &[Line], tolerance: Duration) -> Verdict {
     let count = original.len().max(lesson.len());
     let (first_o, first_l) = match (original.first(), lesson.first()) {
@@ -249,14 +251,18 @@ pub fn write_columns(
     if show_stderr {
         for (who, lines) in [("original", o_notes), ("lesson", l_notes)] {
             writeln!(out, "{who} {} (not compared):", other.name())?;
+            // As printed: masking would turn a traceback's line numbers into <pid>.
             for line in lines {
-                writeln!(out, "  {:7.3}  {}", line.at.as_secs_f64(), shown(line))?;
+                let colon = if line.role.is_empty() { "" } else { ": " };
+                let at = line.at.as_secs_f64();
+                writeln!(out, "  {at:7.3}  {}{colon}{}", line.role, line.text)?;
             }
         }
     } else {
         writeln!(
             out,
-            "{} (not compared): original {} lines, lesson {} lines (--stderr shows them)",
+            "{} (not compared): original {} lines, lesson {} lines \
+             (--stderr shows them)",
             other.name(),
             o_notes.len(),
             l_notes.len()
@@ -343,8 +349,9 @@ pub fn write_table(out: &mut impl Write, rows: &[[String; 6]]) -> io::Result<()>
 }
 
 // ANCHOR: svg
-/// The timeline picture: one row per program run, a tick per line at its arrival time
-/// (red where it differs from the original's line), a grey mark where Ctrl-C was typed.
+/// The timeline picture: one row per program run, a tick per line at its arrival
+/// time (red where it differs from the original's line), a grey mark where Ctrl-C
+/// was typed.
 pub fn svg(
     title: &str,
     runs: &[(&Run, &Outcome, Vec<bool>)],
@@ -373,7 +380,8 @@ pub fn svg(
     let mut svg = String::new();
     let _ = writeln!(
         svg,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" \
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" \
+         height=\"{height}\" \
          font-family=\"monospace\" font-size=\"12\">",
         LEFT + WIDTH + 20.0
     );
@@ -388,7 +396,8 @@ pub fn svg(
         let _ = writeln!(
             svg,
             "<text x=\"10\" y=\"{}\">{}</text>\n\
-             <rect x=\"{LEFT}\" y=\"{}\" width=\"{WIDTH}\" height=\"{}\" fill=\"#f2f2f2\"/>",
+             <rect x=\"{LEFT}\" y=\"{}\" width=\"{WIDTH}\" height=\"{}\" \
+         fill=\"#f2f2f2\"/>",
             y + 17.0,
             xml(&run.label),
             y + 4.0,
@@ -398,7 +407,8 @@ pub fn svg(
             if let Some((_, at)) = ending.sent.first() {
                 let _ = writeln!(
                     svg,
-                    "<rect x=\"{:.1}\" y=\"{}\" width=\"3\" height=\"{}\" fill=\"#999\"/>",
+                    "<rect x=\"{:.1}\" y=\"{}\" width=\"3\" height=\"{}\" \
+                     fill=\"#999\"/>",
                     x(*at),
                     y + 4.0,
                     ROW - 8.0
@@ -413,7 +423,8 @@ pub fn svg(
             };
             let _ = writeln!(
                 svg,
-                "<rect x=\"{:.1}\" y=\"{}\" width=\"2\" height=\"{}\" fill=\"{color}\">\
+                "<rect x=\"{:.1}\" y=\"{}\" width=\"2\" height=\"{}\" \
+                 fill=\"{color}\">\
                  <title>{:.3} s: {}</title></rect>",
                 x(line.at),
                 y + 6.0,
@@ -428,7 +439,8 @@ pub fn svg(
     while second <= end {
         let _ = writeln!(
             svg,
-            "<text x=\"{:.1}\" y=\"{axis}\" text-anchor=\"middle\">{second} s</text>",
+            "<text x=\"{:.1}\" y=\"{axis}\" \
+             text-anchor=\"middle\">{second} s</text>",
             x(Duration::from_secs_f64(second))
         );
         second += if end > 20.0 { 5.0 } else { 1.0 };

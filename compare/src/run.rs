@@ -1,11 +1,12 @@
-//! Running programs the way a class does: each on a pseudo-terminal of its own, as the
-//! leader of its own session, stopped at the end of the window by a Ctrl-C typed into
-//! that terminal.
+//! Running programs the way a class does: each on a pseudo-terminal of its own, as
+//! the leader of its own session, stopped at the end of the window by a Ctrl-C
+//! typed into that terminal.
 //!
-//! One [`Run`] is one side of a comparison: a program (or two, for the FIFO pair) started
-//! at given offsets. [`Run::execute`] owns everything it starts until it returns: every
-//! process is reaped, the pseudo-terminals and pipes are closed, the working directory it
-//! was given is left as it found it except for what the programs wrote there.
+//! One [`Run`] is one side of a comparison: a program (or two, for the FIFO pair)
+//! started at given offsets. [`Run::execute`] owns everything it starts until it
+//! returns: every process is reaped, the pseudo-terminals and pipes are closed, the
+//! working directory it was given is left as it found it except for what the
+//! programs wrote there.
 
 use lesson_kit::Failure;
 use nix::errno::Errno;
@@ -24,16 +25,17 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
-/// Set (to the signal number) when compare itself is asked to stop: every run then ends
-/// its programs at once (SIGTERM, a short grace, SIGKILL) instead of finishing its window.
+/// Set (to the signal number) when compare itself is asked to stop: every run then
+/// ends its programs at once (SIGTERM, a short grace, SIGKILL) instead of finishing
+/// its window.
 pub static STOP: AtomicI32 = AtomicI32::new(0);
 
-/// How long a program may take to end after a Ctrl-C before it gets SIGTERM, and after
-/// SIGTERM before it gets SIGKILL.
+/// How long a program may take to end after a Ctrl-C before it gets SIGTERM, and
+/// after SIGTERM before it gets SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(1);
 
-/// The grace after SIGTERM when compare itself is stopping: short, so compare ends within
-/// a second of its own Ctrl-C.
+/// The grace after SIGTERM when compare itself is stopping: short, so compare ends
+/// within a second of its own Ctrl-C.
 const STOP_GRACE: Duration = Duration::from_millis(400);
 
 /// How often the loop looks at the clock, at [`STOP`] and at the processes.
@@ -49,8 +51,8 @@ pub struct Program {
     pub role: &'static str,
     pub argv: Vec<OsString>,
     pub cwd: PathBuf,
-    /// A directory put in front of `PATH` (the stand-in for `python3` that runs the Rust
-    /// child in `pipes.py`'s place).
+    /// A directory put in front of `PATH` (the stand-in for `python3` that runs the
+    /// Rust child in `pipes.py`'s place).
     pub path_prefix: Option<PathBuf>,
     /// When to start it, after the run's start.
     pub delay: Duration,
@@ -62,9 +64,9 @@ pub struct Run {
     pub label: String,
     pub programs: Vec<Program>,
     /// How long each program runs before Ctrl-C is typed into its terminal, counted
-    /// from its first line on `anchor` (from its start while it has printed none): a
-    /// slow start (Python takes tens of milliseconds more than Rust, seconds on a busy
-    /// machine) must not cut one side's last line and not the other's.
+    /// from its first line on `anchor` (from its start while it has printed none):
+    /// a slow start (Python takes tens of milliseconds more than Rust, seconds on a
+    /// busy machine) must not cut one side's last line and not the other's.
     pub window: Duration,
     /// The stream that is compared.
     pub anchor: Stream,
@@ -151,7 +153,8 @@ struct Live {
     terminal: Option<OwnedFd>,
     errors: Option<OwnedFd>,
     pending: [Vec<u8>; 2],
-    /// The compared stream, and when its first line came: the window counts from there.
+    /// The compared stream, and when its first line came: the window counts from
+    /// there.
     anchor: Stream,
     first_line: Option<Duration>,
     leader_status: Option<WaitStatus>,
@@ -163,9 +166,10 @@ struct Live {
 }
 
 impl Run {
-    /// Starts the programs at their offsets, lets them run for the window, types Ctrl-C
-    /// into every terminal still running, escalates to SIGTERM and SIGKILL after a grace
-    /// each, and reaps everything. Returns what they printed and how each ended.
+    /// Starts the programs at their offsets, lets them run for the window, types
+    /// Ctrl-C into every terminal still running, escalates to SIGTERM and SIGKILL
+    /// after a grace each, and reaps everything. Returns what they printed and how
+    /// each ended.
     pub fn execute(&self) -> Result<Outcome, Failure> {
         let started = Instant::now();
         let mut outcome = Outcome::default();
@@ -224,14 +228,14 @@ impl Run {
     }
 
     // ANCHOR: start
-    /// Starts one program on a fresh pseudo-terminal, as the leader of a new session
-    /// whose controlling terminal it is: then the terminal's Ctrl-C reaches exactly
-    /// this program and everything it forks, as in a terminal window.
+    /// Starts one program on a fresh pseudo-terminal, as the leader of a new
+    /// session whose controlling terminal it is: then the terminal's Ctrl-C reaches
+    /// exactly this program and everything it forks, as in a terminal window.
     fn start(&self, program: &Program) -> Result<Live, String> {
         let OpenptyResult { master, slave } = openpty(Some(&WINDOW), None)
             .map_err(|err| format!("openpty: {err}"))?;
-        // No echo (a typed Ctrl-C would show as `^C`) and no `\n` -> `\r\n`: what the
-        // program writes is what we read.
+        // No echo (a typed Ctrl-C would show as `^C`) and no `\n` -> `\r\n`: what
+        // the program writes is what we read.
         let mut modes =
             tcgetattr(&slave).map_err(|err| format!("tcgetattr: {err}"))?;
         modes.local_flags.remove(LocalFlags::ECHO);
@@ -259,8 +263,8 @@ impl Run {
         }
         // SAFETY: the closure runs in the forked child before exec, where only
         // async-signal-safe calls are sound (compare has several threads). setsid,
-        // ioctl and pthread_sigmask are system calls on values built here; nothing is
-        // allocated, locked or printed.
+        // ioctl and pthread_sigmask are system calls on values built here; nothing
+        // is allocated, locked or printed.
         unsafe {
             command.pre_exec(|| {
                 // A new session, so the terminal we make controlling is this one's.
@@ -292,8 +296,8 @@ impl Run {
         let leader = Pid::from_raw(
             i32::try_from(child.id()).map_err(|_| "pid out of range")?,
         );
-        // We reap with waitpid on the whole process group (orphans included), not with
-        // Child::wait, so the Child handle has nothing left to do.
+        // We reap with waitpid on the whole process group (orphans included), not
+        // with Child::wait, so the Child handle has nothing left to do.
         drop(child);
         Ok(Live {
             role: program.role,
@@ -342,8 +346,8 @@ impl Live {
 
     // ANCHOR: escalate
     /// Ctrl-C when the window closes; SIGTERM to the process group if that has not
-    /// ended it after [`GRACE`]; SIGKILL after another. When compare itself is stopping,
-    /// SIGTERM at once and SIGKILL soon after.
+    /// ended it after [`GRACE`]; SIGKILL after another. When compare itself is
+    /// stopping, SIGTERM at once and SIGKILL soon after.
     fn escalate(&mut self, started: Instant, window_closed: bool, stopping: bool) {
         if self.done() {
             return;
@@ -359,13 +363,15 @@ impl Live {
         };
         let group = self.leader;
         match next {
-            // Typed into the terminal: the line discipline turns it into SIGINT for the
-            // terminal's foreground process group, the program and what it forked.
+            // Typed into the terminal: the line discipline turns it into SIGINT for
+            // the terminal's foreground process group, the program and what it
+            // forked.
             Stop::CtrlC => match &self.terminal {
                 Some(terminal) if self.leader_status.is_none() => {
                     let _ = write(terminal, &[CTRL_C]);
                 }
-                // The leader is gone (so is the terminal's session): signal its group.
+                // The leader is gone (so is the terminal's session): signal its
+                // group.
                 _ => {
                     let _ = killpg(group, Signal::SIGINT);
                 }
@@ -385,9 +391,9 @@ impl Live {
     // ANCHOR_END: escalate
 
     // ANCHOR: reap
-    /// Reaps every child in the program's process group: the leader, and any process
-    /// orphaned there (compare is a child subreaper, so orphans come to it). The group
-    /// is gone when no process in it is left, not even a zombie.
+    /// Reaps every child in the program's process group: the leader, and any
+    /// process orphaned there (compare is a child subreaper, so orphans come to
+    /// it). The group is gone when no process in it is left, not even a zombie.
     fn reap(&mut self, started: Instant) {
         let group = Pid::from_raw(-self.leader.as_raw());
         loop {
@@ -463,7 +469,8 @@ fn read_ready(
             live[index].take_in(stream, started, outcome, false);
         }
     }
-    // Zero wait: drain everything still buffered, until every source reports its end.
+    // Zero wait: drain everything still buffered, until every source reports its
+    // end.
     if wait.is_zero()
         && live
             .iter()
@@ -486,9 +493,9 @@ impl Live {
         }
     }
 
-    /// One read from a ready source; its end (EOF, or EIO from a terminal whose last
-    /// user has closed it) closes our side too.
-    /// When `draining`, "nothing there" (EAGAIN) is an end too: every process is gone.
+    /// One read from a ready source; its end (EOF, or EIO from a terminal whose
+    /// last user has closed it) closes our side too. When `draining`, "nothing
+    /// there" (EAGAIN) is an end too: every process is gone.
     fn take_in(
         &mut self,
         stream: Stream,
@@ -515,7 +522,8 @@ impl Live {
             }
             Err(Errno::EINTR) => {}
             Err(Errno::EAGAIN) if !draining => {}
-            // 0 (EOF), EIO (terminal hung up) or any error: this source is finished.
+            // 0 (EOF), EIO (terminal hung up) or any error: this source is
+            // finished.
             _ => {
                 let rest = std::mem::take(&mut self.pending[slot]);
                 if !rest.is_empty() {

@@ -1,9 +1,9 @@
 //! compare's own mechanics, tested with small Python fixtures this project wrote
 //! (`tests/fixtures/`): they stand in for both the documents' programs (put in a
-//! temporary originals folder under the documents' file names) and the lessons' programs
-//! (shell wrappers in a temporary `--bin-dir`). One test runs the real anon-pipe, which
-//! compare builds itself; the book's transcript test runs the real originals, when
-//! `../shared/originals` exists.
+//! temporary originals folder under the documents' file names) and the lessons'
+//! programs (shell wrappers in a temporary `--bin-dir`). One test runs the real
+//! anon-pipe, which compare builds itself; the book's transcript test runs the real
+//! originals, when `../shared/originals` exists.
 
 use lesson_test::{Lesson, TempDir, assert_usage_errors};
 use nix::sys::signal::Signal;
@@ -75,8 +75,8 @@ impl Setup {
 }
 
 /// The Python interpreter itself, by full path: a fake Rust child must not run
-/// `python3` from PATH, where compare puts its stand-in `python3` that runs that very
-/// child (it would call itself for ever).
+/// `python3` from PATH, where compare puts its stand-in `python3` that runs that
+/// very child (it would call itself for ever).
 fn python() -> PathBuf {
     let output = std::process::Command::new("python3")
         .args(["-c", "import sys; sys.stdout.write(sys.executable)"])
@@ -231,7 +231,8 @@ fn edge_values_of_seconds_and_tolerance_are_accepted() {
     let run = setup
         .compare("anon-pipe", &["--seconds", "0.1", "--tolerance", "10000"])
         .run();
-    // 0.1 s is too short for Python to print anything: a difference, not a usage error.
+    // 0.1 s is too short for Python to print anything: a difference, not a usage
+    // error.
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
     assert!(
         run.stdout_text().contains("Ctrl-C at 0.1"),
@@ -408,7 +409,8 @@ fn a_program_deaf_to_ctrl_c_and_sigterm_is_killed_and_reaped() {
         .find(|line| line.starts_with("original ended: "))
         .unwrap_or_else(|| panic!("{out}"));
     assert!(ended.ends_with(": killed by SIGKILL"), "{ended}");
-    // Ctrl-C two seconds after its first line, SIGTERM a second later, SIGKILL another.
+    // Ctrl-C two seconds after its first line, SIGTERM a second later, SIGKILL
+    // another.
     let ctrl_c = seconds_after(ended, "Ctrl-C at ");
     let term = seconds_after(ended, "SIGTERM at ");
     let kill = seconds_after(ended, "SIGKILL at ");
@@ -500,7 +502,8 @@ fn named_fifo_runs_every_pairing_in_both_orders() {
 #[test]
 fn bidir_spawn_pairs_each_parent_with_the_other_child() {
     // The fake "Rust" child says `rust-spam`, so every pairing that runs it differs
-    // from the original in that line, and the one that runs the Python child does not.
+    // from the original in that line, and the one that runs the Python child does
+    // not.
     let setup = Setup::new()
         .original("pipes.py", "spawn_parent.py")
         .original("pipes_test_child.py", "spawn_child.py")
@@ -689,4 +692,100 @@ fn the_real_lesson_is_built_and_matches_a_fixture_with_its_cadence() {
         (3.0..4.5).contains(&seconds_after(ended, "Ctrl-C at ")),
         "{out}"
     );
+}
+
+/// The book's side-by-side transcript and timeline picture, from a real run of the
+/// document's pipe_1.py beside anon-pipe. Needs the originals beside the project; a
+/// fresh clone has none, and the test says it skipped.
+#[test]
+fn the_books_transcript_and_picture_come_from_a_real_run() {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if !workspace.join("../shared/originals/pipe_1.py").is_file() {
+        println!("skipped: no ../shared/originals/pipe_1.py beside the project");
+        return;
+    }
+    let update = std::env::var_os("UPDATE_TRANSCRIPTS").is_some();
+    let scratch = TempDir::new("compare-book");
+    let book_svg = "docs/src/compare-anon-pipe.svg";
+    let svg = if update {
+        workspace.join(book_svg)
+    } else {
+        scratch.path().join("compare-anon-pipe.svg")
+    };
+    // As on the project's machines, where PYTHONUNBUFFERED=1 is exported.
+    let run = Lesson::new("/bin/sh")
+        .args([
+            "-c",
+            "PYTHONUNBUFFERED=1 exec \"$0\" \"$@\"",
+            BIN,
+            "anon-pipe",
+        ])
+        .args(["--originals", "../shared/originals", "--svg"])
+        .arg(&svg)
+        .current_dir(&workspace)
+        .merge_stderr()
+        .deadline(Duration::from_secs(120))
+        .run();
+    assert!(matches!(run.code(), Some(0 | 1)), "{}", run.transcript());
+    let transcript = format!(
+        "$ cargo run -q -p compare -- anon-pipe --originals ../shared/originals \
+         --svg {book_svg}\n{}",
+        run.stdout_text()
+    );
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert_eq!(
+        picture.matches("<title>").count(),
+        14,
+        "7 lines a row\n{picture}"
+    );
+    let path = workspace.join("docs/src/transcripts/compare-anon-pipe.txt");
+    if update {
+        std::fs::write(&path, &transcript).unwrap();
+        return;
+    }
+    let recorded = std::fs::read_to_string(&path).unwrap_or_else(|err| {
+        panic!(
+            "{}: {err} (UPDATE_TRANSCRIPTS=1 cargo test -p compare)",
+            path.display()
+        )
+    });
+    assert_eq!(
+        shape(&recorded),
+        shape(&transcript),
+        "the book's {} no longer has the shape of compare's output; if that is \
+         intended, run UPDATE_TRANSCRIPTS=1 cargo test -p compare\n{transcript}",
+        path.display()
+    );
+}
+
+/// A transcript without what changes from run to run: every number is `#`, the
+/// marks at the start of a row and the result word (timing on a busy machine) are
+/// blanked, runs of spaces are one.
+fn shape(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let line = match line.chars().next() {
+            Some('*' | '~') => &line[1..],
+            _ => line,
+        };
+        let line = if line.starts_with("result: ") {
+            "result:"
+        } else {
+            line
+        };
+        let mut last = ' ';
+        for c in line.chars() {
+            let c = if c.is_ascii_digit() || (c == '.' && last == '#') {
+                '#'
+            } else {
+                c
+            };
+            if !((c == '#' && last == '#') || (c == ' ' && last == ' ')) {
+                out.push(c);
+            }
+            last = c;
+        }
+        out.push('\n');
+    }
+    out
 }
