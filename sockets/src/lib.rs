@@ -821,13 +821,17 @@ pub fn exit_with(program: &str, ran: Result<ExitCode, Failure>) -> ExitCode {
 }
 
 /// The help lines for choosing where to meet, shared by the programs.
-pub const ADDRESS_HELP: &str = "\
-  --host ADDR      the address to listen on / connect to (default 127.0.0.1: this
-                   machine only; the document listens on every interface)
-  --port N         the TCP port, 0 to 65535 (default 50008, the document's); 0 lets
-                   the kernel choose a free port for the server, which prints it
-  --unix PATH      use a Unix-domain socket at PATH instead of TCP
-  --timeout SECS   give up on one connection after SECS, 0.01 to 3600 (default 10)";
+pub const ADDRESS_HELP: &str = concat!(
+    "  --host ADDR          the address to listen on or connect to (default\n",
+    "                       127.0.0.1: this machine only; the document listens\n",
+    "                       on every interface)\n",
+    "  --port N             the TCP port, 0 to 65535 (default 50008, the\n",
+    "                       document's); 0: the kernel picks a free port for the\n",
+    "                       server, which prints it\n",
+    "  --unix PATH          use a Unix-domain socket at PATH instead of TCP\n",
+    "  --timeout SECS       give up on one connection after SECS, 0.01 to 3600\n",
+    "                       (default 10)",
+);
 
 /// The options every socket program takes: where to meet, and the time limit.
 #[derive(Debug, Clone, PartialEq)]

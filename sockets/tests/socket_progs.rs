@@ -436,6 +436,21 @@ fn help_lists_every_mode_and_option() {
     ] {
         assert!(help.contains(needle), "{needle} missing:\n{help}");
     }
+    // Every option and mode line: indented two spaces, description in one column.
+    let columns: Vec<usize> = help
+        .lines()
+        .filter(|line| line.starts_with("  -") || line.starts_with("  1,"))
+        .map(|line| {
+            line.find("   ")
+                .map(|gap| gap + line[gap..].len() - line[gap..].trim_start().len())
+        })
+        .map(|column| column.expect("a description after the option"))
+        .collect();
+    assert!(columns.len() >= 9, "{help}");
+    assert!(
+        columns.iter().all(|c| *c == columns[0]),
+        "{columns:?}\n{help}"
+    );
 }
 
 #[test]

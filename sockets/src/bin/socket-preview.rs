@@ -152,11 +152,11 @@ A server thread listens; five client threads connect, each sends `client<i>` and
 prints the reply (the documents' socket_preview.py). Ends when every client is done.
 
 Options:
-  --clients N        how many client threads, 1 to 200 (default 5)
+  --clients N          how many client threads, 1 to 200 (default 5)
 {ADDRESS_HELP}
-  --no-reuse-address bind like the document, without SO_REUSEADDR: a rerun within a
-                     minute fails with EADDRINUSE
-  -h, --help         print this help
+  --no-reuse-address   bind like the document, without SO_REUSEADDR: a rerun
+                       within a minute fails with EADDRINUSE
+  -h, --help           print this help
 
 Output: `client got: [b\"server got: [b'client0']\"]` per client on stdout, in the
 order they finish; notes on stderr. Ctrl-C, SIGTERM or SIGHUP stop it cleanly.

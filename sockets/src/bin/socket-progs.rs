@@ -201,17 +201,17 @@ The documents' socket-preview-progs.py: the server and its clients as separate
 programs. Start the server in one terminal, the clients in others.
 
 Modes:
-  1, server          listen and answer every connection until Ctrl-C
-  2, client          one client, named client:process=<pid>
-  3, threads         five client threads, named client:thread=<i> (any other number
-                     does the same, as in the document)
+  1, server            listen and answer every connection until Ctrl-C
+  2, client            one client, named client:process=<pid>
+  3, threads           five client threads, named client:thread=<i> (any other
+                       number does the same, as in the document)
 
 Options:
-  --clients N        threads mode: how many client threads, 1 to 200 (default 5)
-  --connections N    server mode: stop after N connections (default: never)
+  --clients N          threads mode: how many client threads, 1 to 200 (default 5)
+  --connections N      server mode: stop after N connections (default: never)
 {ADDRESS_HELP}
-  --no-reuse-address server mode: bind like the document, without SO_REUSEADDR
-  -h, --help         print this help
+  --no-reuse-address   server mode: bind like the document, without SO_REUSEADDR
+  -h, --help           print this help
 
 Output: `client got: [b\"server got: [b'client:process=<pid>']\"]` per client on
 stdout; notes on stderr. Ctrl-C, SIGTERM or SIGHUP stop any mode cleanly.
