@@ -29,6 +29,16 @@ fn tcp_server(extra: &[&str]) -> (Running, String) {
     (server, port.to_string())
 }
 
+/// A connection from the test itself, whose reads give up after 5 s: a broken server
+/// fails the test instead of hanging it.
+fn connect(port: &str) -> TcpStream {
+    let stream = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+}
+
 fn reply_line(name: &str) -> String {
     format!("client got: [b\"server got: [b'{name}']\"]")
 }
@@ -147,7 +157,7 @@ fn a_silent_client_is_hung_up_on_and_the_next_one_answered() {
 #[test]
 fn a_client_that_leaves_mid_message_is_reported_and_the_server_goes_on() {
     let (server, port) = tcp_server(&[]);
-    let mut half = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    let mut half = connect(&port);
     half.write_all(b"clie").unwrap();
     drop(half);
     let next = lesson().args(["client", "--port", &port]).run();
@@ -164,7 +174,7 @@ fn a_client_that_leaves_mid_message_is_reported_and_the_server_goes_on() {
 #[test]
 fn a_too_long_message_is_refused() {
     let (server, port) = tcp_server(&[]);
-    let mut long = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    let mut long = connect(&port);
     long.write_all(&[b'x'; 2000]).unwrap();
     let mut rest = Vec::new();
     let _ = long.read_to_end(&mut rest); // hung up on (EOF, or a reset)
@@ -180,8 +190,23 @@ fn a_too_long_message_is_refused() {
 fn fake_server(then: fn(TcpStream)) -> (String, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
+    listener.set_nonblocking(true).unwrap();
     let thread = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
+        // Bounded: a client that never comes (a broken lesson) ends the thread in 10 s.
+        let give_up = std::time::Instant::now() + Duration::from_secs(10);
+        let mut stream = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(_) if std::time::Instant::now() < give_up => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(err) => panic!("no client came: {err}"),
+            }
+        };
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         let mut request = [0u8; 64];
         let _ = stream.read(&mut request);
         then(stream);
@@ -468,9 +493,8 @@ fn a_socket_file_replaced_by_someone_else_is_left_alone() {
 #[test]
 fn exactly_the_longest_message_without_a_newline_is_refused_at_once() {
     let (server, port) = tcp_server(&["--timeout", "10"]);
-    let mut long = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    let mut long = connect(&port);
     long.write_all(&[b'x'; 1024]).unwrap(); // and keep the connection open
-    long.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut rest = Vec::new();
     let _ = long.read_to_end(&mut rest); // hung up on at once, not after 10 s
     let run = server.stop_with(Signal::SIGINT);
@@ -484,7 +508,7 @@ fn exactly_the_longest_message_without_a_newline_is_refused_at_once() {
 #[test]
 fn a_message_of_the_longest_length_is_answered() {
     let (server, port) = tcp_server(&[]);
-    let mut long = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    let mut long = connect(&port);
     let mut message = vec![b'x'; 1023];
     message.push(b'\n');
     long.write_all(&message).unwrap();
