@@ -309,3 +309,24 @@ fn ctrl_c_removes_the_socket_file() {
     running.stop_with(Signal::SIGINT);
     assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
 }
+
+#[test]
+fn ipv6_loopback_works_both_ways_of_binding() {
+    if TcpListener::bind("[::1]:0").is_err() {
+        println!("skipped: this machine has no IPv6 loopback");
+        return;
+    }
+    for extra in [&[][..], &["--no-reuse-address"][..]] {
+        let run = lesson()
+            .args(["--host", "::1", "--port", "0", "--clients", "2"])
+            .args(extra)
+            .run();
+        assert_eq!(run.code(), Some(0), "{}", run.transcript());
+        assert_eq!(run.lines.len(), 2, "{}", run.transcript());
+        assert!(
+            run.stderr.contains("listening on [::1]:"),
+            "{}",
+            run.transcript()
+        );
+    }
+}
