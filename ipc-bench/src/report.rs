@@ -503,7 +503,7 @@ impl Report {
         const H: f64 = 440.0;
         const LEFT: f64 = 60.0;
         const RIGHT: f64 = 170.0;
-        const TOP: f64 = 30.0;
+        const TOP: f64 = 40.0;
         const BOTTOM: f64 = 50.0;
         let mut lines: Vec<(&str, Vec<(usize, f64)>)> = vec![(
             "memcpy",
@@ -560,8 +560,9 @@ impl Report {
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" \
              font-family=\"sans-serif\" font-size=\"12\">\n\
              <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-             <text x=\"{LEFT}\" y=\"18\">Throughput (GB/s, log scale) against message \
-             size: {}</text>",
+             <text x=\"{LEFT}\" y=\"16\">Throughput (GB/s, log scale) against \
+             message size</text>\n\
+             <text x=\"{LEFT}\" y=\"28\" font-size=\"9\">{}</text>",
             escape(&self.command)
         );
         let mut decade = y0;

@@ -680,3 +680,47 @@ fn a_stop_signal_during_python_ends_python_and_its_child() {
     std::thread::sleep(Duration::from_millis(500)); // python3 is up and forked
     running.stop_with(Signal::SIGTERM); // and the group is empty: python's child too
 }
+
+#[test]
+fn quick_measures_four_sizes_twice() {
+    let run = lesson()
+        .args([
+            "--quick",
+            "--only",
+            "socketpair",
+            "--bytes",
+            "4096",
+            "--rounds",
+            "10",
+        ])
+        .arg("--json")
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let json = run.stdout_text();
+    let sizes: Vec<f64> = section(&json, "throughput")
+        .iter()
+        .filter(|o| mechanism(o) == "socketpair")
+        .map(|o| field(o, "size"))
+        .collect();
+    assert_eq!(sizes, [64.0, 4096.0, 65536.0, 1048576.0], "{json}");
+    assert!(json.contains("\"reps\": 2,"), "{json}");
+}
+
+#[test]
+fn a_second_ctrl_c_does_not_break_the_clean_up() {
+    let dir = TempDir::new("ipc-bench-twice");
+    let mut running = lesson_in(dir.path())
+        .args(["--only", "fifo", "--sizes", "64", "--bytes", "1073741824"])
+        .spawn();
+    running.wait_for_stderr("[2/2] fifo");
+    std::thread::sleep(Duration::from_millis(100));
+    running.signal(Signal::SIGINT); // the first; stop_with sends the second
+    let run = running.stop_with(Signal::SIGINT);
+    assert_eq!(
+        run.stderr.matches("stopped by SIGINT").count(),
+        1,
+        "{}",
+        run.transcript()
+    );
+    assert!(dir.entries().is_empty(), "left {:?}", dir.entries());
+}
