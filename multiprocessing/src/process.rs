@@ -15,7 +15,7 @@ use lesson_kit::{Context, Failure, describe_wait, exit, exited_ok, note};
 use lesson_kit::{signal_exit, signal_name};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpid, getppid};
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
@@ -166,6 +166,11 @@ impl Team {
         // printed twice. (The lesson writes lines with `say`, unbuffered; this is
         // the habit.)
         io::stdout().flush().context("flush stdout")?;
+        // The stop signals are blocked across the fork: one arriving in the child
+        // before it has put back the default actions would run the parent's handler
+        // there, and be lost. Blocked, it waits (the child starts with no signal
+        // pending), and acts once the child unblocks it.
+        let before = block(stop_set()).context("sigprocmask SIG_BLOCK")?;
         // SAFETY: after `fork` in a multi-threaded process the child may only make
         // async-signal-safe calls, because another thread may have held a lock (the
         // allocator's, stdout's) at that moment. This process has one thread:
@@ -174,13 +179,17 @@ impl Team {
         // Rust code, until it ends with `_exit` (`run_child`), never returning into
         // `main`.
         match unsafe { fork() } {
-            Err(errno) => Err(Failure::new("fork", errno).into()),
+            Err(errno) => {
+                let _ = block_only(before); // back as it was; the fork is the error
+                Err(Failure::new("fork", errno).into())
+            }
             Ok(ForkResult::Child) => {
-                become_child(parent);
+                become_child(parent, before);
                 Ok(Side::Child)
             }
             Ok(ForkResult::Parent { child }) => {
                 self.children.push(child);
+                block_only(before).context("sigprocmask SIG_SETMASK")?;
                 Ok(Side::Parent(child))
             }
         }
@@ -366,7 +375,7 @@ impl Team {
 
 // ANCHOR: become_child
 /// The first thing a child does after `fork`.
-fn become_child(parent: Pid) {
+fn become_child(parent: Pid, mask: SigSet) {
     // The parent's stop handlers write into the parent's self-pipe: a child wants
     // the default actions back, so Ctrl-C at the terminal (sent to the whole
     // process group) and the parent's SIGTERM end it.
@@ -374,6 +383,10 @@ fn become_child(parent: Pid) {
         // SAFETY: resetting a disposition to SIG_DFL is async-signal-safe and
         // involves no Rust code running in a handler.
         unsafe { libc::signal(signal, libc::SIG_DFL) };
+    }
+    // Now a stop signal may come: it acts by default (a pending one acts at once).
+    if block_only(mask).is_err() {
+        exit_child(exit::RUNTIME);
     }
     // If the parent dies (even by SIGKILL), the kernel sends us SIGKILL: no orphan
     // lives on. The parent may have died before this line: then our parent is
@@ -385,6 +398,29 @@ fn become_child(parent: Pid) {
     }
 }
 // ANCHOR_END: become_child
+
+/// The stop signals and SIGCHLD, as a signal set.
+fn stop_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for signal in STOP_SIGNALS.into_iter().chain([SIGCHLD]) {
+        if let Ok(signal) = Signal::try_from(signal) {
+            set.add(signal);
+        }
+    }
+    set
+}
+
+/// Blocks `set` and returns the mask as it was.
+fn block(set: SigSet) -> nix::Result<SigSet> {
+    let mut before = SigSet::empty();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut before))?;
+    Ok(before)
+}
+
+/// Makes `mask` the signal mask again.
+fn block_only(mask: SigSet) -> nix::Result<()> {
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)
+}
 
 /// The child's whole life: runs `body` and exits with the code it returns (1 if it
 /// panics: a panic must not unwind into the parent's code that forked us).
