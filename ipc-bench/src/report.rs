@@ -488,7 +488,10 @@ impl Report {
                 format!(
                     "    {{\"mechanism\": \"{}\", \"size\": {}, \"gbps\": {:.4}, \
                      \"median_ns\": {:.0}}}",
-                    py.mechanism, py.size, py.gbps, py.median_ns
+                    py.mechanism,
+                    py.size,
+                    finite(py.gbps),
+                    finite(py.median_ns)
                 )
             })
             .collect();
@@ -825,6 +828,37 @@ mod tests {
             report
                 .add_mechanism(Mechanism::Tcp, &lines("tp 1 x"), None)
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn json_never_holds_an_infinity() {
+        let plan = Plan {
+            sizes: vec![64],
+            reps: 1,
+            bytes: 1,
+            max_messages: 1,
+            rounds: 1,
+            syscalls: 1,
+        };
+        let mut report = Report::new(&plan, Some([0, 1]), &["--json".to_owned()]);
+        report.python.push(PythonRow {
+            mechanism: "pipe",
+            size: 64,
+            gbps: 0.5,
+            median_ns: f64::INFINITY, // no round trip came back
+        });
+        let json = report.json();
+        assert!(!json.contains("inf") && !json.contains("NaN"), "{json}");
+        assert!(json.contains("\"median_ns\": 0}"), "{json}");
+        assert!(json.contains("\"gbps\": 0.5000"), "{json}");
+        assert!(json.contains("\"pinned\": [0, 1],"), "{json}");
+        assert!(json.contains("\"syscall_ns\": 0.0,"), "{json}");
+        assert!(
+            json.contains(
+                "\"command\": \"cargo run --release -p ipc-bench -- --json\""
+            ),
+            "{json}"
         );
     }
 
