@@ -12,13 +12,14 @@ use lesson_kit::Failure;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::pty::{OpenptyResult, Winsize, openpty};
+use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use nix::sys::signal::{Signal, killpg};
 use nix::sys::termios::{LocalFlags, OutputFlags, SetArg, tcgetattr, tcsetattr};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, read, write};
 use std::ffi::OsString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -232,8 +233,7 @@ impl Run {
     /// session whose controlling terminal it is: then the terminal's Ctrl-C reaches
     /// exactly this program and everything it forks, as in a terminal window.
     fn start(&self, program: &Program) -> Result<Live, String> {
-        let OpenptyResult { master, slave } = openpty(Some(&WINDOW), None)
-            .map_err(|err| format!("openpty: {err}"))?;
+        let (master, slave) = open_terminal()?;
         // No echo (a typed Ctrl-C would show as `^C`) and no `\n` -> `\r\n`: what
         // the program writes is what we read.
         let mut modes =
@@ -318,13 +318,29 @@ impl Run {
     // ANCHOR_END: start
 }
 
-/// 80 columns by 24 rows: what a program asking its terminal's size sees.
-const WINDOW: Winsize = Winsize {
-    ws_row: 24,
-    ws_col: 80,
-    ws_xpixel: 0,
-    ws_ypixel: 0,
-};
+/// A new pseudo-terminal: our end (the master) and the program's (the slave), both
+/// close-on-exec from the start. compare starts programs from several threads at
+/// once: an end inherited by another program would keep this terminal open after its
+/// own program and compare are gone, and so never hang it up.
+fn open_terminal() -> Result<(OwnedFd, OwnedFd), String> {
+    let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let master =
+        posix_openpt(flags).map_err(|err| format!("posix_openpt: {err}"))?;
+    grantpt(&master).map_err(|err| format!("grantpt: {err}"))?;
+    unlockpt(&master).map_err(|err| format!("unlockpt: {err}"))?;
+    let name = ptsname_r(&master).map_err(|err| format!("ptsname: {err}"))?;
+    // std opens every file with O_CLOEXEC; O_NOCTTY: not *our* controlling terminal.
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&name)
+        .map_err(|err| format!("open {name}: {err}"))?;
+    // SAFETY: into_raw_fd hands over the descriptor the PtyMaster owned; nothing else
+    // owns it or will close it.
+    let master = unsafe { OwnedFd::from_raw_fd(master.into_raw_fd()) };
+    Ok((master, OwnedFd::from(slave)))
+}
 
 fn dup(fd: &OwnedFd) -> Result<OwnedFd, String> {
     fd.try_clone().map_err(|err| format!("dup terminal: {err}"))

@@ -582,6 +582,32 @@ fn ctrl_c_ends_compare_and_everything_it_started() {
 }
 
 #[test]
+fn programs_end_by_hangup_when_compare_is_killed_outright() {
+    // SIGKILL leaves compare no chance to clean up: its terminals close with it, the
+    // kernel hangs them up, and each program, a session leader, gets SIGHUP.
+    let setup = spam_setup("spam_match.py");
+    let mut running = setup.compare("anon-pipe", &["--seconds", "30"]).spawn();
+    running.wait_for_stderr("side by side");
+    std::thread::sleep(Duration::from_millis(500)); // the programs are up
+    assert!(!processes_mentioning(setup.dir.path()).is_empty());
+    let pid = running.pid();
+    running.signal(Signal::SIGKILL);
+    let run = running.finish_allowing(lesson_test::Leftovers::Orphans);
+    assert_eq!(run.code(), None, "{}", run.transcript());
+    let gone = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        processes_mentioning(setup.dir.path()).is_empty()
+    });
+    assert!(
+        gone,
+        "left behind: {:?}",
+        processes_mentioning(setup.dir.path())
+    );
+    // The one thing SIGKILL does leave: compare's scratch folder.
+    let _ = std::fs::remove_dir_all(scratch_of(pid));
+}
+
+#[test]
 fn a_full_or_unwritable_output_is_reported_not_a_panic() {
     let run = Lesson::new("/bin/sh")
         .args(["-c", "exec \"$0\" --list >/dev/full", BIN])
