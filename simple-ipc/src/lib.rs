@@ -1,13 +1,14 @@
 //! Plumbing the `simple-ipc` programs share, so each binary reads as its mechanism.
 //!
-//! - [`Stop`]: SIGINT, SIGTERM and SIGHUP become a byte in a pipe (the self-pipe trick),
-//!   so every wait can also watch for them and end the program cleanly;
-//! - [`Ended`] and [`conclude`]: one place that turns "stopped by a signal" or "a call
-//!   failed" into the message and the exit status (128 + n, or 1);
-//! - [`sibling`]: the path of another binary of this package, next to the running one,
-//!   so nothing needs to be on `PATH`;
+//! - [`Stop`]: SIGINT, SIGTERM and SIGHUP become a byte in a pipe (the self-pipe
+//!   trick), so every wait can also watch for them and end the program cleanly;
+//! - [`Ended`] and [`conclude`]: one place that turns "stopped by a signal" or "a
+//!   call failed" into the message and the exit status (128 + n, or 1);
+//! - [`sibling`]: the path of another binary of this package, next to the running
+//!   one, so nothing needs to be on `PATH`;
 //! - [`Exec`]: an `argv` built before `fork`, and the child's side of `exec`;
-//! - [`reap`] and [`end_child`]: every child is waited for, with a bound, on every path;
+//! - [`reap`] and [`end_child`]: every child is waited for, with a bound, on every
+//!   path;
 //! - [`Scratch`]: a fresh temporary directory that is removed on every exit path.
 //!
 //! Every system call a lesson is about (`fork`, `exec`, `dup2`, `pipe`, `setenv`,
@@ -30,7 +31,8 @@ use std::time::{Duration, Instant};
 /// The signals that stop a lesson cleanly.
 pub const STOP_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
-/// The last stop signal that arrived (0: none yet). Set by the handler, read by [`Stop`].
+/// The last stop signal that arrived (0: none yet). Set by the handler, read by
+/// [`Stop`].
 static LAST_STOP: AtomicUsize = AtomicUsize::new(0);
 
 /// How a lesson ended early: a stop signal, or a failed call.
@@ -54,8 +56,9 @@ impl From<Failure> for Ended {
 /// What `main` returns: the lesson's own exit code, or how it ended early.
 pub type Outcome = Result<ExitCode, Ended>;
 
-/// A lesson's `main`: parse the command line (`--help` and usage errors end here, with
-/// exit status 0 and 2), run the lesson, and turn its outcome into the exit status.
+/// A lesson's `main`: parse the command line (`--help` and usage errors end here,
+/// with exit status 0 and 2), run the lesson, and turn its outcome into the exit
+/// status.
 pub fn lesson_main<T>(
     program: &str,
     parse: impl FnOnce() -> Result<Option<T>, UsageError>,
@@ -68,9 +71,9 @@ pub fn lesson_main<T>(
     }
 }
 
-/// Turns a lesson's outcome into its exit status, with a note on stderr for an early end.
-/// Called by `main` after everything the lesson made is gone (children reaped, files
-/// removed: they are dropped when the lesson's function returns).
+/// Turns a lesson's outcome into its exit status, with a note on stderr for an
+/// early end. Called by `main` after everything the lesson made is gone (children
+/// reaped, files removed: they are dropped when the lesson's function returns).
 pub fn conclude(program: &str, outcome: Outcome) -> ExitCode {
     match outcome {
         Ok(code) => code,
@@ -89,9 +92,9 @@ pub fn conclude(program: &str, outcome: Outcome) -> ExitCode {
     }
 }
 
-/// Checks a child's raw wait status: `Ok` for status 0. A child that exited 127 or 126
-/// could not exec its program (see [`Exec::exec_in_child`]): the lesson passes that code
-/// on, as a shell does. Any other status is a failure (exit 1).
+/// Checks a child's raw wait status: `Ok` for status 0. A child that exited 127 or
+/// 126 could not exec its program (see [`Exec::exec_in_child`]): the lesson passes
+/// that code on, as a shell does. Any other status is a failure (exit 1).
 pub fn child_ok(what: &str, status: i32) -> Result<(), Ended> {
     let failure = || Failure::new(what, describe_raw(status));
     if !libc::WIFEXITED(status) {
@@ -112,8 +115,8 @@ pub fn child_ok(what: &str, status: i32) -> Result<(), Ended> {
     }
 }
 
-/// The error `Command::spawn` returned, as the shell's exit code: 127 if the program
-/// does not exist, 126 if it cannot be executed.
+/// The error `Command::spawn` returned, as the shell's exit code: 127 if the
+/// program does not exist, 126 if it cannot be executed.
 pub fn spawn_failed(program: &Path, err: std::io::Error) -> Ended {
     let code = match err.kind() {
         std::io::ErrorKind::NotFound => exit::NOT_FOUND,
@@ -140,7 +143,8 @@ pub fn read_all(
     loop {
         let events = PollFlags::POLLIN | PollFlags::POLLHUP;
         if !stop.wait_for(Some((fd, events)), Duration::from_secs(1))? {
-            continue; // nothing yet: wait again (the stop pipe is checked each time)
+            // Nothing yet: wait again (the stop pipe is checked each time)
+            continue;
         }
         let n = read(fd, &mut chunk).context(what)?;
         if n == 0 {
@@ -156,23 +160,24 @@ pub fn read_all(
 // ANCHOR: stop
 /// The stop signals, turned into something `poll` can wait for.
 ///
-/// signal-hook installs its handlers with `SA_RESTART`, so a blocked `read` or `waitpid`
-/// is *not* interrupted by Ctrl-C. Instead, every wait in these lessons is a `poll` on the
-/// descriptor it waits for *and* on this pipe, which the handler writes a byte into.
+/// signal-hook installs its handlers with `SA_RESTART`, so a blocked `read` or
+/// `waitpid` is *not* interrupted by Ctrl-C. Instead, every wait in these lessons
+/// is a `poll` on the descriptor it waits for *and* on this pipe, which the handler
+/// writes a byte into.
 pub struct Stop {
     wake: OwnedFd,
 }
 
 impl Stop {
-    /// Registers the handlers. Starts no thread: the process stays single-threaded, so the
-    /// lessons may `fork` afterwards.
+    /// Registers the handlers. Starts no thread: the process stays single-threaded,
+    /// so the lessons may `fork` afterwards.
     pub fn install() -> Result<Stop, Failure> {
         let (wake, write_end) =
             pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).context("pipe2 (stop)")?;
         for signal in STOP_SIGNALS {
             let what = format!("install a handler for {}", signal_name(signal));
-            // First the flag (which signal), then the byte (wake up): the reader sees the
-            // flag set whenever it sees the byte.
+            // First the flag (which signal), then the byte (wake up): the reader
+            // sees the flag set whenever it sees the byte.
             signal_hook::flag::register_usize(signal, &LAST_STOP, signal as usize)
                 .context(&what)?;
             let copy = dup(&write_end).context("dup (stop pipe)")?;
@@ -210,8 +215,9 @@ impl Stop {
         loop {
             self.check()?;
             let left = deadline.saturating_duration_since(Instant::now());
-            // At most a second per poll: a u16 of milliseconds always fits. Rounded up, so
-            // that a wait of 0.3 ms sleeps 1 ms instead of spinning with a timeout of 0.
+            // At most a second per poll: a u16 of milliseconds always fits. Rounded
+            // up, so that a wait of 0.3 ms sleeps 1 ms instead of spinning with a
+            // timeout of 0.
             let ms = left.as_micros().div_ceil(1000).min(1000);
             let ms = u16::try_from(ms).unwrap_or(1000);
             let mut fds = vec![PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
@@ -226,11 +232,13 @@ impl Stop {
             let ready = fds.get(1).is_some_and(|fd| fd.any().unwrap_or(false));
             if woken {
                 let mut bytes = [0u8; 16];
-                let _ = read(&self.wake, &mut bytes); // empty the pipe; the flag says which
+                // Empty the pipe; the flag says which
+                let _ = read(&self.wake, &mut bytes);
             }
-            // Checked even when the pipe looked empty: a signal that arrives while poll
-            // returns for `fd` has its handler run before poll returns to us, after the
-            // pipe was looked at. The flag is already set then; the byte is not seen yet.
+            // Checked even when the pipe looked empty: a signal that arrives while
+            // poll returns for `fd` has its handler run before poll returns to us,
+            // after the pipe was looked at. The flag is already set then; the byte
+            // is not seen yet.
             self.check()?;
             if ready {
                 return Ok(true);
@@ -247,8 +255,9 @@ impl Stop {
     }
 }
 
-/// The path of another binary of this package (`2-echoenv`), in the same directory as the
-/// running one: `cargo run` builds them all, so nothing needs to be installed or on PATH.
+/// The path of another binary of this package (`2-echoenv`), in the same directory
+/// as the running one: `cargo run` builds them all, so nothing needs to be
+/// installed or on PATH.
 pub fn sibling(name: &str) -> Result<PathBuf, Failure> {
     let me = std::env::current_exe().context("find this program (current_exe)")?;
     let dir = me.parent().ok_or_else(|| {
@@ -257,8 +266,9 @@ pub fn sibling(name: &str) -> Result<PathBuf, Failure> {
     Ok(dir.join(name))
 }
 
-/// Everything a forked child needs to `exec` a program, built *before* `fork`: after it,
-/// the child may not allocate (see the pitfalls of fork in a multi-threaded process).
+/// Everything a forked child needs to `exec` a program, built *before* `fork`:
+/// after it, the child may not allocate (see the pitfalls of fork in a
+/// multi-threaded process).
 pub struct Exec {
     path: CString,
     argv: Vec<CString>,
@@ -268,8 +278,9 @@ pub struct Exec {
 }
 
 impl Exec {
-    /// `program` with `argv` (`argv[0]` included: by convention the program's name, but
-    /// any string the caller likes). Fails on a NUL byte, which C strings cannot hold.
+    /// `program` with `argv` (`argv[0]` included: by convention the program's name,
+    /// but any string the caller likes). Fails on a NUL byte, which C strings
+    /// cannot hold.
     pub fn new(
         program: &Path,
         argv: impl IntoIterator<Item = Vec<u8>>,
@@ -297,9 +308,9 @@ impl Exec {
     }
 
     // ANCHOR: exec
-    /// The child's side, after `fork`: restore the signal state a program expects, then
-    /// `execv`. Never returns: if `exec` fails, it writes a fixed message and `_exit`s with
-    /// the shell's code, 127 (not found) or 126 (not executable).
+    /// The child's side, after `fork`: restore the signal state a program expects,
+    /// then `execv`. Never returns: if `exec` fails, it writes a fixed message and
+    /// `_exit`s with the shell's code, 127 (not found) or 126 (not executable).
     pub fn exec_in_child(&self) -> ! {
         child_defaults(self.parent);
         let Err(errno) = execv(&self.path, &self.argv);
@@ -310,25 +321,28 @@ impl Exec {
     }
 }
 
-/// A forked child's first step: the signal state of a fresh process, and an end of its own
-/// if the parent dies. Only async-signal-safe calls (`sigaction`, `sigprocmask`, `prctl`,
-/// `getppid`, `_exit`).
+/// A forked child's first step: the signal state of a fresh process, and an end of
+/// its own if the parent dies. Only async-signal-safe calls (`sigaction`,
+/// `sigprocmask`, `prctl`, `getppid`, `_exit`).
 pub fn child_defaults(parent: Pid) {
-    // The parent's stop handlers would only write into its pipe: a child must die of
-    // SIGTERM. Rust ignores SIGPIPE before main, and an ignored signal stays ignored across
-    // exec: give programs the default they expect (`Command` does the same).
+    // The parent's stop handlers would only write into its pipe: a child must die
+    // of SIGTERM. Rust ignores SIGPIPE before main, and an ignored signal stays
+    // ignored across exec: give programs the default they expect (`Command` does
+    // the same).
     for signal in [
         Signal::SIGINT,
         Signal::SIGTERM,
         Signal::SIGHUP,
         Signal::SIGPIPE,
     ] {
-        // SAFETY: SIG_DFL installs no handler, so no Rust code runs in signal context.
+        // SAFETY: SIG_DFL installs no handler, so no Rust code runs in signal
+        // context.
         let _ = unsafe { nix::sys::signal::signal(signal, SigHandler::SigDfl) };
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    // If the parent dies, the kernel sends us SIGTERM (it survives exec). The parent may
-    // have died before this line: then our parent is already someone else.
+    // If the parent dies, the kernel sends us SIGTERM (it survives exec). The
+    // parent may have died before this line: then our parent is already someone
+    // else.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
     if getppid() != parent {
         die(b"child: the parent is gone\n", exit::RUNTIME);
@@ -338,24 +352,25 @@ pub fn child_defaults(parent: Pid) {
 // ANCHOR_END: exec
 /// A forked child's last words: a fixed message on stderr, then `_exit`.
 pub fn die(message: &[u8], code: u8) -> ! {
-    let _ = nix::unistd::write(std::io::stderr(), message); // nobody to tell if it fails
+    // Nobody to tell if it fails
+    let _ = nix::unistd::write(std::io::stderr(), message);
     exit_child(code)
 }
 
-/// Ends a forked child without returning into `main` (which would run the parent's code
-/// and its destructors: the parent's temporary files would be removed twice).
+/// Ends a forked child without returning into `main` (which would run the parent's
+/// code and its destructors: the parent's temporary files would be removed twice).
 pub fn exit_child(code: u8) -> ! {
-    // SAFETY: `_exit` ends the process at once; it is async-signal-safe and touches no
-    // memory of ours.
+    // SAFETY: `_exit` ends the process at once; it is async-signal-safe and touches
+    // no memory of ours.
     unsafe { libc::_exit(i32::from(code)) }
 }
 
 /// How long a child gets to end after SIGTERM before it is killed.
 pub const GRACE: Duration = Duration::from_millis(300);
 
-/// Waits for `child` and returns its raw wait status (`status` of `waitpid`). A stop
-/// signal while waiting ends the child ([`end_child`]) before returning `Ended::Signal`,
-/// so the child is reaped on every path.
+/// Waits for `child` and returns its raw wait status (`status` of `waitpid`). A
+/// stop signal while waiting ends the child ([`end_child`]) before returning
+/// `Ended::Signal`, so the child is reaped on every path.
 pub fn reap(child: Pid, stop: &Stop) -> Result<i32, Ended> {
     loop {
         if let Some(status) = try_reap(child)? {
@@ -368,7 +383,8 @@ pub fn reap(child: Pid, stop: &Stop) -> Result<i32, Ended> {
     }
 }
 
-/// `waitpid(child, WNOHANG)`: the raw status if it has ended, `None` if it still runs.
+/// `waitpid(child, WNOHANG)`: the raw status if it has ended, `None` if it still
+/// runs.
 pub fn try_reap(child: Pid) -> Result<Option<i32>, Failure> {
     let mut status = 0;
     // SAFETY: waitpid writes one int into `status`, a live local variable.
@@ -384,8 +400,8 @@ pub fn try_reap(child: Pid) -> Result<Option<i32>, Failure> {
 }
 
 // ANCHOR: end_child
-/// Ends a child for good and reaps it: SIGTERM, up to [`GRACE`] to go, then SIGKILL.
-/// Says so on stderr when it has to kill.
+/// Ends a child for good and reaps it: SIGTERM, up to [`GRACE`] to go, then
+/// SIGKILL. Says so on stderr when it has to kill.
 pub fn end_child(child: Pid) {
     let _ = kill(child, Signal::SIGTERM); // it may be gone already: reaped below
     let deadline = Instant::now() + GRACE;
@@ -397,8 +413,8 @@ pub fn end_child(child: Pid) {
     }
     note!("child {child} still runs {GRACE:?} after SIGTERM: sending SIGKILL");
     let _ = kill(child, Signal::SIGKILL);
-    // SAFETY: a null status pointer is allowed; this blocks until the killed child is gone,
-    // which SIGKILL makes immediate.
+    // SAFETY: a null status pointer is allowed; this blocks until the killed child
+    // is gone, which SIGKILL makes immediate.
     unsafe { libc::waitpid(child.as_raw(), std::ptr::null_mut(), 0) };
 }
 
@@ -420,8 +436,8 @@ pub fn describe_raw(status: i32) -> String {
     }
 }
 
-/// A fresh temporary directory (`$TMPDIR/simple-ipc-<name>-<pid>`), removed with what is
-/// in it when dropped: on a normal end, an error and a stop signal alike.
+/// A fresh temporary directory (`$TMPDIR/simple-ipc-<name>-<pid>`), removed with
+/// what is in it when dropped: on a normal end, an error and a stop signal alike.
 pub struct Scratch {
     path: PathBuf,
     owner: Pid,
@@ -431,7 +447,8 @@ impl Scratch {
     pub fn new(name: &str) -> Result<Scratch, Failure> {
         let owner = getpid();
         let path = std::env::temp_dir().join(format!("simple-ipc-{name}-{owner}"));
-        // A directory of that name can only be a leftover of a killed run that had our pid.
+        // A directory of that name can only be a leftover of a killed run that had
+        // our pid.
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir(&path)
             .context(format!("create directory {}", path.display()))?;

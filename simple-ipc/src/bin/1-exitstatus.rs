@@ -1,27 +1,28 @@
 //! 1-exitstatus: a child's exit status is a small result it hands to its parent.
 //!
-//! Mirrors `testexit_fork.py` (*Programming Python*, the book of seeds 000 and 003): fork;
-//! the child prints `Hello from child <pid> <n>` and exits with status `n`; the parent
-//! waits and prints `Parent got <pid> <status> <status >> 8>`, then reads a line and stops
-//! on `q`. `n` is the child's copy of a counter the parent never changes: after `fork`
-//! the two processes share no memory, so it is 1 every time.
+//! Mirrors `testexit_fork.py` (*Programming Python*, the book of seeds 000 and
+//! 003): fork; the child prints `Hello from child <pid> <n>` and exits with status
+//! `n`; the parent waits and prints `Parent got <pid> <status> <status >> 8>`, then
+//! reads a line and stops on `q`. `n` is the child's copy of a counter the parent
+//! never changes: after `fork` the two processes share no memory, so it is 1 every
+//! time.
 //!
-//! Then it decodes the raw wait status on stderr as C does (`WIFEXITED`, `WEXITSTATUS`,
-//! `WIFSIGNALED`, `WTERMSIG`, `WCOREDUMP`), with the `$?` a shell would show: the exit
-//! code, or 128 + n for a child killed by signal n.
+//! Then it decodes the raw wait status on stderr as C does (`WIFEXITED`,
+//! `WEXITSTATUS`, `WIFSIGNALED`, `WTERMSIG`, `WCOREDUMP`), with the `$?` a shell
+//! would show: the exit code, or 128 + n for a child killed by signal n.
 //!
 //! Usage: 1-exitstatus [--count N] [--status CODE | --signal SIG]
 //!
 //! Try it:
-//!     cargo run -p simple-ipc --bin 1-exitstatus                 # Enter: again; q: stop
+//!     cargo run -p simple-ipc --bin 1-exitstatus       # Enter: again; q: stop
 //!     cargo run -p simple-ipc --bin 1-exitstatus -- --count 2
 //!     cargo run -p simple-ipc --bin 1-exitstatus -- --count 1 --status 255
 //!     cargo run -p simple-ipc --bin 1-exitstatus -- --count 1 --signal KILL
 //!
 //! Where this differs from the document, on purpose: `--count` ends it without a
-//! terminal; end of input stops it like `q` (Python's `input()` raises `EOFError`); the
-//! decoding lines; a child killed by a signal can be asked for; the child's core-dump limit
-//! is 0, so a `--signal ABRT` child leaves no core file behind.
+//! terminal; end of input stops it like `q` (Python's `input()` raises `EOFError`);
+//! the decoding lines; a child killed by a signal can be asked for; the child's
+//! core-dump limit is 0, so a `--signal ABRT` child leaves no core file behind.
 
 use lesson_kit::args::{Parser, UsageError};
 use lesson_kit::{Context, Failure, note, signal_name};
@@ -40,7 +41,7 @@ use std::time::Duration;
 const PROGRAM: &str = "1-exitstatus";
 
 struct Options {
-    /// `None`: like the document, one more child each time a line other than `q` is read.
+    /// `None`: like the document, another child for each line that is not `q`.
     count: Option<u32>,
     /// The child's exit status; `None`: its copy of the counter (always 1).
     status: Option<u8>,
@@ -56,7 +57,7 @@ fn main() -> ExitCode {
 fn run(options: &Options) -> Outcome {
     let stop = Stop::install()?;
     let mut input = Lines::default();
-    // The document's global. Each child adds 1 to *its own copy*; the parent's stays 0.
+    // The document's global: each child adds 1 to *its own copy*; ours stays 0.
     let mut exitstat: u8 = 0;
     if options.count.is_none() {
         note!("{PROGRAM}: Enter starts another child; q (or Ctrl-D) stops");
@@ -89,16 +90,17 @@ fn run(options: &Options) -> Outcome {
 /// Forks one child, which prints its line and ends with its status (or its signal).
 fn spawn_child(exitstat: &mut u8, options: &Options) -> Result<Pid, Failure> {
     let parent = getpid();
-    // Anything left in our stdout buffer would be copied into the child and printed twice.
+    // Anything left in our stdout buffer would be copied and printed twice.
     io::stdout().flush().context("flush stdout")?;
-    // SAFETY: this process is single-threaded (Stop::install starts no thread), so the
-    // child is a complete copy and may run ordinary code; it ends with _exit and never
-    // returns into the parent's code.
+    // SAFETY: this process is single-threaded (Stop::install starts no thread), so
+    // the child is a complete copy and may run ordinary code; it ends with _exit
+    // and never returns into the parent's code.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
             child_defaults(parent);
-            *exitstat += 1; // the child's copy of the memory: the parent never sees it
+            // The child's copy of the memory: the parent never sees this.
+            *exitstat += 1;
             let mut out = io::stdout().lock();
             let said = writeln!(out, "Hello from child {} {exitstat}", getpid())
                 .and_then(|()| out.flush());
@@ -120,17 +122,17 @@ fn spawn_child(exitstat: &mut u8, options: &Options) -> Result<Pid, Failure> {
 // ANCHOR_END: child
 
 // ANCHOR: decode
-/// What the raw status holds, read with the C macros, and the `$?` a shell would show.
+/// What the raw status holds (read with the C macros), and a shell's `$?`.
 fn decode(status: i32) -> String {
     let raw = format!("  status {status} = {status:#06x}:");
     if libc::WIFEXITED(status) {
-        // The exit code sits in bits 8..15: that is why the document prints status >> 8.
+        // The exit code is in bits 8..15: hence the document's `status >> 8`.
         let code = libc::WEXITSTATUS(status);
         format!(
             "{raw} WIFEXITED, WEXITSTATUS {code} (a shell's $? would be {code})"
         )
     } else if libc::WIFSIGNALED(status) {
-        // The signal number sits in bits 0..6, and bit 7 says whether a core was dumped.
+        // The signal number is in bits 0..6; bit 7 says whether a core was dumped.
         let signo = libc::WTERMSIG(status);
         let core = if libc::WCOREDUMP(status) {
             "WCOREDUMP"
@@ -149,7 +151,7 @@ fn decode(status: i32) -> String {
 }
 // ANCHOR_END: decode
 
-/// Lines from stdin, read with `poll` so that Ctrl-C is seen while we wait for a line.
+/// Lines from stdin, read with `poll`, so that Ctrl-C is seen while we wait.
 #[derive(Default)]
 struct Lines {
     pending: Vec<u8>,
@@ -201,7 +203,8 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
                 options.count = Some(parser.value_in(&arg, 1..=1_000_000)?)
             }
             "--status" => {
-                let code: u16 = parser.value_in(&arg, 0..=255)?; // 256: out of range
+                // Parsed as u16, so that 256 is "out of range", not "too large".
+                let code: u16 = parser.value_in(&arg, 0..=255)?;
                 options.status = Some(u8::try_from(code).unwrap_or(u8::MAX));
             }
             "--signal" => {
@@ -213,7 +216,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     }
     if options.status.is_some() && options.signal.is_some() {
         return Err(UsageError(
-            "--status and --signal exclude each other: a child either exits or is killed"
+            "--status and --signal exclude each other: a child exits or is killed"
                 .to_owned(),
         ));
     }

@@ -1,8 +1,8 @@
 //! 2-echoenv: prints the `USER` it inherited; the program `2-setenv` runs.
 //!
-//! Mirrors `echoenv.py` (*Programming Python*): prints `echoenv... Hello, <USER>`. It
-//! reads its environment once, at start, as every program does: a change made by its
-//! parent afterwards, or by anyone else, never reaches it.
+//! Mirrors `echoenv.py` (*Programming Python*): prints `echoenv... Hello, <USER>`.
+//! It reads its environment once, at start, as every program does: a change made by
+//! its parent afterwards, or by anyone else, never reaches it.
 //!
 //! Usage: 2-echoenv
 //!
@@ -12,8 +12,8 @@
 //!     env -u USER cargo run -p simple-ipc --bin 2-echoenv
 //!
 //! Where this differs from the document, on purpose: a missing `USER` prints
-//! `echoenv... (USER is not set)` instead of a `KeyError` traceback; a `USER` that is not
-//! UTF-8 is printed as the bytes it is.
+//! `echoenv... (USER is not set)` instead of a `KeyError` traceback; a `USER` that
+//! is not UTF-8 is printed as the bytes it is.
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::{Context, Failure};

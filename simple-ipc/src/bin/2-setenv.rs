@@ -1,13 +1,16 @@
-//! 2-setenv: a parent's environment is copied into the programs it starts, and only there.
+//! 2-setenv: a parent's environment is copied into the programs it starts, and only
+//! there.
 //!
-//! Mirrors `setenv.py` (*Programming Python*): prints `setenv... <USER>`, then changes
-//! `USER` and runs `echoenv` (here `2-echoenv`) three times, twice letting it print to the
-//! terminal (`os.system`) and once reading what it prints (`os.popen`): each run prints
-//! `echoenv... Hello, <the new USER>`. The shell that started `setenv` sees no change.
+//! Mirrors `setenv.py` (*Programming Python*): prints `setenv... <USER>`, then
+//! changes `USER` and runs `echoenv` (here `2-echoenv`) three times, twice letting
+//! it print to the terminal (`os.system`) and once reading what it prints
+//! (`os.popen`): each run prints `echoenv... Hello, <the new USER>`. The shell that
+//! started `setenv` sees no change.
 //!
 //! Three ways to give a child an environment, side by side:
-//! 1. `std::env::set_var` (C's `setenv`) changes *this* process's environment, which a
-//!    child made by `fork` + `execv` inherits, as `os.environ[...] = ...` does in Python;
+//! 1. `std::env::set_var` (C's `setenv`) changes *this* process's environment,
+//!    which a child made by `fork` + `execv` inherits, as `os.environ[...] = ...`
+//!    does in Python;
 //! 2. `Command::env` changes only the child's copy, and leaves ours alone;
 //! 3. `Command::env_clear` starts the child with nothing at all.
 //!
@@ -15,12 +18,12 @@
 //!
 //! Try it:
 //!     cargo run -p simple-ipc --bin 2-setenv
-//!     cargo run -p simple-ipc --bin 2-setenv -- Brian Arthur Gumby; echo "still $USER"
+//!     cargo run -p simple-ipc --bin 2-setenv -- Brian Arthur Gumby; echo "$USER"
 //!
 //! Where this differs from the document, on purpose: no shell runs between the two
-//! programs (`os.system` runs `sh -c`; here the child is exec'd directly); the third name
-//! is an argument instead of a line typed at a `?` prompt; a missing `USER` is reported,
-//! not a `KeyError`; the `env_clear` run is added.
+//! programs (`os.system` runs `sh -c`; here the child is exec'd directly); the
+//! third name is an argument instead of a line typed at a `?` prompt; a missing
+//! `USER` is reported, not a `KeyError`; the `env_clear` run is added.
 
 use lesson_kit::args::{Parser, UsageError};
 use lesson_kit::{Context, note};
@@ -60,10 +63,10 @@ fn run([first, second, third]: &[String; 3]) -> Outcome {
 
     // ANCHOR: set_var
     note!("[1] set_var(USER={first}) in this process, then fork + execv {ECHOENV}");
-    // SAFETY: set_var is unsafe since Rust 2024 because the C environment is a global
-    // that no lock protects: a thread reading it (getenv, in a library) while another
-    // changes it is undefined behaviour. This process has one thread, so nobody else can
-    // be reading it now.
+    // SAFETY: set_var is unsafe since Rust 2024 because the C environment is a
+    // global that no lock protects: a thread reading it (getenv, in a library)
+    // while another changes it is undefined behaviour. This process has one thread,
+    // so nobody else can be reading it now.
     unsafe { std::env::set_var("USER", first) };
     fork_exec_wait(&echoenv, &stop)?; // the child inherits our (new) environment
     // ANCHOR_END: set_var
@@ -76,13 +79,13 @@ fn run([first, second, third]: &[String; 3]) -> Outcome {
         .env("USER", second)
         .spawn()
         .map_err(|err| spawn_failed(&echoenv, err))?;
-    // Waited for by pid, with Ctrl-C watched (Command::status() would block in waitpid).
+    // Waited for by pid, with Ctrl-C watched (Command::status() blocks in waitpid).
     child_ok(ECHOENV, reap(pid_of(&child), &stop)?)?;
     // ANCHOR_END: command_env
 
     // ANCHOR: popen
     note!(
-        "[3] Command::env(USER={third}) + a pipe from its stdout: os.popen(...).read()"
+        "[3] Command::env(USER={third}), its stdout a pipe: os.popen(...).read()"
     );
     let mut child = Command::new(&echoenv)
         .env("USER", third)
@@ -95,7 +98,7 @@ fn run([first, second, third]: &[String; 3]) -> Outcome {
     let status = reap(pid_of(&child), &stop)?;
     let text = read?;
     child_ok(ECHOENV, status)?;
-    // print(os.popen(...).read()): the text ends with a newline, print adds another.
+    // print(os.popen(...).read()): the text ends with a newline; print adds one.
     out.write_all(&text)
         .and_then(|()| out.write_all(b"\n"))
         .context("write stdout")?;
@@ -122,11 +125,13 @@ fn run([first, second, third]: &[String; 3]) -> Outcome {
 // ANCHOR: fork_exec
 /// `os.system` without the shell: fork, exec the program in the child, wait for it.
 fn fork_exec_wait(program: &Path, stop: &Stop) -> Result<(), Ended> {
-    // argv and the error messages are built before fork: the child may not allocate.
+    // argv and the error messages are built before fork: the child must not
+    // allocate.
     let exec = Exec::new(program, [ECHOENV.as_bytes().to_vec()])?;
-    io::stdout().flush().context("flush stdout")?; // or the child would print it again
-    // SAFETY: single-threaded process (Stop::install starts no thread); the child only
-    // resets its signals, execs, or writes a fixed message and _exits (Exec::exec_in_child).
+    io::stdout().flush().context("flush stdout")?; // or the child prints it too
+    // SAFETY: single-threaded process (Stop::install starts no thread); the child
+    // only resets its signals, execs, or writes a fixed message and _exits
+    // (Exec::exec_in_child).
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => exec.exec_in_child(), // never returns
         ForkResult::Parent { child } => child_ok(ECHOENV, reap(child, stop)?),
@@ -170,10 +175,10 @@ fn usage() -> String {
 Usage: {PROGRAM} [NAME1 [NAME2 [NAME3]]]
 
 Prints `setenv... <USER>`, then runs {ECHOENV} (`echoenv... Hello, <USER>`) with
-USER=NAME1 set in its own environment (set_var, then fork + exec), with USER=NAME2 given
-to the child only (Command::env), with USER=NAME3 while reading its output through a pipe
-(os.popen), and with an empty environment (Command::env_clear). The documents'
-setenv.py and echoenv.py. Names default to Ada, Grace and Linus.
+USER=NAME1 set in its own environment (set_var, then fork + exec), with USER=NAME2
+given to the child only (Command::env), with USER=NAME3 while reading its output
+through a pipe (os.popen), and with an empty environment (Command::env_clear). The
+documents' setenv.py and echoenv.py. Names default to Ada, Grace and Linus.
 
 Options:
   -h, --help   print this help

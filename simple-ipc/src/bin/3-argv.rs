@@ -1,12 +1,12 @@
-//! 3-argv: what a program receives in `argv` is exactly the list its parent passed to
-//! `exec`: no shell splits, expands or unquotes anything.
+//! 3-argv: what a program receives in `argv` is exactly the list its parent passed
+//! to `exec`: no shell splits, expands or unquotes anything.
 //!
-//! Not a program of the documents (seeds 000 and 003 list command-line arguments first
-//! among the simple mechanisms). The parent execs `3-showargs`, which prints each entry of
-//! its `argv` as bytes, twice: with `fork` + `execv` by hand, then with `Command`. The
-//! list holds an `argv[0]` that is not the program's file name, an argument with a space
-//! (one argument, not two), bytes that are not UTF-8, an empty argument, and `$HOME *`
-//! (no shell, so no expansion).
+//! Not a program of the documents (seeds 000 and 003 list command-line arguments
+//! first among the simple mechanisms). The parent execs `3-showargs`, which prints
+//! each entry of its `argv` as bytes, twice: with `fork` + `execv` by hand, then
+//! with `Command`. The list holds an `argv[0]` that is not the program's file name,
+//! an argument with a space (one argument, not two), bytes that are not UTF-8, an
+//! empty argument, and `$HOME *` (no shell, so no expansion).
 //!
 //! Usage: 3-argv [-- ARG...]
 //!
@@ -14,9 +14,10 @@
 //!     cargo run -p simple-ipc --bin 3-argv
 //!     cargo run -p simple-ipc --bin 3-argv -- -- 'one two' three
 //!
-//! Where this differs from Python: `sys.argv` holds `str`s, with bytes that are not UTF-8
-//! smuggled in as surrogates; `subprocess.run([...])` passes a list the same way
-//! `Command` does, while `os.system("...")` goes through `sh -c` and its word splitting.
+//! Where this differs from Python: `sys.argv` holds `str`s, with bytes that are not
+//! UTF-8 smuggled in as surrogates; `subprocess.run([...])` passes a list the same
+//! way `Command` does, while `os.system("...")` goes through `sh -c` and its word
+//! splitting.
 
 use lesson_kit::args::{Parser, UsageError};
 use lesson_kit::{Context, note};
@@ -54,10 +55,10 @@ fn run(args: &[Vec<u8>]) -> Outcome {
     let argv = std::iter::once(ARGV0.to_vec()).chain(args.iter().cloned());
     let exec = Exec::new(&showargs, argv)?; // C strings, built before fork
     io::stdout().flush().context("flush stdout")?;
-    // SAFETY: single-threaded process (Stop::install starts no thread); the child only
-    // resets its signals, execs, or writes a fixed message and _exits.
+    // SAFETY: single-threaded process (Stop::install starts no thread); the child
+    // only resets its signals, execs, or writes a fixed message and _exits.
     match unsafe { fork() }.context("fork")? {
-        ForkResult::Child => exec.exec_in_child(), // execv(path, argv): never returns
+        ForkResult::Child => exec.exec_in_child(), // execv: never returns
         ForkResult::Parent { child } => child_ok(SHOWARGS, reap(child, &stop)?)?,
     }
     // ANCHOR_END: execv
@@ -115,8 +116,8 @@ Options:
   -- ARG...    pass these arguments instead
   -h, --help   print this help
 
-Exit status: 0 done; 1 a system call failed or {SHOWARGS} failed; 2 bad command line;
-126/127 {SHOWARGS} could not be run; 128+n stopped by signal n.
+Exit status: 0 done; 1 a system call failed or {SHOWARGS} failed; 2 bad command
+line; 126/127 {SHOWARGS} could not be run; 128+n stopped by signal n.
 "
     )
 }

@@ -1,17 +1,17 @@
 //! 3-showargs: prints the `argv` it was given, one entry per line, as exact bytes.
 //!
-//! The program `3-argv` execs. Each entry is shown as a Python bytes literal, so spaces,
-//! empty strings and bytes that are not UTF-8 are all visible:
-//! `argv[2] = b'caf\xe9' (not UTF-8)`.
+//! The program `3-argv` execs. Each entry is shown as a Python bytes literal, so
+//! spaces, empty strings and bytes that are not UTF-8 are all visible: `argv[2] =
+//! b'caf\xe9' (not UTF-8)`.
 //!
-//! Usage: 3-showargs [ARG...]      (every argument is data; only a lone --help is not)
+//! Usage: 3-showargs [ARG...]   (all data, except a lone --help)
 //!
 //! Try it:
 //!     cargo run -p simple-ipc --bin 3-showargs -- one "two words" '$HOME' *.toml
 //!
 //! (There the *shell* splits the line into words, expands `*.toml` and removes the
-//! quotes, before the program starts. A program started with `exec` gets exactly the
-//! strings it is given: see `3-argv`.)
+//! quotes, before the program starts. A program started with `exec` gets exactly
+//! the strings it is given: see `3-argv`.)
 
 use lesson_kit::args::{UsageError, parse_command_line};
 use lesson_kit::pyfmt::bytes_repr;

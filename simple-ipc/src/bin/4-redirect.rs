@@ -1,11 +1,14 @@
-//! 4-redirect: the shell's `>`, `<` and `2>&1` are `open` + `dup2` on descriptors 0, 1, 2.
+//! 4-redirect: the shell's `>`, `<` and `2>&1` are `open` + `dup2` on descriptors
+//! 0, 1, 2.
 //!
-//! Not a program of the documents (seeds 000 and 003 list standard stream redirection
-//! among the simple mechanisms). Three steps, each followed by what the file now holds:
-//! 1. this process points its own stdout (fd 1) at a file with `dup2`, writes a line, and
-//!    points it back at the terminal with the copy it saved with `dup`;
-//! 2. the shell's `4-upcase < in.txt > out.txt 2>&1`, spelled as system calls in a forked
-//!    child: `open` + `dup2` onto fd 0, `open` + `dup2` onto fd 1, `dup2(1, 2)`, `execv`;
+//! Not a program of the documents (seeds 000 and 003 list standard stream
+//! redirection among the simple mechanisms). Three steps, each followed by what the
+//! file now holds:
+//! 1. this process points its own stdout (fd 1) at a file with `dup2`, writes a
+//!    line, and points it back at the terminal with the copy it saved with `dup`;
+//! 2. the shell's `4-upcase < in.txt > out.txt 2>&1`, spelled as system calls in a
+//!    forked child: `open` + `dup2` onto fd 0, `open` + `dup2` onto fd 1, `dup2(1,
+//!    2)`, `execv`;
 //! 3. the same with `Command` and `Stdio`, the way a Rust program usually says it.
 //!
 //! The files live in a fresh temporary directory, removed on every exit path.
@@ -14,7 +17,7 @@
 //!
 //! Try it:
 //!     cargo run -p simple-ipc --bin 4-redirect
-//!     cargo run -p simple-ipc --bin 4-redirect -- --out /dev/full   # a write that fails
+//!     cargo run -p simple-ipc --bin 4-redirect -- --out /dev/full  # write fails
 
 use lesson_kit::args::{Parser, UsageError};
 use lesson_kit::{Context, Failure, exit, note};
@@ -38,7 +41,7 @@ const PROGRAM: &str = "4-redirect";
 const UPCASE: &str = "4-upcase";
 
 struct Options {
-    /// Where the redirected output goes; `None`: `out.txt` in the temporary directory.
+    /// Where the redirected output goes; `None`: `out.txt` in the temporary dir.
     out: Option<PathBuf>,
 }
 
@@ -50,7 +53,7 @@ fn main() -> ExitCode {
 fn run(options: &Options) -> Outcome {
     let stop = Stop::install()?;
     let upcase = sibling(UPCASE)?;
-    let scratch = Scratch::new(PROGRAM)?; // removed when `run` returns, on every path
+    let scratch = Scratch::new(PROGRAM)?; // removed on every path out of `run`
     let out = options
         .out
         .clone()
@@ -84,20 +87,20 @@ fn redirect_own_stdout(path: &Path) -> Result<(), Failure> {
     let stdout = io::stdout();
     // Whatever is still buffered belongs to the terminal: send it there first.
     stdout.lock().flush().context("flush stdout")?;
-    let saved = dup(&stdout).context("dup stdout")?; // a second name for the terminal
+    let saved = dup(&stdout).context("dup stdout")?; // another name for the tty
     let file = File::create(path).context(format!("create {}", path.display()))?;
     dup2_stdout(&file).context("dup2 file onto stdout")?; // fd 1 now names the file
     drop(file); // its own descriptor is not needed: fd 1 keeps the file open
-    // write(2) on fd 1 itself. Rust's Stdout has a buffer, emptied into whatever fd 1
-    // names at the moment it is flushed: text left in it (after a failed write, say)
-    // would reach the terminal later. A raw write has no buffer to leave behind.
+    // write(2) on fd 1 itself. Rust's Stdout has a buffer, emptied into whatever
+    // fd 1 names at the moment it is flushed: text left in it (after a failed
+    // write, say) would reach the terminal later. A raw write leaves nothing.
     let line = format!("written to fd 1 while fd 1 was {}\n", name(path));
     let wrote = match write(&stdout, line.as_bytes()) {
         Ok(n) if n == line.len() => Ok(()),
         Ok(n) => Err(Failure::new("write", format!("only {n} bytes written"))),
         Err(errno) => Err(Failure::new("write", errno)),
     };
-    // Back to the terminal *before* reporting anything, whether the write worked or not.
+    // Back to the terminal *before* reporting anything, whatever the write did.
     dup2_stdout(&saved).context("dup2 saved stdout back onto stdout")?;
     drop(saved); // fd 1 is the terminal again; the spare name can go
     wrote
@@ -106,8 +109,8 @@ fn redirect_own_stdout(path: &Path) -> Result<(), Failure> {
 // ANCHOR_END: own_stdout
 
 // ANCHOR: shell_style
-/// `upcase < input > out 2>&1`, the way a shell does it: in the child, between `fork`
-/// and `exec`, so the parent's own descriptors never move.
+/// `upcase < input > out 2>&1`, the way a shell does it: in the child, between
+/// `fork` and `exec`, so the parent's own descriptors never move.
 fn shell_style(
     upcase: &Path,
     input: &Path,
@@ -119,9 +122,9 @@ fn shell_style(
     let input_c = c_path(input)?;
     let out_c = c_path(out)?;
     io::stdout().flush().context("flush stdout")?;
-    // SAFETY: single-threaded process (Stop::install starts no thread); the child only
-    // opens files, calls dup2, resets its signals, execs or writes a fixed message and
-    // _exits: all async-signal-safe.
+    // SAFETY: single-threaded process (Stop::install starts no thread); the child
+    // only opens files, calls dup2, resets its signals, execs or writes a fixed
+    // message and _exits: all async-signal-safe.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             // < in.txt: open it, and make fd 0 another name for it.
@@ -155,7 +158,7 @@ fn shell_style(
                 );
             }
             drop(fd);
-            // 2>&1: fd 2 becomes another name for whatever fd 1 is *now* (the file).
+            // 2>&1: fd 2 becomes another name for what fd 1 is *now* (the file).
             if dup2_stderr(io::stdout()).is_err() {
                 die(
                     b"4-redirect: child: dup2 onto stderr failed\n",
@@ -186,7 +189,8 @@ fn with_command(
         .stderr(stderr)
         .spawn()
         .map_err(|err| spawn_failed(upcase, err))?;
-    // The Command (and our copies of the three files) are gone: only the child has them.
+    // The Command and our copies of the three files are gone: only the child has
+    // them now.
     let pid = nix::unistd::Pid::from_raw(child.id() as libc::pid_t);
     child_ok(UPCASE, reap(pid, stop)?)
 }
@@ -202,7 +206,7 @@ fn show(path: &Path) -> Result<(), Failure> {
     out.flush().context("write stdout")
 }
 
-/// A path as the output shows it: the file name for our own files, in full otherwise.
+/// A path as the output shows it: just `out.txt` for ours, others in full.
 fn name(path: &Path) -> String {
     match path.file_name() {
         Some(file) if file == "out.txt" => "out.txt".to_owned(),
@@ -236,9 +240,9 @@ fn usage() -> String {
 Usage: {PROGRAM} [--out PATH]
 
 Redirects stdout into a file and back in this process (dup, dup2), then runs
-`{UPCASE} < in.txt > out.txt 2>&1` with open + dup2 in a forked child, then the same with
-Command and Stdio, printing what out.txt holds after each step. The files are in a
-fresh temporary directory, removed at the end.
+`{UPCASE} < in.txt > out.txt 2>&1` with open + dup2 in a forked child, then the same
+with Command and Stdio, printing what out.txt holds after each step. The files are
+in a fresh temporary directory, removed at the end.
 
 Options:
   --out PATH   write the redirected output to PATH instead (it is truncated;

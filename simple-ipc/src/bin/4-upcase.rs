@@ -1,15 +1,15 @@
 //! 4-upcase: a tiny filter, the program `4-redirect` and `5-popen` run.
 //!
-//! Reads its stdin to the end and writes it back in capitals to stdout, then says how
-//! many lines it read on stderr (`upcase: 2 lines (on stderr)`); with WORDs it writes
-//! those instead and does not read stdin. `--exit CODE` makes it end with that status,
-//! so a parent can show that it checks it.
+//! Reads its stdin to the end and writes it back in capitals to stdout, then says
+//! how many lines it read on stderr (`upcase: 2 lines (on stderr)`); with WORDs it
+//! writes those instead and does not read stdin. `--exit CODE` makes it end with
+//! that status, so a parent can show that it checks it.
 //!
 //! Usage: 4-upcase [--exit CODE] [WORD...]
 //!
 //! Try it:
 //!     printf 'hello\nworld\n' | cargo run -q -p simple-ipc --bin 4-upcase
-//!     cargo run -q -p simple-ipc --bin 4-upcase -- --exit 3 spam eggs; echo "status $?"
+//!     cargo run -q -p simple-ipc --bin 4-upcase -- --exit 3 spam eggs; echo $?
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::{Context, Failure, note};
@@ -52,7 +52,7 @@ fn filter(options: &Options) -> Result<(), Failure> {
     let mut chunk = [0u8; 4096];
     let mut lines = 0;
     loop {
-        // Blocks until the writer writes, or closes its end: only then comes EOF (0).
+        // Blocks until the writer writes, or closes its end: then comes EOF (0).
         let n = stdin.read(&mut chunk).context("read stdin")?;
         if n == 0 {
             break;
@@ -80,7 +80,8 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
         }
         match arg.as_str() {
             "--exit" => {
-                let code: u16 = parser.value_in(&arg, 0..=255)?; // 256: out of range
+                // Parsed as u16, so that 256 is "out of range", not "too large".
+                let code: u16 = parser.value_in(&arg, 0..=255)?;
                 options.exit = u8::try_from(code).unwrap_or(u8::MAX);
             }
             "-h" | "--help" => return Ok(None),
@@ -96,7 +97,8 @@ fn usage() -> String {
 Usage: {PROGRAM} [--exit CODE] [WORD...]
 
 Copies stdin to stdout in capitals, then writes `upcase: <n> lines (on stderr)` to
-stderr. With WORDs, writes them in capitals instead, one per line, without reading stdin.
+stderr. With WORDs, writes them in capitals instead, one per line, without reading
+stdin.
 
 Options:
   --exit CODE  end with status CODE, 0 to 255 (default 0), after doing the work

@@ -1,29 +1,30 @@
 //! 5-popen: read a command's output, or write its input, through a pipe.
 //!
 //! Mirrors Python's `os.popen(cmd, "r").read()` and `os.popen(cmd, "w").write(...)`
-//! (seeds 000 and 003 name them; `setenv.py` uses the first). The command is `4-upcase`,
-//! a filter that writes in capitals. Four steps:
-//! 1. mode `r` by hand: `pipe`, `fork`; the child makes the write end its stdout and
-//!    execs; the parent closes its write end, reads to EOF, and waits;
-//! 2. mode `w` by hand: the child makes the read end its stdin; the parent writes two
-//!    lines and closes its write end, which is the child's EOF; the child's output goes
-//!    straight to our stdout;
+//! (seeds 000 and 003 name them; `setenv.py` uses the first). The command is
+//! `4-upcase`, a filter that writes in capitals. Four steps:
+//! 1. mode `r` by hand: `pipe`, `fork`; the child makes the write end its stdout
+//!    and execs; the parent closes its write end, reads to EOF, and waits;
+//! 2. mode `w` by hand: the child makes the read end its stdin; the parent writes
+//!    two lines and closes its write end, which is the child's EOF; the child's
+//!    output goes straight to our stdout;
 //! 3. and 4. the same with `Command` and `Stdio::piped()`.
 //!
-//! After each step it prints the command's exit status, as Python's `close()` returns it.
+//! After each step it prints the command's exit status, as Python's `close()`
+//! returns it.
 //!
 //! Usage: 5-popen [--exit CODE] [--forget-close r|w] [--timeout SECS]
 //!
 //! Try it:
 //!     cargo run -p simple-ipc --bin 5-popen
-//!     cargo run -p simple-ipc --bin 5-popen -- --exit 3          # the status is checked
+//!     cargo run -p simple-ipc --bin 5-popen -- --exit 3          # status checked
 //!     cargo run -p simple-ipc --bin 5-popen -- --forget-close r  # EOF never comes
-//!     cargo run -p simple-ipc --bin 5-popen -- --forget-close w  # the child waits for EOF
+//!     cargo run -p simple-ipc --bin 5-popen -- --forget-close w  # no EOF for it
 //!
 //! Where this differs from Python: a command that fails is an error (exit 1), not a
-//! status to remember to look at; `--forget-close` shows the trap Python's file objects
-//! hide (they close the end the caller must not keep), and detects it after `--timeout`
-//! seconds instead of hanging (exit 3).
+//! status to remember to look at; `--forget-close` shows the trap Python's file
+//! objects hide (they close the end the caller must not keep), and detects it after
+//! `--timeout` seconds instead of hanging (exit 3).
 
 use lesson_kit::args::{Parser, UsageError};
 use lesson_kit::{Context, exit, note};
@@ -148,18 +149,19 @@ fn run(options: &Options) -> Outcome {
 // ANCHOR: popen_read
 /// `os.popen(cmd, "r").read()` by hand.
 fn popen_read(exec: &Exec, options: &Options, stop: &Stop) -> Result<Step, Ended> {
-    // O_CLOEXEC: exec closes any copy we did not hand over on purpose as fd 0, 1 or 2.
+    // O_CLOEXEC: exec closes any copy not handed over on purpose as fd 0, 1 or 2.
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
     io::stdout().flush().context("flush stdout")?;
-    // SAFETY: single-threaded process (Stop::install starts no thread); the child only
-    // closes, dup2s, resets its signals, execs or writes a fixed message and _exits.
+    // SAFETY: single-threaded process (Stop::install starts no thread); the child
+    // only closes, dup2s, resets its signals, execs or writes a fixed message and
+    // _exits.
     let child = match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             drop(read_end); // the child only writes
             if dup2_stdout(&write_end).is_err() {
                 simple_ipc::die(b"5-popen: child: dup2 failed\n", exit::RUNTIME);
             }
-            drop(write_end); // fd 1 is the copy the program uses (dup2 drops CLOEXEC)
+            drop(write_end); // fd 1 is the copy it keeps (dup2 clears CLOEXEC)
             exec.exec_in_child()
         }
         ForkResult::Parent { child } => child,
@@ -169,7 +171,7 @@ fn popen_read(exec: &Exec, options: &Options, stop: &Stop) -> Result<Step, Ended
         // kernel can never tell us "no writer is left": EOF never comes.
         Some(write_end)
     } else {
-        drop(write_end); // now the child holds the only write end: its exit is our EOF
+        drop(write_end); // the child has the only write end: its exit is our EOF
         None
     };
     let outcome = read_to_eof(&read_end, child, options.timeout, stop)?;
@@ -202,8 +204,9 @@ enum ReadEnd {
 }
 
 // ANCHOR: read_to_eof
-/// Reads until EOF; then reaps the child. If the child has exited and EOF still has not
-/// come `timeout` later, that is the trap: returns what was read and the child's status.
+/// Reads until EOF; then reaps the child. If the child has exited and EOF still has
+/// not come `timeout` later, that is the trap: returns what was read and the
+/// child's status.
 fn read_to_eof(
     from_child: &OwnedFd,
     child: Pid,
@@ -263,14 +266,14 @@ fn read_to_eof(
 // ANCHOR_END: read_to_eof
 
 // ANCHOR: popen_write
-/// `os.popen(cmd, "w").write(...)` by hand: the command's output goes to our stdout.
+/// `os.popen(cmd, "w").write(...)` by hand; the command writes to our stdout.
 fn popen_write(exec: &Exec, options: &Options, stop: &Stop) -> Result<Step, Ended> {
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
     io::stdout().flush().context("flush stdout")?;
     // SAFETY: as in popen_read.
     let child = match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
-            drop(write_end); // the child only reads; a write end here would be its own trap
+            drop(write_end); // the child only reads (a write end here: a trap)
             if dup2_stdin(&read_end).is_err() {
                 simple_ipc::die(b"5-popen: child: dup2 failed\n", exit::RUNTIME);
             }
@@ -283,8 +286,8 @@ fn popen_write(exec: &Exec, options: &Options, stop: &Stop) -> Result<Step, Ende
     // Two short lines: far below the pipe's 64 KiB, so this write never blocks.
     match write(&write_end, LINES) {
         Ok(_) => {}
-        // The child closed its stdin without reading it (exec failed, say): its status
-        // says why.
+        // The child closed its stdin without reading it (exec failed, say): its
+        // status says why.
         Err(Errno::EPIPE) => return Ok(Step::Ran(reap(child, stop)?)),
         Err(errno) => {
             end_child(child);
@@ -292,17 +295,19 @@ fn popen_write(exec: &Exec, options: &Options, stop: &Stop) -> Result<Step, Ende
         }
     }
     let kept = if options.forget == Some(Mode::Write) {
-        Some(write_end) // DELIBERATELY BROKEN: the child waits for an EOF that never comes
+        // DELIBERATELY BROKEN: the child waits for an EOF that never comes
+        Some(write_end)
     } else {
-        drop(write_end); // the last write end: the child's next read returns 0 (EOF)
+        // The last write end: the child's next read returns 0 (EOF)
+        drop(write_end);
         None
     };
     let step = match reap_within(child, options.timeout, stop)? {
         Some(status) => Step::Ran(status),
         None => {
             note!(
-                "{PROGRAM}: no EOF for {UPCASE} {:?} after our last line: our own write \
-                 end is still open (--forget-close w); ending it",
+                "{PROGRAM}: no EOF for {UPCASE} {:?} after our last line: our own \
+                 write end is still open (--forget-close w); ending it",
                 options.timeout
             );
             end_child(child);
@@ -314,8 +319,8 @@ fn popen_write(exec: &Exec, options: &Options, stop: &Stop) -> Result<Step, Ende
 }
 // ANCHOR_END: popen_write
 
-/// Waits up to `timeout` for the child to exit: its raw status, or `None` if it still runs
-/// (then it is still ours to end and reap).
+/// Waits up to `timeout` for the child to exit: its raw status, or `None` if it
+/// still runs (then it is still ours to end and reap).
 fn reap_within(
     child: Pid,
     timeout: Duration,
@@ -337,7 +342,8 @@ fn reap_within(
 }
 
 // ANCHOR: command
-/// Mode `r` with `Command`: std makes the pipe, and keeps no write end in the parent.
+/// Mode `r` with `Command`: std makes the pipe, and keeps no write end in the
+/// parent.
 fn command_read(upcase: &Path, code: &str, stop: &Stop) -> Result<Step, Ended> {
     let mut child = Command::new(upcase)
         .args(["--exit", code, "spam", "eggs"])
@@ -348,7 +354,8 @@ fn command_read(upcase: &Path, code: &str, stop: &Stop) -> Result<Step, Ended> {
     let pid = Pid::from_raw(child.id() as libc::pid_t);
     let text = read_all(from_child.as_fd(), stop, "read pipe from 4-upcase");
     drop(from_child);
-    let status = reap(pid, stop)?; // reaped on every path, before `text?` can return
+    // Reaped on every path, before `text?` can return
+    let status = reap(pid, stop)?;
     show_read(&text?)?;
     Ok(Step::Ran(status))
 }
@@ -400,9 +407,9 @@ fn close_status(status: i32) -> Result<(), Ended> {
     Ok(())
 }
 
-/// Python's `os.popen(...).close()`: `None` for success, else `returncode << 8`: the exit
-/// code moved into the second byte, as in a raw wait status; for a command killed by
-/// signal n, `returncode` is -n.
+/// Python's `os.popen(...).close()`: `None` for success, else `returncode << 8`:
+/// the exit code moved into the second byte, as in a raw wait status; for a command
+/// killed by signal n, `returncode` is -n.
 fn python_close(status: i32) -> String {
     if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
         "None".to_owned()
@@ -424,7 +431,8 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     while let Some(arg) = parser.next()? {
         match arg.as_str() {
             "--exit" => {
-                let code: u16 = parser.value_in(&arg, 0..=255)?; // 256: out of range
+                // Parsed as u16, so that 256 is "out of range", not "too large".
+                let code: u16 = parser.value_in(&arg, 0..=255)?;
                 options.exit = u8::try_from(code).unwrap_or(u8::MAX);
             }
             "--forget-close" => {
@@ -455,9 +463,9 @@ fn usage() -> String {
 Usage: {PROGRAM} [--exit CODE] [--forget-close r|w] [--timeout SECS]
 
 Reads the output of `{UPCASE} spam eggs` through a pipe (Python's os.popen mode r),
-then writes two lines into `{UPCASE}`'s stdin (mode w), first by hand (pipe, fork, dup2,
-exec, wait), then with Command; after each, prints the command's exit status as
-Python's close() returns it.
+then writes two lines into `{UPCASE}`'s stdin (mode w), first by hand (pipe, fork,
+dup2, exec, wait), then with Command; after each, prints the command's exit status
+and what Python's close() returns for it.
 
 Options:
   --exit CODE          {UPCASE} ends with status CODE, 0 to 255 (default 0)
@@ -466,9 +474,9 @@ Options:
   --timeout SECS       how long to wait for that EOF, 0.1 to 60 (default 2)
   -h, --help           print this help
 
-Exit status: 0 done; 1 a system call failed or {UPCASE} exited non-zero; 2 bad command
-line; 3 EOF never came (--forget-close); 126/127 {UPCASE} could not be run; 128+n
-stopped by signal n.
+Exit status: 0 done; 1 a system call failed or {UPCASE} exited non-zero; 2 bad
+command line; 3 EOF never came (--forget-close); 126/127 {UPCASE} could not be run;
+128+n stopped by signal n.
 "
     )
 }

@@ -1,17 +1,19 @@
 //! 6-file-exchange: two processes pass data through a file, and why it tears.
 //!
-//! Not a program of the documents (seeds 000 and 003 list simple files first among the
-//! simple mechanisms). A forked writer puts records into `data.txt`, one after the other;
-//! the parent reads the file as often as it can and checks each read: a whole record, or
-//! a torn one (the reader caught the writer half-way). Two writers, one after the other:
-//! 1. in place: `File::create` (which truncates) and `write`: a reader can see an empty
-//!    file, or the first half of a record;
-//! 2. write to `data.txt.tmp`, then `rename` it to `data.txt`: `rename` replaces the name
-//!    in one step, so a reader opens either the old file or the new one, each whole.
+//! Not a program of the documents (seeds 000 and 003 list simple files first among
+//! the simple mechanisms). A forked writer puts records into `data.txt`, one after
+//! the other; the parent reads the file as often as it can and checks each read: a
+//! whole record, or a torn one (the reader caught the writer half-way). Two
+//! writers, one after the other:
+//! 1. in place: `File::create` (which truncates) and `write`: a reader can see an
+//!    empty file, or the first half of a record;
+//! 2. write to `data.txt.tmp`, then `rename` it to `data.txt`: `rename` replaces
+//!    the name in one step, so a reader opens either the old file or the new one,
+//!    each whole.
 //!
-//! The writer pauses half-way through each record (`--pause`), as a slow disk or a big
-//! record would, so that the race shows in a short run. Everything is in a fresh
-//! temporary directory, removed on every exit path.
+//! The writer pauses half-way through each record (`--pause`), as a slow disk or a
+//! big record would, so that the race shows in a short run. Everything is in a
+//! fresh temporary directory, removed on every exit path.
 //!
 //! Usage: 6-file-exchange [--records N] [--size BYTES] [--pause MS] [--mode MODE]
 //!
@@ -19,9 +21,9 @@
 //!     cargo run -p simple-ipc --bin 6-file-exchange
 //!     cargo run -p simple-ipc --bin 6-file-exchange -- --mode rename --records 200
 //!
-//! Caveat: `rename` makes each *read* see a whole file; it does not make the reader see
-//! every record (it may miss some), nor order two writers. Those need a protocol: a pipe,
-//! a socket, or a lock.
+//! Caveat: `rename` makes each *read* see a whole file; it does not make the reader
+//! see every record (it may miss some), nor order two writers. Those need a
+//! protocol: a pipe, a socket, or a lock.
 
 use lesson_kit::args::{Parser, UsageError};
 use lesson_kit::{Context, Failure, exit, note};
@@ -73,7 +75,8 @@ fn main() -> ExitCode {
 // ANCHOR: run
 fn run(options: &Options) -> Outcome {
     let stop = Stop::install()?;
-    let scratch = Scratch::new(PROGRAM)?; // removed when `run` returns, on every path
+    // Removed when `run` returns, on every path
+    let scratch = Scratch::new(PROGRAM)?;
     let data = scratch.join("data.txt");
     let mut out = io::stdout();
     for &writer in &options.writers {
@@ -81,7 +84,8 @@ fn run(options: &Options) -> Outcome {
             Writer::InPlace => "in place",
             Writer::Rename => "rename",
         };
-        let _ = std::fs::remove_file(&data); // start each writer from no file at all
+        // Start each writer from no file at all
+        let _ = std::fs::remove_file(&data);
         let child = spawn_writer(writer, &data, options)?;
         note!(
             "[{label}] writer {child} started: {} records",
@@ -94,13 +98,15 @@ fn run(options: &Options) -> Outcome {
         };
         writeln!(
             out,
-            "[{label}] {} reads: {} whole, {} torn{torn}, {} before the first record; \
-             last record seen: {}",
+            "[{label}] {} reads: {} whole, {} torn{torn}, {} before the first \
+             record; last record seen: {}",
             tally.reads,
             tally.whole,
             tally.torn,
             tally.missing,
-            tally.last_record.map_or("none".to_owned(), |n| n.to_string()),
+            tally
+                .last_record
+                .map_or("none".to_owned(), |n| n.to_string()),
         )
         .and_then(|()| out.flush())
         .context("write stdout")?;
@@ -122,9 +128,10 @@ fn spawn_writer(
 ) -> Result<Pid, Failure> {
     let parent = getpid();
     io::stdout().flush().context("flush stdout")?;
-    // SAFETY: this process is single-threaded (Stop::install starts no thread), so the
-    // child is a full copy and may allocate and write files; it ends with _exit, never
-    // returning into main (whose Scratch would then remove the directory twice).
+    // SAFETY: this process is single-threaded (Stop::install starts no thread), so
+    // the child is a full copy and may allocate and write files; it ends with
+    // _exit, never returning into main (whose Scratch would then remove the
+    // directory twice).
     match unsafe { fork() }.context("fork")? {
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
@@ -146,22 +153,23 @@ fn spawn_writer(
 }
 
 // ANCHOR: writers
-/// The fragile way: the reader can open the file while it is empty (just truncated) or
-/// half-written.
+/// The fragile way: the reader can open the file while it is empty (just truncated)
+/// or half-written.
 fn write_in_place(data: &Path, n: u32, options: &Options) -> Result<(), Failure> {
     let record = record(n, options.size);
     let (first, second) = record.split_at(record.len() / 2);
     let what = || format!("write {}", data.display());
     let mut file = File::create(data).context(what())?; // O_TRUNC: empty, from now
     file.write_all(first).context(what())?;
-    sleep(options.pause); // a slow disk, a big record: the window a reader can fall into
+    // A slow disk, a big record: the window a reader can fall into
+    sleep(options.pause);
     file.write_all(second).context(what())?;
     Ok(()) // closed here
 }
 
-/// The cure: write the whole record under a temporary name, then `rename` it. A reader
-/// that opens `data.txt` gets the old file or the new one, never a mix: the name moves
-/// to the new file in one step.
+/// The cure: write the whole record under a temporary name, then `rename` it. A
+/// reader that opens `data.txt` gets the old file or the new one, never a mix: the
+/// name moves to the new file in one step.
 fn write_then_rename(
     data: &Path,
     n: u32,
@@ -169,7 +177,8 @@ fn write_then_rename(
 ) -> Result<(), Failure> {
     let record = record(n, options.size);
     let (first, second) = record.split_at(record.len() / 2);
-    let temporary = data.with_extension("txt.tmp"); // same directory: same file system
+    // Same directory: same file system
+    let temporary = data.with_extension("txt.tmp");
     let what = || format!("write {}", temporary.display());
     let mut file = File::create(&temporary).context(what())?;
     file.write_all(first).context(what())?;
