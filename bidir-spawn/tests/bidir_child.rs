@@ -9,7 +9,7 @@ const CHILD_BIN: &str = env!("CARGO_BIN_EXE_bidir-child");
 const MAX_LINE: usize = 64 * 1024;
 
 fn child() -> Lesson {
-    Lesson::new(CHILD_BIN).deadline(Duration::from_secs(20))
+    Lesson::new(CHILD_BIN).deadline(Duration::from_secs(10))
 }
 
 #[test]
@@ -117,6 +117,24 @@ fn a_line_of_max_line_bytes_is_read_and_one_byte_more_is_refused() {
                 run.stderr
             );
         }
+    }
+}
+
+#[test]
+fn a_last_line_without_a_newline_is_answered_up_to_max_line_bytes() {
+    // At EOF a line may lack its newline; the same limit holds for it.
+    for (length, accepted) in [(MAX_LINE, true), (MAX_LINE + 1, false)] {
+        let mut running = child()
+            .args(["--speed", "1000", "spam"])
+            .piped_stdin()
+            .spawn();
+        assert!(running.write_stdin(&vec![b'y'; length]));
+        running.close_stdin();
+        let run = running.finish();
+        // Either way the second line never comes: exit 1.
+        assert_eq!(run.code(), Some(1), "{}", run.stderr);
+        let answered = run.lines.len() == 1 && run.lines[0].text.ends_with("y]");
+        assert_eq!(answered, accepted, "{length}: {}", run.stderr);
     }
 }
 

@@ -33,7 +33,7 @@ const SPAWN_STYLES: [&[&str]; 2] = [&[], &["--command"]];
 const MAX_REPLY: usize = 64 * 1024;
 
 fn lesson() -> Lesson {
-    Lesson::new(BIN).deadline(Duration::from_secs(20))
+    Lesson::new(BIN).deadline(Duration::from_secs(10))
 }
 
 /// The lesson run through `sh -c SCRIPT`, where the script names the lesson as
@@ -41,7 +41,7 @@ fn lesson() -> Lesson {
 fn in_shell(script: &str) -> Lesson {
     Lesson::new("sh")
         .args(["-c", script, BIN])
-        .deadline(Duration::from_secs(20))
+        .deadline(Duration::from_secs(10))
 }
 
 fn mask_pids(text: &str, parent: i64, child: i64) -> String {
