@@ -114,8 +114,8 @@ fn run([first, second, third]: &[String; 3]) -> Outcome {
     // ANCHOR_END: env_clear
 
     note!(
-        "{PROGRAM}: our USER is now {first}; our shell's is unchanged: a child \
-         cannot change its parent's environment"
+        "{PROGRAM}: our USER is now {first}; our shell's is unchanged\n  (a child \
+         cannot change its parent's environment)"
     );
     out.flush().context("write stdout")?;
     Ok(ExitCode::SUCCESS)

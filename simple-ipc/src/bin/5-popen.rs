@@ -185,8 +185,8 @@ fn popen_read(exec: &Exec, options: &Options, stop: &Stop) -> Result<Step, Ended
         ReadEnd::NoEof(text, status) => {
             show_read(&text)?;
             note!(
-                "{PROGRAM}: {UPCASE} {} {:?} ago, yet no EOF: our own write end is \
-                 still open (--forget-close r)",
+                "{PROGRAM}: {UPCASE} {} {:?} ago, yet no EOF:\n  our own write end \
+                 is still open (--forget-close r)",
                 describe_raw(status),
                 options.timeout
             );
@@ -306,7 +306,7 @@ fn popen_write(exec: &Exec, options: &Options, stop: &Stop) -> Result<Step, Ende
         Some(status) => Step::Ran(status),
         None => {
             note!(
-                "{PROGRAM}: no EOF for {UPCASE} {:?} after our last line: our own \
+                "{PROGRAM}: no EOF for {UPCASE} {:?} after our last write:\n  our own \
                  write end is still open (--forget-close w); ending it",
                 options.timeout
             );

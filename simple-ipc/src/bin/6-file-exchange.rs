@@ -92,14 +92,16 @@ fn run(options: &Options) -> Outcome {
             options.records
         );
         let tally = read_while_writing(&data, options.size, child, &stop)?;
-        let torn = match tally.first_torn {
-            Some((got, of)) => format!(" (the first had {got} of {of} bytes)"),
-            None => String::new(),
+        let first_torn = match tally.first_torn {
+            Some((got, of)) => {
+                format!("the first torn read had {got} of {of} bytes")
+            }
+            None => "no torn read".to_owned(),
         };
         writeln!(
             out,
-            "[{label}] {} reads: {} whole, {} torn{torn}, {} before the first \
-             record; last record seen: {}",
+            "[{label}] {} reads: {} whole, {} torn, {} before the first record\n\
+             [{label}] {first_torn}; last record seen: {}",
             tally.reads,
             tally.whole,
             tally.torn,
