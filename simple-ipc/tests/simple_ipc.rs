@@ -903,6 +903,23 @@ fn file_exchange_stops_cleanly_and_removes_its_files() {
 }
 
 #[test]
+fn file_exchange_writer_ends_when_its_parent_is_killed() {
+    // SIGKILL leaves the parent no chance to clean up: the writer must end by itself
+    // (its parent-death signal), or it would write 100000 records to nobody.
+    let tmp = TempDir::new("simple-ipc-files-orphan");
+    let mut running =
+        with_env(&[&format!("TMPDIR={}", tmp.path().display())], FILES)
+            .args(["--records", "100000", "--pause", "10"])
+            .spawn();
+    let notes = running.wait_for_stderr("started");
+    let writer = number_after(&notes, "writer ");
+    running.signal(Signal::SIGKILL);
+    let run = running.finish_allowing(lesson_test::Leftovers::Orphans);
+    assert_eq!(run.code(), None, "{}", run.transcript());
+    assert!(lesson_test::process(writer).is_none_or(|p| p.state == 'Z'));
+}
+
+#[test]
 fn file_exchange_refuses_bad_options_and_takes_the_edges() {
     assert_usage_errors(
         || lesson(FILES),

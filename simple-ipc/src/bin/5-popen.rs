@@ -306,8 +306,8 @@ fn popen_write(exec: &Exec, options: &Options, stop: &Stop) -> Result<Step, Ende
         Some(status) => Step::Ran(status),
         None => {
             note!(
-                "{PROGRAM}: no EOF for {UPCASE} {:?} after our last write:\n  our own \
-                 write end is still open (--forget-close w); ending it",
+                "{PROGRAM}: no EOF for {UPCASE} {:?} after our last write:\n  \
+                 our own write end is still open (--forget-close w); ending it",
                 options.timeout
             );
             end_child(child);
