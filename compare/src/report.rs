@@ -179,7 +179,8 @@ fn millis(duration: Duration) -> u128 {
 }
 
 // ANCHOR: columns
-/// The side-by-side listing of one pairing, and its summary.
+/// The side-by-side listing of one pairing, and its summary. The lesson's column
+/// shows `=` for a line that is the original's, after masking.
 pub fn write_columns(
     out: &mut impl Write,
     pairing: &Pairing,
@@ -222,7 +223,12 @@ pub fn write_columns(
             None => (String::new(), String::new()),
         };
         let (o_at, o_text) = side(&row.original);
-        let (l_at, l_text) = side(&row.lesson);
+        let (l_at, mut l_text) = side(&row.lesson);
+        if !row.differs {
+            // The same line, after masking: `=` keeps a listing in 86 columns, and
+            // lets the differences stand out.
+            l_text = "=".to_owned();
+        }
         let line =
             format!("{mark} {o_at:>7}  {o_text:width$}  | {l_at:>7}  {l_text}");
         writeln!(out, "{}", line.trim_end())?;

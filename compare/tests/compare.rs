@@ -333,12 +333,12 @@ fn programs_with_the_same_lines_and_cadence_on_terminals_compare_equal() {
     assert_eq!(rows.len(), 2, "{out}");
     for row in rows {
         assert!(row.starts_with("  "), "no mark expected: {row}");
-        assert_eq!(
-            row.matches("Parent <pid> got [b'Spam ").count(),
-            2,
-            "pid and time masked on both sides: {row}"
+        assert!(
+            row.contains("Parent <pid> got [b'Spam "),
+            "pid masked: {row}"
         );
-        assert_eq!(row.matches("at <time>").count(), 2, "{row}");
+        assert!(row.contains("at <time>  | "), "time masked: {row}");
+        assert!(row.ends_with("  ="), "the lesson's line is the same: {row}");
     }
     // Ctrl-C ended both: a Python program dies of SIGINT (KeyboardInterrupt).
     // The window counts from each program's first line (at 0.01 s after its start).
@@ -760,7 +760,7 @@ fn the_books_transcript_and_picture_come_from_a_real_run() {
         .run();
     assert!(matches!(run.code(), Some(0 | 1)), "{}", run.transcript());
     let transcript = format!(
-        "$ cargo run -q -p compare -- anon-pipe --originals ../shared/originals \
+        "$ cargo run -q -p compare -- anon-pipe --originals ../shared/originals \\\n    \
          --svg {book_svg}\n{}",
         run.stdout_text()
     );
