@@ -903,6 +903,26 @@ fn file_exchange_stops_cleanly_and_removes_its_files() {
 }
 
 #[test]
+fn a_second_ctrl_c_does_not_break_the_clean_up() {
+    let tmp = TempDir::new("simple-ipc-files-twice");
+    let mut running =
+        with_env(&[&format!("TMPDIR={}", tmp.path().display())], FILES)
+            .args(["--records", "100000", "--pause", "10"])
+            .spawn();
+    running.wait_for_stderr("started");
+    running.signal(Signal::SIGINT);
+    running.signal(Signal::SIGINT);
+    let run = running.finish();
+    assert_eq!(run.code(), Some(130), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("stopped by SIGINT"),
+        "{}",
+        run.transcript()
+    );
+    assert!(tmp.entries().is_empty(), "left behind: {:?}", tmp.entries());
+}
+
+#[test]
 fn file_exchange_writer_ends_when_its_parent_is_killed() {
     // SIGKILL leaves the parent no chance to clean up: the writer must end by itself
     // (its parent-death signal), or it would write 100000 records to nobody.
