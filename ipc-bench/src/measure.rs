@@ -211,8 +211,9 @@ pub fn measurer(
                     ));
                 }
                 results.line(format_args!(
-                    "tp {size} {rep} {} {got}",
-                    took.as_nanos()
+                    "tp {size} {rep} {} {got} {}",
+                    took.as_nanos(),
+                    u8::from(sees_bytes) // 1: the checksum was compared
                 ))?;
             }
         }

@@ -110,6 +110,7 @@ def run(name):
     for fd in set(a):
         os.close(fd)
 
+print(f"ipc-bench: python3 {os.getpid()} measuring", file=sys.stderr, flush=True)
 run("pipe")
 run("socketpair")
 "#;

@@ -53,7 +53,8 @@ impl Figure {
 struct Row {
     mechanism: Mechanism,
     /// Per size: GB/s of each repetition, and the bytes each moved.
-    throughput: Vec<(usize, Figure, u64)>,
+    /// Whether the measuring side compared the checksum (all but vmsplice).
+    throughput: Vec<(usize, Figure, u64, bool)>,
     /// Per repetition: median, 99th percentile (ns), round trips done.
     round_trip: Vec<(u64, u64, u64)>,
 }
@@ -131,7 +132,7 @@ impl Report {
         Ok(())
     }
 
-    /// Reads a mechanism's lines: `tp size rep ns bytes`, `rt size rep median p99
+    /// Reads a mechanism's lines: `tp size rep ns bytes checked`, `rt size rep median p99
     /// n`.
     pub fn add_mechanism(
         &mut self,
@@ -146,10 +147,17 @@ impl Report {
             round_trip: Vec::new(),
         };
         for line in lines {
-            if let Some([size, _, ns, bytes]) = numbers(line, "tp").as_deref() {
+            if let Some([size, _, ns, bytes, checked]) =
+                numbers(line, "tp").as_deref()
+            {
                 let size = *size as usize;
-                if row.throughput.last().is_none_or(|(s, _, _)| *s != size) {
-                    row.throughput.push((size, Figure::default(), *bytes));
+                if row.throughput.last().is_none_or(|(s, ..)| *s != size) {
+                    row.throughput.push((
+                        size,
+                        Figure::default(),
+                        *bytes,
+                        *checked == 1,
+                    ));
                 }
                 let rate = *bytes as f64 / (*ns).max(1) as f64;
                 row.throughput
@@ -246,7 +254,7 @@ impl Report {
             );
         }
         for row in &self.rows {
-            for (size, figure, _) in &row.throughput {
+            for (size, figure, ..) in &row.throughput {
                 let rate = figure.best_rate();
                 let _ = writeln!(
                     out,
@@ -321,8 +329,8 @@ impl Report {
             .iter()
             .find(|r| r.mechanism.name() == py.mechanism);
         let rate = row
-            .and_then(|r| r.throughput.iter().find(|(s, _, _)| *s == py.size))
-            .map_or(0.0, |(_, f, _)| f.best_rate());
+            .and_then(|r| r.throughput.iter().find(|(s, ..)| *s == py.size))
+            .map_or(0.0, |(_, f, ..)| f.best_rate());
         let trip = row.and_then(Self::round_trip).map_or(0.0, |t| t.0);
         (rate, trip)
     }
@@ -335,7 +343,7 @@ impl Report {
         let _ = writeln!(out);
         let mut sizes: Vec<usize> = self.memcpy.iter().map(|(s, _)| *s).collect();
         for row in &self.rows {
-            for (size, _, _) in &row.throughput {
+            for (size, ..) in &row.throughput {
                 if !sizes.contains(size) {
                     sizes.push(*size);
                 }
@@ -358,8 +366,8 @@ impl Report {
         for row in self.rows.iter().filter(|r| !r.throughput.is_empty()) {
             let _ = write!(out, "| {} |", row.mechanism.name());
             for size in &sizes {
-                match row.throughput.iter().find(|(s, _, _)| s == size) {
-                    Some((_, figure, _)) => {
+                match row.throughput.iter().find(|(s, ..)| s == size) {
+                    Some((_, figure, ..)) => {
                         let rate = figure.best_rate();
                         let share = percent(rate / self.memcpy_at(*size));
                         let _ = write!(out, " {rate:.2} ({share}) |");
@@ -455,11 +463,12 @@ impl Report {
             ));
         }
         for row in &self.rows {
-            for (size, figure, bytes) in &row.throughput {
+            for (size, figure, bytes, checked) in &row.throughput {
                 let rate = figure.best_rate();
                 items.push(format!(
                     "    {{\"mechanism\": \"{}\", \"size\": {size}, \"gbps\": {rate:.4}, \
-                     \"spread\": {:.3}, \"of_memcpy\": {:.4}, \"bytes\": {bytes}}}",
+                     \"spread\": {:.3}, \"of_memcpy\": {:.4}, \"bytes\": {bytes}, \
+                     \"checked\": {checked}}}",
                     row.mechanism.name(),
                     figure.spread(),
                     finite(rate / self.memcpy_at(*size))
@@ -519,7 +528,7 @@ impl Report {
             let points: Vec<(usize, f64)> = row
                 .throughput
                 .iter()
-                .map(|(s, f, _)| (*s, f.best_rate()))
+                .map(|(s, f, ..)| (*s, f.best_rate()))
                 .collect();
             if !points.is_empty() {
                 lines.push((row.mechanism.name(), points));
@@ -798,7 +807,7 @@ mod tests {
         report
             .add_mechanism(
                 Mechanism::Pipe,
-                &lines("tp 64 0 200 400\ntp 64 1 100 400\nrt 64 0 900 2000 5\nrt 64 1 800 3000 4"),
+                &lines("tp 64 0 200 400 1\ntp 64 1 100 400 1\nrt 64 0 900 2000 5\nrt 64 1 800 3000 4"),
                 Some(65536),
             )
             .unwrap_or_else(|f| panic!("{f}"));
