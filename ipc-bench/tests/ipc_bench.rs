@@ -647,6 +647,7 @@ fn python_runs_the_same_loops_when_installed() {
     let run = lesson()
         .args(TINY)
         .args(["--only", "pipe,socketpair", "--sizes", "64K", "--python"])
+        .args(["--bytes", "1048576"])
         .run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
     let text = run.stdout_text();
