@@ -700,6 +700,38 @@ fn stop_signals_end_the_childs_whole_group_grandchildren_included() {
 }
 
 #[test]
+fn the_whole_group_gets_sigterm_first_so_grandchildren_can_clean_up() {
+    // The grandchild writes a file when SIGTERM reaches it; the child takes 0.2 s to
+    // exit on SIGTERM, well inside the grace, so no SIGKILL comes before that.
+    let dir = TempDir::new("bidir-group");
+    let grandchild = "trap 'echo got TERM > marker' TERM; sleep 30 & wait";
+    let child = "trap 'sleep 0.2; exit 0' TERM; sh -c \"$0\" & wait";
+    let running = lesson()
+        .current_dir(dir.path())
+        .args(["--reply-timeout", "20", "--", "sh", "-c", child, grandchild])
+        .spawn();
+    let leader = execd_child(&running, "sh");
+    wait_for("the grandchild's sleep", || {
+        let shells = children_of(leader);
+        shells
+            .iter()
+            .any(|shell| {
+                children_of(shell.pid).iter().any(|c| c.command == "sleep")
+            })
+            .then_some(())
+    });
+    let run = running.stop_with(Signal::SIGTERM);
+    assert!(
+        run.stderr.contains("exited with status 0"),
+        "{}",
+        run.stderr
+    );
+    assert_group_gone(leader);
+    let marker = std::fs::read_to_string(dir.path().join("marker"));
+    assert_eq!(marker.ok().as_deref(), Some("got TERM\n"), "{}", run.stderr);
+}
+
+#[test]
 fn a_stop_signal_while_waiting_for_the_child_to_exit_ends_it_too() {
     let script = "read a; echo \"$a\"; read b; echo \"$b\"; exec sleep 30";
     let mut running = lesson()
