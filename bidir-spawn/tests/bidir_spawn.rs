@@ -701,8 +701,8 @@ fn stop_signals_end_the_childs_whole_group_grandchildren_included() {
 
 #[test]
 fn the_whole_group_gets_sigterm_first_so_grandchildren_can_clean_up() {
-    // The grandchild writes a file when SIGTERM reaches it; the child takes 0.2 s to
-    // exit on SIGTERM, well inside the grace, so no SIGKILL comes before that.
+    // The grandchild writes a file when SIGTERM reaches it; the child takes 0.2 s
+    // to exit on SIGTERM, well inside the grace, so no SIGKILL comes before that.
     let dir = TempDir::new("bidir-group");
     let grandchild = "trap 'echo got TERM > marker' TERM; sleep 30 & wait";
     let child = "trap 'sleep 0.2; exit 0' TERM; sh -c \"$0\" & wait";

@@ -70,8 +70,9 @@ fn with_python_child(child: &Path, options: &[&str]) -> Lesson {
 
 // Python takes a while to start (up to 2 s on a loaded machine), which shifts every
 // reply; the gap between the two replies does not depend on it. With its flush the
-// child answers 6 s after each hello (3 s, read, 3 s, reply): the gap is 6 s. Without
-// it, reply 1 leaves at the child's next input() and reply 2 at its exit, 3 s apart.
+// child answers 6 s after each hello (3 s, read, 3 s, reply): the gap is 6 s.
+// Without it, reply 1 leaves at the child's next input() and reply 2 at its exit, 3
+// s apart.
 
 #[test]
 fn python_child_with_its_flush_replies_6_s_after_each_hello() {
@@ -86,8 +87,8 @@ fn python_child_with_its_flush_replies_6_s_after_each_hello() {
 
 #[test]
 fn python_child_without_its_flush_misses_the_default_8_s_timeout() {
-    // The reply waits in Python's buffer until the child's next input() flushes it, at
-    // 9 s: one second after the default limit (3 s + 3 s + 2 s at speed 1).
+    // The reply waits in Python's buffer until the child's next input() flushes it,
+    // at 9 s: one second after the default limit (3 s + 3 s + 2 s at speed 1).
     let Some(originals) = originals() else { return };
     let dir = TempDir::new("bidir-python");
     let child = copy(&originals, "pipes_test_child.py", &dir, false);
