@@ -601,3 +601,18 @@ fn a_full_unix_listen_queue_times_out_and_ctrl_c_stops_the_wait() {
     std::thread::sleep(Duration::from_millis(200));
     waiting.stop_with(Signal::SIGTERM);
 }
+
+#[test]
+fn a_server_without_reuse_address_cannot_be_restarted_at_once() {
+    let (server, port) = tcp_server(&["--no-reuse-address", "--connections", "1"]);
+    let one = lesson().args(["client", "--port", &port]).run();
+    assert_eq!(one.code(), Some(0), "{}", one.transcript());
+    assert_eq!(server.finish().code(), Some(0));
+    // The server hung up first: its side of the connection is in TIME_WAIT.
+    let again = server_lesson()
+        .args(["--no-reuse-address", "--port", &port])
+        .run();
+    assert_eq!(again.code(), Some(1), "{}", again.transcript());
+    let wanted = format!("bind 127.0.0.1:{port}: Address already in use");
+    assert!(again.stderr.contains(&wanted), "{}", again.transcript());
+}
