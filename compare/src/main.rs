@@ -453,18 +453,15 @@ fn report_all(
             pairings.first().map_or("", |p| p.lesson),
             pairings.first().map_or("stdout", |p| p.stream.name())
         );
+        // Each original's run once (named-fifo has one per start order), then the
+        // runs compared with it.
         let mut rows: Vec<(&Run, &Outcome, Vec<bool>)> = Vec::new();
-        if let Some(first) = pairings.first() {
-            let reference = &outcomes[first.reference];
-            rows.push((&runs[first.reference], reference, Vec::new()));
-        }
+        let mut drawn: Vec<usize> = Vec::new();
         for (pairing, verdict) in pairings.iter().zip(&verdicts) {
-            if rows.len() > 1 && pairing.reference != pairings[0].reference {
-                rows.push((
-                    &runs[pairing.reference],
-                    &outcomes[pairing.reference],
-                    Vec::new(),
-                ));
+            if !drawn.contains(&pairing.reference) {
+                drawn.push(pairing.reference);
+                let reference = &outcomes[pairing.reference];
+                rows.push((&runs[pairing.reference], reference, Vec::new()));
             }
             let differs = verdict.rows.iter().map(|row| row.differs).collect();
             rows.push((&runs[pairing.tested], &outcomes[pairing.tested], differs));

@@ -119,6 +119,23 @@ fn seconds_after(text: &str, marker: &str) -> f64 {
         .unwrap_or_else(|_| panic!("{marker} in {text}"))
 }
 
+const STDOUT: bool = true;
+const STDERR: bool = false;
+
+/// Fails, with everything the run printed, unless its stdout (or stderr) has `text`.
+fn says(run: &lesson_test::Finished, stdout: bool, text: &str) {
+    let printed = if stdout {
+        run.stdout_text()
+    } else {
+        run.stderr.clone()
+    };
+    assert!(
+        printed.contains(text),
+        "{text:?} missing:\n{}",
+        run.transcript()
+    );
+}
+
 /// compare's scratch folder for the run with this pid.
 fn scratch_of(pid: i32) -> PathBuf {
     std::env::temp_dir().join(format!("compare-{pid}"))
@@ -234,19 +251,11 @@ fn edge_values_of_seconds_and_tolerance_are_accepted() {
     // 0.1 s is too short for Python to print anything: a difference, not a usage
     // error.
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
-    assert!(
-        run.stdout_text().contains("Ctrl-C at 0.1"),
-        "{}",
-        run.transcript()
-    );
+    says(&run, STDOUT, "Ctrl-C at 0.1");
     let run = setup
         .compare("anon-pipe", &["--seconds", "3", "--tolerance", "0"])
         .run();
-    assert!(
-        run.stdout_text().contains("tolerance 0 ms"),
-        "{}",
-        run.transcript()
-    );
+    says(&run, STDOUT, "tolerance 0 ms");
 }
 
 #[test]
@@ -258,19 +267,11 @@ fn a_missing_folder_original_program_or_python_is_a_clear_error() {
         .arg(&missing)
         .run();
     assert_eq!(run.code(), Some(2), "{}", run.transcript());
-    assert!(
-        run.stderr.contains("no such folder"),
-        "{}",
-        run.transcript()
-    );
+    says(&run, STDERR, "no such folder");
 
     let run = Lesson::new(BIN).arg("anon-pipe").run();
     assert_eq!(run.code(), Some(2), "{}", run.transcript());
-    assert!(
-        run.stderr.contains("--originals DIR is needed"),
-        "{}",
-        run.transcript()
-    );
+    says(&run, STDERR, "--originals DIR is needed");
 
     let run = setup.compare("pipe-thread", &[]).run();
     assert_eq!(run.code(), Some(2), "{}", run.transcript());
@@ -309,11 +310,7 @@ fn a_missing_folder_original_program_or_python_is_a_clear_error() {
         .arg(setup.bin())
         .run();
     assert_eq!(run.code(), Some(2), "{}", run.transcript());
-    assert!(
-        run.stderr.contains("python3 not found on PATH"),
-        "{}",
-        run.transcript()
-    );
+    says(&run, STDERR, "python3 not found on PATH");
 }
 
 #[test]
@@ -474,7 +471,11 @@ fn named_fifo_runs_every_pairing_in_both_orders() {
         .original("read_from_named_pipe.py", "fifo_reader.py")
         .python_lesson("fifo-writer", "fifo_writer.py")
         .python_lesson("fifo-reader", "fifo_reader.py");
-    let run = setup.compare("named-fifo", &["--tolerance", "1000"]).run();
+    let svg = setup.dir.path().join("fifo.svg");
+    let run = setup
+        .compare("named-fifo", &["--tolerance", "1000", "--svg"])
+        .arg(&svg)
+        .run();
     let out = run.stdout_text();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
     for pairing in [
@@ -495,6 +496,10 @@ fn named_fifo_runs_every_pairing_in_both_orders() {
         out.contains("reader: I pid [<pid>] received a message => Hello <pid>"),
         "{out}"
     );
+    // The picture: a title and eight rows, each original's run drawn once.
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert_eq!(picture.matches("<text x=\"10\"").count(), 9, "{picture}");
+    assert_eq!(picture.matches(">py writer, then py reader<").count(), 1);
     // The programs' FIFOs were made in compare's scratch folder, which is gone.
     assert!(!scratch_of(run.pid).exists());
 }
@@ -613,11 +618,7 @@ fn a_full_or_unwritable_output_is_reported_not_a_panic() {
         .args(["-c", "exec \"$0\" --list >/dev/full", BIN])
         .run();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
-    assert!(
-        run.stderr.contains("compare: write stdout"),
-        "{}",
-        run.transcript()
-    );
+    says(&run, STDERR, "compare: write stdout");
 
     let run = Lesson::new("/bin/sh")
         .args(["-c", "exec \"$0\" --help >/dev/full", BIN])
@@ -634,7 +635,7 @@ fn a_full_or_unwritable_output_is_reported_not_a_panic() {
         .args(["--seconds", "3", "--tolerance", "1000"])
         .run();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
-    assert!(run.stderr.contains("write stdout"), "{}", run.transcript());
+    says(&run, STDERR, "write stdout");
     assert!(!scratch_of(run.pid).exists());
 
     // stderr into /dev/full: the notes are lost, the result is not.
@@ -647,11 +648,7 @@ fn a_full_or_unwritable_output_is_reported_not_a_panic() {
         .args(["--seconds", "3", "--tolerance", "1000"])
         .run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
-    assert!(
-        run.stdout_text().contains("result: equal"),
-        "{}",
-        run.transcript()
-    );
+    says(&run, STDOUT, "result: equal");
 
     let run = setup
         .compare(
@@ -660,11 +657,7 @@ fn a_full_or_unwritable_output_is_reported_not_a_panic() {
         )
         .run();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
-    assert!(
-        run.stderr.contains("write /nonexistent/x.svg"),
-        "{}",
-        run.transcript()
-    );
+    says(&run, STDERR, "write /nonexistent/x.svg");
 }
 
 #[test]
