@@ -97,11 +97,6 @@ fn main() -> Result<ExitCode, Failure> {
         Ok(options) => options,
         Err(code) => return Ok(code), // --help printed, or a usage error reported
     };
-    // Ctrl-C, kill, a closed terminal: from now on they wait in a descriptor that
-    // every wait below watches, so the child's group is ended before we go, even
-    // mid-wait.
-    let stops = StopSignals::block()?;
-
     // ANCHOR: argv
     // Everything the child will need is built now, before fork: after fork the
     // child may not allocate. A NUL byte cannot be passed to exec, so that is
@@ -113,6 +108,10 @@ fn main() -> Result<ExitCode, Failure> {
     };
     // ANCHOR_END: argv
     let timeout = reply_timeout(&options);
+    // Ctrl-C, kill, a closed terminal: from now on they wait in a descriptor that
+    // every wait below watches, so the child's group is ended before we go, even
+    // mid-wait. (Until here, they simply end us: nothing to clean up yet.)
+    let stops = StopSignals::block()?;
 
     let me = getpid();
     // ANCHOR: choreography
