@@ -802,13 +802,17 @@ fn stop_signals_end_multi3_mid_race_and_reap_the_busy_children() {
 /// The three children of `parent` (racers, producers), once all are forked (at most
 /// 10 s).
 fn racers(parent: i32) -> Vec<i32> {
-    for _ in 0..1000 {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < until {
         let children: Vec<i32> = lesson_test::children_of(parent)
             .iter()
             .map(|child| child.pid)
             .collect();
         if children.len() == 3 {
             return children;
+        }
+        if process(parent).is_none_or(|lesson| lesson.state == 'Z') {
+            panic!("{parent} ended before it forked three children");
         }
         std::thread::sleep(Duration::from_millis(10));
     }
