@@ -209,7 +209,8 @@ fn spawn(parent: Pid, argv: &[CString]) -> Result<Pid, Failure> {
             close_inherited_descriptors();
             // Rust set SIGPIPE to "ignore" before main, and an ignored signal stays
             // ignored across exec; our blocked stop signals would stay blocked.
-            // Give the program the defaults it expects, as Command does.
+            // Give the program the defaults it expects. (Command resets SIGPIPE,
+            // but not the mask: see spawn_with_command.)
             // SAFETY: SIG_DFL installs no handler: no Rust code runs in signal
             // context.
             let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
