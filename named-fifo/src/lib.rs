@@ -1,10 +1,10 @@
 //! What the FIFO writer and reader share: their common options (PATH, `--wait`,
-//! `--keep`), finding or making the FIFO and removing it again, waiting with a bound, and
-//! stopping on Ctrl-C.
+//! `--keep`), finding or making the FIFO and removing it again, waiting with a
+//! bound, and stopping on Ctrl-C.
 //!
-//! The two programs (`src/bin/fifo-writer.rs`, `src/bin/fifo-reader.rs`) are unrelated
-//! processes: neither starts the other, and they share nothing but a path. This module is
-//! the part of their code that is the same on both sides.
+//! The two programs (`src/bin/fifo-writer.rs`, `src/bin/fifo-reader.rs`) are
+//! unrelated processes: neither starts the other, and they share nothing but a
+//! path. This module is the part of their code that is the same on both sides.
 
 use lesson_kit::args::{Parser, UsageError};
 use lesson_kit::{Context, Failure, exit, note, signal_exit, signal_name};
@@ -25,8 +25,8 @@ pub const DEFAULT_PATH: &str = "my_pipe";
 /// How often a waiting program looks at the clock and at Ctrl-C.
 pub const SLICE: Duration = Duration::from_millis(20);
 
-/// What `--wait SECS` accepts: up to a day, so a deadline is always an `Instant` the
-/// clock can hold (`--wait 1e19` would overflow it).
+/// What `--wait SECS` accepts: up to a day, so a deadline is always an `Instant`
+/// the clock can hold (`--wait 1e19` would overflow it).
 pub const WAIT_RANGE: std::ops::RangeInclusive<f64> = 0.0..=86_400.0;
 
 /// What `--messages N` accepts, on both sides.
@@ -36,17 +36,17 @@ pub const MESSAGES_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000_000;
 static STOP_SIGNAL: AtomicUsize = AtomicUsize::new(0);
 
 // ANCHOR: signals
-/// SIGINT, SIGTERM and SIGHUP note the signal in an atomic that every wait checks, so the
-/// program stops within [`SLICE`] and removes the FIFO it made.
+/// SIGINT, SIGTERM and SIGHUP note the signal in an atomic that every wait checks,
+/// so the program stops within [`SLICE`] and removes the FIFO it made.
 ///
-/// A flag is needed because signal-hook installs handlers with SA_RESTART: a blocking
-/// `open` of a FIFO, or a `write` to a full stdout, would simply resume after the
-/// handler, and never notice Ctrl-C. So nothing here blocks: opens are non-blocking, and
-/// waits are `poll`s with a timeout.
+/// A flag is needed because signal-hook installs handlers with SA_RESTART: a
+/// blocking `open` of a FIFO, or a `write` to a full stdout, would simply resume
+/// after the handler, and never notice Ctrl-C. So nothing here blocks: opens are
+/// non-blocking, and waits are `poll`s with a timeout.
 ///
-/// Only the *first* signal counts. A second Ctrl-C right after it changes nothing: the
-/// clean-up (an `unlink`) is already under way and takes microseconds, and the exit
-/// status stays that of the first signal.
+/// Only the *first* signal counts. A second Ctrl-C right after it changes nothing:
+/// the clean-up (an `unlink`) is already under way and takes microseconds, and the
+/// exit status stays that of the first signal.
 pub fn stop_on_signals() -> Result<(), Failure> {
     for signal in [SIGINT, SIGTERM, SIGHUP] {
         let first = move || {
@@ -58,9 +58,9 @@ pub fn stop_on_signals() -> Result<(), Failure> {
                 Ordering::SeqCst,
             );
         };
-        // SAFETY: the action runs in signal context; it only does a compare-and-swap on
-        // an atomic integer, which is lock-free and async-signal-safe (no allocation, no
-        // lock, no I/O).
+        // SAFETY: the action runs in signal context; it only does a
+        // compare-and-swap on an atomic integer, which is lock-free and
+        // async-signal-safe (no allocation, no lock, no I/O).
         unsafe { signal_hook::low_level::register(signal, first) }
             .context(format!("install handler for {}", signal_name(signal)))?;
     }
@@ -180,8 +180,8 @@ pub enum WaitError {
 }
 
 // ANCHOR: fifo
-/// The FIFO at a path: made by this program if it was missing (and then removed by it,
-/// unless `--keep`), or found there and checked to be a FIFO.
+/// The FIFO at a path: made by this program if it was missing (and then removed by
+/// it, unless `--keep`), or found there and checked to be a FIFO.
 pub struct Fifo {
     pub path: PathBuf,
     created: bool,
@@ -189,11 +189,13 @@ pub struct Fifo {
 }
 
 impl Fifo {
-    /// The document's `if not os.path.exists(path): os.mkfifo(path)`, without its race:
-    /// make it, and if it already exists (maybe the other program just made it), check
-    /// what it is. A path that is not a FIFO is refused and left as it was.
+    /// The document's `if not os.path.exists(path): os.mkfifo(path)`, without its
+    /// race: make it, and if it already exists (maybe the other program just made
+    /// it), check what it is. A path that is not a FIFO is refused and left as it
+    /// was.
     pub fn make_or_find(path: &Path, keep: bool) -> Result<Fifo, Failure> {
-        // 0o666 as in Python's os.mkfifo; the umask takes away the rest (0o644 with 022).
+        // 0o666 as in Python's os.mkfifo; the umask takes away the rest (0o644 with
+        // 022).
         let mode = Mode::from_bits_truncate(0o666);
         let created = match mkfifo(path, mode) {
             Ok(()) => true,
@@ -216,8 +218,8 @@ impl Fifo {
         })
     }
 
-    /// Checks an opened descriptor: between our check and our open, someone could have
-    /// put something else at the path.
+    /// Checks an opened descriptor: between our check and our open, someone could
+    /// have put something else at the path.
     pub fn check_opened(&self, fd: impl AsFd) -> Result<(), Failure> {
         let opened = fstat(fd).context(format!("fstat {}", self.path.display()))?;
         check_is_fifo(&self.path, opened.st_mode)
@@ -225,8 +227,9 @@ impl Fifo {
 }
 
 /// Who made it removes it, on every way out of `main` (errors and Ctrl-C included),
-/// since this runs when the `Fifo` is dropped. The other program may still have it open:
-/// removing a name does not close anything, it only stops new programs from finding it.
+/// since this runs when the `Fifo` is dropped. The other program may still have it
+/// open: removing a name does not close anything, it only stops new programs from
+/// finding it.
 impl Drop for Fifo {
     fn drop(&mut self) {
         if self.created
@@ -254,7 +257,8 @@ fn check_is_fifo(path: &Path, st_mode: nix::libc::mode_t) -> Result<(), Failure>
     Err(Failure::new(
         path.display(),
         format!(
-            "exists and is {what}, not a FIFO; refusing to use it (it was left as it is)"
+            "exists and is {what}, not a FIFO; refusing to use it \
+             (it was left as it is)"
         ),
     ))
 }
@@ -282,8 +286,8 @@ impl Default for Common {
 }
 
 impl Common {
-    /// Takes PATH, `--wait` or `--keep` from the parser if `arg` is one of them. Returns
-    /// `Ok(false)` for anything else, so the program can go on matching.
+    /// Takes PATH, `--wait` or `--keep` from the parser if `arg` is one of them.
+    /// Returns `Ok(false)` for anything else, so the program can go on matching.
     pub fn accept(
         &mut self,
         arg: &str,
@@ -306,8 +310,9 @@ impl Common {
         Ok(true)
     }
 
-    /// The note a program waiting alone prints, so the wait does not look like a hang:
-    /// what it waits for, and the command that starts its peer, ready to paste.
+    /// The note a program waiting alone prints, so the wait does not look like a
+    /// hang: what it waits for, and the command that starts its peer, ready to
+    /// paste.
     pub fn waiting_note(
         &self,
         program: &str,
@@ -329,7 +334,8 @@ impl Common {
 }
 // ANCHOR_END: common
 
-/// Quotes a path for a POSIX shell when it needs it, so the suggested command pastes.
+/// Quotes a path for a POSIX shell when it needs it, so the suggested command
+/// pastes.
 fn shell_word(word: &str) -> String {
     let plain = !word.is_empty()
         && word
@@ -342,8 +348,9 @@ fn shell_word(word: &str) -> String {
     }
 }
 
-/// The usage lines both programs share (descriptions in column 20, like theirs). One
-/// string per line: a `\` line continuation would also eat the next line's indent.
+/// The usage lines both programs share (descriptions in column 20, like theirs).
+/// One string per line: a `\` line continuation would also eat the next line's
+/// indent.
 pub const COMMON_HELP: &str = concat!(
     "  --wait SECS      give up (exit 3) when the other program keeps us waiting\n",
     "                   longer than SECS, 0 to 86400: to come, to write, to read\n",

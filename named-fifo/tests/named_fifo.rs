@@ -115,6 +115,13 @@ fn writer_first_then_reader_exchange_the_documents_message() {
         "{}",
         reader.transcript()
     );
+    // Without --messages, EOF is the end at once: no grace for another writer.
+    let last = reader.lines[0].at;
+    assert!(
+        reader.elapsed.saturating_sub(last) < Duration::from_secs(1),
+        "{}",
+        reader.transcript()
+    );
     assert_eq!(
         dir.entries(),
         Vec::<String>::new(),
@@ -210,7 +217,7 @@ fn wait_bounds_the_readers_wait_for_more_data() {
         &reader,
         "gave up waiting for data from the writer after 500ms; received 1 message",
     );
-    let silent = reader.elapsed - first.at;
+    let silent = reader.elapsed.saturating_sub(first.at);
     assert!(
         silent >= Duration::from_millis(450) && silent < Duration::from_secs(3),
         "gave up {silent:?} after the last data"
@@ -517,7 +524,7 @@ fn eof_before_n_messages_ends_with_exit_1_after_the_grace() {
         "expected 10 messages (no other writer came within 2s)",
     );
     // It gave the next writer its two seconds, no more.
-    let waited = reader.elapsed - reader.lines[4].at;
+    let waited = reader.elapsed.saturating_sub(reader.lines[4].at);
     assert!(
         waited >= Duration::from_millis(1900) && waited < Duration::from_secs(5),
         "{waited:?}"
@@ -635,6 +642,35 @@ fn numbers_at_the_edges_of_their_ranges_are_honoured() {
     let body = reader.texts()[0].split(" => ").nth(1).unwrap().len();
     assert_eq!(body, 1_048_575);
     assert_eq!(dir.entries(), Vec::<String>::new());
+}
+
+#[test]
+fn a_message_of_the_longest_length_is_accepted_and_one_byte_more_refused() {
+    let dir = TempDir::new("fifo-longest");
+    // One message of 1 MiB, with no newline: it ends at EOF.
+    let fill = r#"head -c "$1" /dev/zero | tr '\0' a > "$0""#;
+    for (bytes, accepted) in [(1_048_576, true), (1_048_577, false)] {
+        let reader = program(READER, &dir).spawn();
+        wait_for_path(&dir.path().join("my_pipe"));
+        let shell =
+            program("sh", &dir).args(["-c", fill, "my_pipe", &bytes.to_string()]);
+        let writer = shell.run();
+        let reader = reader.finish();
+        if accepted {
+            assert_code(&reader, 0);
+            assert_code(&writer, 0);
+            let body = reader.texts()[0].split(" => ").nth(1).unwrap().len();
+            assert_eq!(body, bytes);
+        } else {
+            assert_code(&reader, 1);
+            assert_stderr(
+                &reader,
+                "read my_pipe: a message is longer than 1048576 bytes",
+            );
+            assert!(reader.stdout.is_empty());
+        }
+        assert_eq!(dir.entries(), Vec::<String>::new());
+    }
 }
 
 #[test]

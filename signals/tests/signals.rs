@@ -136,6 +136,14 @@ fn signal1_refuses_signals_it_cannot_or_must_not_catch() {
         ("99", "there is no signal 99"),
         ("bogus", "unknown signal \"bogus\""),
     ];
+    for (args, message) in [
+        (&["USR1", "USR2"][..], "unexpected argument \"USR2\""),
+        (&["USR1", "--bogus"][..], "unknown option --bogus"),
+    ] {
+        let run = lesson(SIGNAL1).args(args).run();
+        assert_code(&run, 2);
+        assert_stderr(&run, message);
+    }
     for (arg, message) in cases {
         let run = lesson(SIGNAL1).arg(arg).run();
         assert_eq!(run.code(), Some(2), "{arg}\n{}", run.transcript());

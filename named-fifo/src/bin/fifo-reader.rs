@@ -1,8 +1,8 @@
 //! fifo-reader: receives messages from a named pipe (FIFO) and prints them.
 //!
-//! Mirrors `read_from_named_pipe.py` from the documents: make the FIFO `my_pipe` if it
-//! does not exist, open it for reading, read, print
-//! `I pid [<reader pid>] received a message => Hello <writer pid>`, close.
+//! Mirrors `read_from_named_pipe.py` from the documents: make the FIFO `my_pipe` if
+//! it does not exist, open it for reading, read, print `I pid [<reader pid>]
+//! received a message => Hello <writer pid>`, close.
 //!
 //! Usage: fifo-reader [PATH] [--messages N] [--wait SECS] [--keep]
 //!
@@ -11,13 +11,13 @@
 //!     cargo run -p named-fifo --bin fifo-reader
 //!     cargo run -p named-fifo --bin fifo-writer
 //!
-//! Where this differs from the document, on purpose: the original reads at most 22 bytes
-//! once, so a longer message would be cut; this reader reads until EOF (every writer has
-//! closed the FIFO), one message per line, and the last one without a newline too.
-//! Waiting alone, it says so on stderr and names the command that starts a writer.
-//! Every wait for the writer can be bounded (`--wait`) and is interruptible, writing to
-//! a stalled stdout included; a path that is not a FIFO is refused; the FIFO is removed
-//! by whichever program made it (unless `--keep`).
+//! Where this differs from the document, on purpose: the original reads at most 22
+//! bytes once, so a longer message would be cut; this reader reads until EOF (every
+//! writer has closed the FIFO), one message per line, and the last one without a
+//! newline too. Waiting alone, it says so on stderr and names the command that
+//! starts a writer. Every wait for the writer can be bounded (`--wait`) and is
+//! interruptible, writing to a stalled stdout included; a path that is not a FIFO
+//! is refused; the FIFO is removed by whichever program made it (unless `--keep`).
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::{Context, Failure, exit, note};
@@ -66,22 +66,22 @@ fn main() -> Result<ExitCode, Failure> {
     stop_on_signals()?;
     let wait = options.common.wait;
 
-    // Make the FIFO, or find it (the writer may have made it). Dropping `fifo` removes
-    // it if we made it, on every way out of main.
+    // Make the FIFO, or find it (the writer may have made it). Dropping `fifo`
+    // removes it if we made it, on every way out of main.
     let fifo = Fifo::make_or_find(&options.common.path, options.common.keep)?;
 
     // ANCHOR: open
     // A blocking open(O_RDONLY) would wait here for a writer, deaf to Ctrl-C.
-    // Non-blocking, it succeeds at once; we then wait for the first data with poll, a
-    // slice at a time.
+    // Non-blocking, it succeeds at once; we then wait for the first data with poll,
+    // a slice at a time.
     let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
     let fifo_fd = open(&fifo.path, flags, Mode::empty())
         .context(format!("open {}", fifo.path.display()))?;
     fifo.check_opened(&fifo_fd)?;
     // ANCHOR_END: open
 
-    // Nothing there after a moment: say what we wait for, or it looks like a hang. (A
-    // writer that has just opened the FIFO writes within microseconds.)
+    // Nothing there after a moment: say what we wait for, or it looks like a hang.
+    // (A writer that has just opened the FIFO writes within microseconds.)
     let moment = QUIET_BEFORE_NOTE.min(wait.unwrap_or(Duration::MAX));
     if !ready_within(&fifo_fd, PollFlags::POLLIN, moment) {
         note!(
@@ -102,7 +102,8 @@ fn main() -> Result<ExitCode, Failure> {
     }
 
     let received = receive(&fifo_fd, &fifo, &options)?;
-    drop(fifo_fd); // close our read end; then `fifo` is dropped, removing it if we made it
+    // Close our read end; then `fifo` is dropped, removing it if we made it.
+    drop(fifo_fd);
     Ok(report(&fifo, &received, &options))
 }
 // ANCHOR_END: main
@@ -120,10 +121,10 @@ struct Received {
 // ANCHOR: receive
 /// Reads until EOF (or N messages) and prints one line per message.
 ///
-/// The document does `os.read(fd, 22)`: one read of at most 22 bytes. `Hello <pid>` is
-/// 11 to 13 bytes, so it fits, but a longer message would be cut, and nothing in the
-/// FIFO says where a message ends. Here a message ends at a newline, or at EOF, which
-/// comes when every writer has closed the FIFO.
+/// The document does `os.read(fd, 22)`: one read of at most 22 bytes. `Hello <pid>`
+/// is 11 to 13 bytes, so it fits, but a longer message would be cut, and nothing in
+/// the FIFO says where a message ends. Here a message ends at a newline, or at EOF,
+/// which comes when every writer has closed the FIFO.
 fn receive(
     fd: &OwnedFd,
     fifo: &Fifo,
@@ -164,8 +165,8 @@ fn receive_into(
         }
         let n = match read(fd, &mut chunk) {
             Ok(n) => n,
-            // Non-blocking: nothing there yet. Wait for data or for the last writer to
-            // close, within --wait.
+            // Non-blocking: nothing there yet. Wait for data or for the last writer
+            // to close, within --wait.
             Err(Errno::EAGAIN) => {
                 received.waiting_for = "data from the writer";
                 let until = deadline(options.common.wait);
@@ -239,9 +240,10 @@ fn next_writer(fd: &OwnedFd) -> Result<(), WaitError> {
 /// Prints one message line.
 ///
 /// Not with `println!`: a full stdout (`fifo-reader | sleep 20`) would block it in
-/// `write`, where SA_RESTART keeps Ctrl-C from reaching us. We wait for room with poll,
-/// a slice at a time, then write at most PIPE_BUF bytes, which a pipe with room takes
-/// without blocking. A closed stdout (`| head -n 1`) fails the write: reported, exit 1.
+/// `write`, where SA_RESTART keeps Ctrl-C from reaching us. We wait for room with
+/// poll, a slice at a time, then write at most PIPE_BUF bytes, which a pipe with
+/// room takes without blocking. A closed stdout (`| head -n 1`) fails the write:
+/// reported, exit 1.
 fn print_message(me: Pid, message: &[u8]) -> Result<(), WaitError> {
     let text = String::from_utf8_lossy(message);
     let line = format!("I pid [{me}] received a message => {text}\n");
@@ -291,7 +293,8 @@ fn report(fifo: &Fifo, received: &Received, options: &Options) -> ExitCode {
         }
         (None, None) => {
             note!(
-                "{PROGRAM}: {path}: EOF, every writer has closed it; received {what}"
+                "{PROGRAM}: {path}: EOF, every writer has closed it; \
+                 received {what}"
             );
             ExitCode::SUCCESS
         }

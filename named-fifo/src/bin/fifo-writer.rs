@@ -1,8 +1,9 @@
 //! fifo-writer: sends a message through a named pipe (FIFO) to whoever reads it.
 //!
-//! Mirrors `write_to_named_pipe.py` from the documents: make the FIFO `my_pipe` if it
-//! does not exist, open it for writing (which waits until a reader opens it too), write
-//! `Hello <pid>`, close. The reader is a separate, unrelated program: `fifo-reader`.
+//! Mirrors `write_to_named_pipe.py` from the documents: make the FIFO `my_pipe` if
+//! it does not exist, open it for writing (which waits until a reader opens it
+//! too), write `Hello <pid>`, close. The reader is a separate, unrelated program:
+//! `fifo-reader`.
 //!
 //! Usage: fifo-writer [PATH] [--messages N] [--size BYTES] [--interval SECS]
 //!                    [--wait SECS] [--keep]
@@ -11,12 +12,12 @@
 //!     cargo run -p named-fifo --bin fifo-reader
 //!     cargo run -p named-fifo --bin fifo-writer
 //!
-//! Where this differs from the document, on purpose: waiting alone, it says so on stderr
-//! and names the command that starts a reader; every wait for the reader can be bounded
-//! (`--wait`) and is interruptible by Ctrl-C; a path that is not a FIFO is refused; a
-//! reader that goes away is reported (`EPIPE`); the FIFO is removed by whichever program
-//! made it (unless `--keep`); `--messages` streams many records, to show EOF, several
-//! writers and atomic writes.
+//! Where this differs from the document, on purpose: waiting alone, it says so on
+//! stderr and names the command that starts a reader; every wait for the reader can
+//! be bounded (`--wait`) and is interruptible by Ctrl-C; a path that is not a FIFO
+//! is refused; a reader that goes away is reported (`EPIPE`); the FIFO is removed
+//! by whichever program made it (unless `--keep`); `--messages` streams many
+//! records, to show EOF, several writers and atomic writes.
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::{Context, Failure, exit, note};
@@ -35,8 +36,8 @@ use std::time::{Duration, Instant};
 
 const PROGRAM: &str = "fifo-writer";
 
-/// A write of at most this many bytes to a pipe or FIFO is atomic (POSIX PIPE_BUF; 4096
-/// on Linux): it is never interleaved with another writer's data.
+/// A write of at most this many bytes to a pipe or FIFO is atomic (POSIX PIPE_BUF;
+/// 4096 on Linux): it is never interleaved with another writer's data.
 const PIPE_BUF: usize = 4096;
 
 /// What `--size BYTES` accepts: a record must fit in memory comfortably.
@@ -62,15 +63,15 @@ fn main() -> Result<ExitCode, Failure> {
     stop_on_signals()?;
     let wait = options.common.wait;
 
-    // Make the FIFO, or find it (the reader may have made it). Dropping `fifo` removes
-    // it if we made it, on every way out of main.
+    // Make the FIFO, or find it (the reader may have made it). Dropping `fifo`
+    // removes it if we made it, on every way out of main.
     let fifo = Fifo::make_or_find(&options.common.path, options.common.keep)?;
 
     // ANCHOR: open
-    // A blocking open(O_WRONLY) would wait here until a reader opens the FIFO, and no
-    // Ctrl-C handler could get us out (SA_RESTART). Non-blocking, open fails with ENXIO
-    // while there is no reader: try again every 20 ms, until a reader comes, --wait
-    // runs out, or Ctrl-C.
+    // A blocking open(O_WRONLY) would wait here until a reader opens the FIFO, and
+    // no Ctrl-C handler could get us out (SA_RESTART). Non-blocking, open fails
+    // with ENXIO while there is no reader: try again every 20 ms, until a reader
+    // comes, --wait runs out, or Ctrl-C.
     let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
     let until = deadline(wait);
     let mut alone = false;
@@ -103,8 +104,9 @@ fn main() -> Result<ExitCode, Failure> {
     let me = getpid();
     let Some(count) = options.messages else {
         // ANCHOR: document
-        // The document's whole message: `Hello <pid>`, no newline. The reader knows it
-        // has all of it when we close the FIFO (EOF), so its length does not matter.
+        // The document's whole message: `Hello <pid>`, no newline. The reader knows
+        // it has all of it when we close the FIFO (EOF), so its length does not
+        // matter.
         let message = format!("Hello {me}");
         let sent = send(&fifo_fd, message.as_bytes(), &fifo, wait);
         return report(sent, &fifo, wait, "");
@@ -112,7 +114,8 @@ fn main() -> Result<ExitCode, Failure> {
     };
 
     // ANCHOR: stream
-    // --messages N: one record per line, each `Hello <pid> <i>`, padded to --size bytes.
+    // --messages N: one record per line, each `Hello <pid> <i>`, padded to --size
+    // bytes.
     for i in 0..count {
         let record = record(me.as_raw(), i, options.size);
         let sent = send(&fifo_fd, &record, &fifo, wait);
@@ -130,7 +133,8 @@ fn main() -> Result<ExitCode, Failure> {
         }
     }
     // ANCHOR_END: stream
-    drop(fifo_fd); // our write end closes: once every writer has, the reader sees EOF
+    // Our write end closes: once every writer's has, the reader sees EOF.
+    drop(fifo_fd);
     Ok(ExitCode::SUCCESS)
 }
 // ANCHOR_END: main
@@ -144,12 +148,13 @@ enum Sent {
 }
 
 // ANCHOR: send
-/// Writes all of `bytes`. The descriptor is non-blocking, so a full FIFO gives EAGAIN
-/// instead of blocking: wait for room (interruptibly, within --wait) and try again.
+/// Writes all of `bytes`. The descriptor is non-blocking, so a full FIFO gives
+/// EAGAIN instead of blocking: wait for room (interruptibly, within --wait) and try
+/// again.
 ///
 /// A record of at most PIPE_BUF bytes goes in whole or not at all, so records from
-/// several writers never interleave. A larger one may be written in parts, and other
-/// writers' data can land between the parts.
+/// several writers never interleave. A larger one may be written in parts, and
+/// other writers' data can land between the parts.
 fn send(
     fd: &OwnedFd,
     bytes: &[u8],
@@ -169,8 +174,8 @@ fn send(
                     }
                 }
             }
-            // SIGPIPE is ignored in Rust programs, so a write with no reader left fails
-            // with EPIPE instead of killing us.
+            // SIGPIPE is ignored in Rust programs, so a write with no reader left
+            // fails with EPIPE instead of killing us.
             Err(Errno::EPIPE) => return Err(Sent::Gone),
             Err(Errno::EINTR) => {}
             Err(errno) => {
@@ -209,8 +214,8 @@ fn report(
     }
 }
 
-/// `Hello <pid> <i>`, then with `--size` a space and dots up to `size` bytes including
-/// the newline (at least one dot: no line ends with a space).
+/// `Hello <pid> <i>`, then with `--size` a space and dots up to `size` bytes
+/// including the newline (at least one dot: no line ends with a space).
 fn record(pid: i32, i: u64, size: Option<usize>) -> Vec<u8> {
     let mut record = format!("Hello {pid} {i}").into_bytes();
     if let Some(size) = size {

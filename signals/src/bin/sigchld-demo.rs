@@ -1,10 +1,12 @@
-//! sigchld-demo: reaping children as they exit, when one SIGCHLD stands for several.
+//! sigchld-demo: reaping children as they exit, when one SIGCHLD stands for
+//! several.
 //!
-//! Not in the documents; the signals chapter needs it. The parent forks N children that
-//! all exit at the same moment (child i with status i). The kernel sends SIGCHLD for
-//! each, but a signal is a flag, not a queue: while one is pending, more of the same
-//! merge into it. So on every SIGCHLD the parent reaps *every* child that has exited,
-//! with `waitpid(WNOHANG)` in a loop, and prints how many notifications it took.
+//! Not in the documents; the signals chapter needs it. The parent forks N children
+//! that all exit at the same moment (child i with status i). The kernel sends
+//! SIGCHLD for each, but a signal is a flag, not a queue: while one is pending,
+//! more of the same merge into it. So on every SIGCHLD the parent reaps *every*
+//! child that has exited, with `waitpid(WNOHANG)` in a loop, and prints how many
+//! notifications it took.
 //!
 //! Usage: sigchld-demo [--children N] [--busy MS]
 //!
@@ -12,9 +14,10 @@
 //!     cargo run -q -p signals --bin sigchld-demo
 //!     cargo run -q -p signals --bin sigchld-demo -- --children 10 --busy 0
 //!
-//! Every way out reaps every child: the end, SIGINT/SIGTERM/SIGHUP (the children are
-//! killed first; a second signal right after the first does not cut that short), a
-//! stdout that fails (`| head -n 1`), and a `fork` that fails half-way (`ulimit -u`).
+//! Every way out reaps every child: the end, SIGINT/SIGTERM/SIGHUP (the children
+//! are killed first; a second signal right after the first does not cut that
+//! short), a stdout that fails (`| head -n 1`), and a `fork` that fails half-way
+//! (`ulimit -u`).
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::{Context, Failure, describe_wait, note, signal_exit, signal_name};
@@ -57,7 +60,8 @@ fn main() -> Result<ExitCode, Failure> {
     };
 
     // Register before forking, so no child can exit before we are listening.
-    // Signals::new starts no thread: the process stays single-threaded for the forks.
+    // Signals::new starts no thread: the process stays single-threaded for the
+    // forks.
     let mut signals = Signals::new([SIGCHLD, SIGINT, SIGTERM, SIGHUP])
         .context("register handlers")?;
     // The stop signals also note which came first, so the busy period below can end
@@ -71,8 +75,9 @@ fn main() -> Result<ExitCode, Failure> {
                 Ordering::SeqCst,
             );
         };
-        // SAFETY: the action runs in signal context and only does a compare-and-swap on
-        // an atomic integer: lock-free, no allocation, async-signal-safe.
+        // SAFETY: the action runs in signal context and only does a
+        // compare-and-swap on an atomic integer: lock-free, no allocation,
+        // async-signal-safe.
         unsafe { signal_hook::low_level::register(signal, first) }
             .context(format!("install handler for {}", signal_name(signal)))?;
     }
@@ -80,11 +85,13 @@ fn main() -> Result<ExitCode, Failure> {
     // ANCHOR: fork
     let exit_at = Instant::now() + CHILDREN_EXIT_AFTER;
     let mut out = io::stdout().lock();
-    out.flush().context("flush stdout")?; // or its buffer would be copied into each child
+    // Or what sits in stdout's buffer would be copied into each child.
+    out.flush().context("flush stdout")?;
     let mut children = Vec::new(); // the children not reaped yet
     for i in 0..options.children {
-        // SAFETY: single-threaded here (nothing above starts a thread), so the child is a
-        // full copy that may sleep; it then ends with _exit, never returning into main.
+        // SAFETY: single-threaded here (nothing above starts a thread), so the
+        // child is a full copy that may sleep; it then ends with _exit, never
+        // returning into main.
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
                 sleep(exit_at.saturating_duration_since(Instant::now()));
@@ -93,7 +100,8 @@ fn main() -> Result<ExitCode, Failure> {
             }
             Ok(ForkResult::Parent { child }) => children.push(child),
             Err(errno) => {
-                // A process limit (`ulimit -u`) half-way: do not leave the others behind.
+                // A process limit (`ulimit -u`) half-way: do not leave the others
+                // behind.
                 end_children(&mut children);
                 let made = i;
                 note!(
@@ -105,8 +113,8 @@ fn main() -> Result<ExitCode, Failure> {
     }
     // ANCHOR_END: fork
 
-    // Whatever goes wrong from here (stdout closed by `| head -n 1`, a failed waitpid),
-    // the children are ended and reaped before we leave.
+    // Whatever goes wrong from here (stdout closed by `| head -n 1`, a failed
+    // waitpid), the children are ended and reaped before we leave.
     let result = watch(&mut out, &mut signals, &mut children, options.busy);
     if result.is_err() {
         end_children(&mut children);
@@ -127,9 +135,10 @@ fn watch(
     writeln!(out, "Parent {me} forked {n} children: {}", pids.join(" "))
         .context("write stdout")?;
 
-    // Busy elsewhere for a while, as real programs are: the children exit meanwhile,
-    // and their SIGCHLDs pile up into one pending signal. (Busy, but still looking at
-    // the stop flag every 20 ms; the signal itself waits in `signals` for the loop.)
+    // Busy elsewhere for a while, as real programs are: the children exit
+    // meanwhile, and their SIGCHLDs pile up into one pending signal. (Busy, but
+    // still looking at the stop flag every 20 ms; the signal itself waits in
+    // `signals` for the loop.)
     let busy_until = Instant::now() + busy;
     while Instant::now() < busy_until && stop_signal().is_none() {
         let left = busy_until.saturating_duration_since(Instant::now());
@@ -148,7 +157,8 @@ fn watch(
             return Ok(signal_exit(first));
         }
         notifications += 1;
-        // One SIGCHLD may stand for several exited children: reap until none is left.
+        // One SIGCHLD may stand for several exited children: reap until none is
+        // left.
         loop {
             let status = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
@@ -169,7 +179,8 @@ fn watch(
     let plural = if notifications == 1 { "" } else { "s" };
     writeln!(
         out,
-        "{reaped} children reaped after {notifications} SIGCHLD notification{plural}"
+        "{reaped} children reaped after {notifications} \
+         SIGCHLD notification{plural}"
     )
     .context("write stdout")?;
     // ANCHOR_END: reap
@@ -187,11 +198,12 @@ fn stop_signal() -> Option<i32> {
 
 // ANCHOR: end_children
 /// Kills the children not reaped yet and reaps them. Only those: the pid of a child
-/// already reaped may belong to a stranger by now. SIGKILL cannot be caught or ignored,
-/// and it ends a stopped child too, so each `waitpid` returns promptly.
+/// already reaped may belong to a stranger by now. SIGKILL cannot be caught or
+/// ignored, and it ends a stopped child too, so each `waitpid` returns promptly.
 fn end_children(children: &mut Vec<Pid>) {
     for child in children.drain(..) {
-        let _ = kill(child, Signal::SIGKILL); // it may have exited already: a zombie
+        // It may have exited already (a zombie): then kill does nothing.
+        let _ = kill(child, Signal::SIGKILL);
         while let Err(Errno::EINTR) = waitpid(child, None) {}
     }
 }

@@ -1,9 +1,9 @@
 //! signal1: prints a line each time a chosen signal arrives.
 //!
 //! Mirrors `signal1.py` from *Programming Python* (the book behind the documents):
-//! install a handler for the signal named on the command line, then wait forever; the
-//! handler prints `Got signal <n> at <ctime>`. Send the signal from another terminal with
-//! `kill`.
+//! install a handler for the signal named on the command line, then wait forever;
+//! the handler prints `Got signal <n> at <ctime>`. Send the signal from another
+//! terminal with `kill`.
 //!
 //! Usage: signal1 SIGNAL [--count N]
 //!
@@ -11,11 +11,11 @@
 //!     cargo run -p signals --bin signal1 -- USR1
 //!     kill -USR1 $(pgrep -n -x signal1)
 //!
-//! Where this differs from the original, on purpose: the printing happens in ordinary
-//! code, not in the handler (signal-hook's iterator); SIGINT, SIGTERM and SIGHUP end it
-//! cleanly (unless one of them is the signal being watched); signals that cannot or must
-//! not be caught are refused with a clear message; a closed stdout is reported, not a
-//! panic.
+//! Where this differs from the original, on purpose: the printing happens in
+//! ordinary code, not in the handler (signal-hook's iterator); SIGINT, SIGTERM and
+//! SIGHUP end it cleanly (unless one of them is the signal being watched); signals
+//! that cannot or must not be caught are refused with a clear message; a closed
+//! stdout is reported, not a panic.
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pyfmt::ctime_now;
@@ -47,10 +47,11 @@ fn main() -> Result<ExitCode, Failure> {
     let watched = options.signal as i32;
 
     // ANCHOR: register
-    // signal-hook installs one small handler per signal. The handler does only what is safe
-    // in a handler: it notes the signal and writes a byte into a pipe of its own (the
-    // "self-pipe"). Our code runs in the loop below, in the main thread, where printing is
-    // fine. SIGINT, SIGTERM and SIGHUP are watched too, so they end the loop cleanly.
+    // signal-hook installs one small handler per signal. The handler does only what
+    // is safe in a handler: it notes the signal and writes a byte into a pipe of
+    // its own (the "self-pipe"). Our code runs in the loop below, in the main
+    // thread, where printing is fine. SIGINT, SIGTERM and SIGHUP are watched too,
+    // so they end the loop cleanly.
     let stops: Vec<i32> = [SIGINT, SIGTERM, SIGHUP]
         .into_iter()
         .filter(|s| *s != watched)
@@ -74,8 +75,8 @@ fn main() -> Result<ExitCode, Failure> {
 
     // ANCHOR: loop
     // forever() blocks until a signal has arrived, then yields its number. Several
-    // deliveries of one signal before we look are merged into one: a signal is a flag,
-    // not a message queue.
+    // deliveries of one signal before we look are merged into one: a signal is a
+    // flag, not a message queue.
     let mut stdout = io::stdout().lock();
     let mut got = 0;
     for signal in signals.forever() {
@@ -98,7 +99,8 @@ fn main() -> Result<ExitCode, Failure> {
 // ANCHOR_END: main
 
 // ANCHOR: parse_signal
-/// `10`, `USR1`, `SIGUSR1` or `sigusr1`, refused if it cannot or must not be caught.
+/// `10`, `USR1`, `SIGUSR1` or `sigusr1`, refused if it cannot or must not be
+/// caught.
 fn parse_signal(text: &str) -> Result<Signal, UsageError> {
     let signal = match text.parse::<i32>() {
         Ok(0) => {
@@ -129,13 +131,15 @@ fn parse_signal(text: &str) -> Result<Signal, UsageError> {
     };
     match signal {
         Signal::SIGKILL | Signal::SIGSTOP => Err(UsageError(format!(
-            "{signal} ({}) cannot be caught, blocked or ignored: the kernel always applies it",
+            "{signal} ({}) cannot be caught, blocked or ignored: \
+             the kernel always applies it",
             signal as i32
         ))),
         Signal::SIGSEGV | Signal::SIGILL | Signal::SIGFPE | Signal::SIGBUS => {
             Err(UsageError(format!(
-                "{signal} ({}) reports a fault in the process itself; signal-hook refuses it, \
-                 since a handler that returns would run the faulting instruction again",
+                "{signal} ({}) reports a fault in the process itself; \
+                 signal-hook refuses it, since a handler that returns would run \
+                 the faulting instruction again",
                 signal as i32
             )))
         }
@@ -177,7 +181,8 @@ Options:
                SIGTERM or SIGHUP)
   -h, --help   print this help
 
-SIGKILL and SIGSTOP cannot be caught; SIGSEGV, SIGILL, SIGFPE and SIGBUS are refused.
+SIGKILL and SIGSTOP cannot be caught; SIGSEGV, SIGILL, SIGFPE and SIGBUS are
+refused.
 Exit status: 0 N signals received; 1 a system call failed; 2 bad command line;
 129 / 130 / 143 stopped by SIGHUP / SIGINT / SIGTERM.
 "

@@ -1,22 +1,24 @@
-//! signal2: sets an alarm, waits for it, and says when it went off, again and again.
+//! signal2: sets an alarm, waits for it, and says when it went off, again and
+//! again.
 //!
-//! Mirrors `signal2.py` from *Programming Python*: forever, print `Setting at <ctime>`,
-//! install a SIGALRM handler, `alarm(5)`, `pause()`; the handler prints
+//! Mirrors `signal2.py` from *Programming Python*: forever, print `Setting at
+//! <ctime>`, install a SIGALRM handler, `alarm(5)`, `pause()`; the handler prints
 //! `Got alarm 14 at <ctime>`.
 //!
 //! Usage: signal2 [--count N] [--speed X]
 //!
-//! Try it (signal2 is the package's default program, so `cargo run -p signals` is the
-//! first command too):
+//! Try it (signal2 is the package's default program, so `cargo run -p signals` is
+//! the first command too):
 //!     cargo run -p signals --bin signal2          # every 5 s, Ctrl-C to stop
 //!     cargo run -p signals --bin signal2 -- --count 3 --speed 10
 //!     cargo run -p signals --bin signal2 -- --count 200 --speed 1000000
 //!
-//! Where this differs from the original, on purpose: `alarm` + `pause` has a race (if
-//! the alarm goes off before `pause` starts, `pause` waits forever; the last "Try it"
-//! line, 5 microsecond alarms, hangs such a version within a few rounds). Here SIGALRM is
-//! blocked before the alarm is set and collected with `sigwait`, which cannot miss it.
-//! SIGINT, SIGTERM and SIGHUP are collected the same way and end the program cleanly.
+//! Where this differs from the original, on purpose: `alarm` + `pause` has a race
+//! (if the alarm goes off before `pause` starts, `pause` waits forever; the last
+//! "Try it" line, 5 microsecond alarms, hangs such a version in its first round).
+//! Here SIGALRM is blocked before the alarm is set and collected with `sigwait`,
+//! which cannot miss it. SIGINT, SIGTERM and SIGHUP are collected the same way and
+//! end the program cleanly.
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pace::{Pacing, SPEED_RANGE};
@@ -40,10 +42,10 @@ fn main() -> Result<ExitCode, Failure> {
     };
 
     // ANCHOR: block
-    // Block the signals we wait for *before* anything can send them. A blocked signal is
-    // not lost: it stays pending until sigwait collects it. That is what removes the race
-    // of alarm-then-pause. (The process has one thread, so this thread's mask is the
-    // process's.)
+    // Block the signals we wait for *before* anything can send them. A blocked
+    // signal is not lost: it stays pending until sigwait collects it. That is what
+    // removes the race of alarm-then-pause. (The process has one thread, so this
+    // thread's mask is the process's.)
     let mut awaited = SigSet::empty();
     let stops = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
     for signal in std::iter::once(Signal::SIGALRM).chain(stops) {
@@ -57,9 +59,9 @@ fn main() -> Result<ExitCode, Failure> {
         writeln!(stdout, "Setting at {}", ctime_now()).context("write stdout")?;
         // ANCHOR: wait
         set_alarm(pacing.secs(ALARM_SECS))?;
-        // sigwait returns the first pending signal of the set, waiting if there is none.
-        // If the alarm went off already (a busy machine, a tiny --speed), it is pending and
-        // sigwait returns at once. pause() would have slept forever.
+        // sigwait returns the first pending signal of the set, waiting if there is
+        // none. If the alarm went off already (a busy machine, a tiny --speed), it
+        // is pending and sigwait returns at once. pause() would have slept forever.
         let signal = awaited.wait().context("sigwait")?;
         // ANCHOR_END: wait
         if signal != Signal::SIGALRM {
@@ -74,9 +76,10 @@ fn main() -> Result<ExitCode, Failure> {
 // ANCHOR_END: main
 
 // ANCHOR: alarm
-/// `alarm(seconds)`, but with a fraction: `alarm` counts whole seconds, and `--speed` asks
-/// for 0.5 s and less. `setitimer(ITIMER_REAL)` with no repeat interval is the same timer
-/// (on Linux, alarm is implemented with it) and sends the same SIGALRM.
+/// `alarm(seconds)`, but with a fraction: `alarm` counts whole seconds, and
+/// `--speed` asks for 0.5 s and less. `setitimer(ITIMER_REAL)` with no repeat
+/// interval is the same timer (on Linux, alarm is implemented with it) and sends
+/// the same SIGALRM.
 fn set_alarm(after: Duration) -> Result<(), Failure> {
     // A zero it_value would cancel the timer instead of firing it at once.
     let after = after.max(Duration::from_micros(1));

@@ -1,10 +1,10 @@
 //! sigpipe-demo: what a writer sees when nobody is left to read.
 //!
-//! Not in the documents; the signals chapter needs it. The program makes a pipe, closes the
-//! read end, and writes. By default, as in every Rust program, SIGPIPE is ignored, so the
-//! write fails with EPIPE and the program reports it. With `--default` it first restores
-//! SIGPIPE's default action: the kernel then kills it on the write, and a shell shows exit
-//! status 141 (128 + 13).
+//! Not in the documents; the signals chapter needs it. The program makes a pipe,
+//! closes the read end, and writes. By default, as in every Rust program, SIGPIPE
+//! is ignored, so the write fails with EPIPE and the program reports it. With
+//! `--default` it first restores SIGPIPE's default action: the kernel then kills it
+//! on the write, and a shell shows exit status 141 (128 + 13).
 //!
 //! Usage: sigpipe-demo [--default]
 //!
@@ -33,12 +33,14 @@ fn main() -> Result<ExitCode, Failure> {
     drop(read_end); // the only read end: from now on nobody can read this pipe
 
     if default_action {
-        // SAFETY: SIG_DFL installs no handler, so no code of ours will run in signal
-        // context; it only tells the kernel to apply the default action (terminate).
+        // SAFETY: SIG_DFL installs no handler, so no code of ours will run in
+        // signal context; it only tells the kernel to apply the default action
+        // (terminate).
         unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }
             .context("signal SIGPIPE SIG_DFL")?;
         note!(
-            "{PROGRAM}: SIGPIPE restored to its default action (terminate the process)"
+            "{PROGRAM}: SIGPIPE restored to its default action \
+             (terminate the process)"
         );
     } else {
         note!("{PROGRAM}: SIGPIPE is ignored, as Rust sets it up before main");
@@ -46,11 +48,13 @@ fn main() -> Result<ExitCode, Failure> {
     note!("{PROGRAM}: writing to a pipe that has no reader...");
 
     match write(&write_end, b"is anyone there?\n") {
-        // With SIGPIPE at its default, the kernel ends the process inside this write:
-        // none of the lines below runs, and the exit status says "killed by SIGPIPE".
+        // With SIGPIPE at its default, the kernel ends the process inside this
+        // write: none of the lines below runs, and the exit status says "killed by
+        // SIGPIPE".
         Err(Errno::EPIPE) => {
             note!(
-                "{PROGRAM}: write pipe: EPIPE (Broken pipe): the write failed, we live on"
+                "{PROGRAM}: write pipe: EPIPE (Broken pipe): \
+                 the write failed, we live on"
             );
             Ok(ExitCode::from(exit::RUNTIME))
         }
@@ -81,17 +85,17 @@ fn usage() -> String {
         "\
 Usage: {PROGRAM} [--default]
 
-Writes to a pipe whose read end is closed. By default SIGPIPE is ignored (as in every
-Rust program): the write fails with EPIPE, reported, exit status 1. With --default,
-SIGPIPE's default action is restored first: the kernel kills the process during the
-write, and the shell shows status 141 (128 + 13).
+Writes to a pipe whose read end is closed. By default SIGPIPE is ignored (as in
+every Rust program): the write fails with EPIPE, reported, exit status 1. With
+--default, SIGPIPE's default action is restored first: the kernel kills the process
+during the write, and the shell shows status 141 (128 + 13).
 
 Options:
   --default    restore SIGPIPE's default action before writing
   -h, --help   print this help
 
 Exit status: 1 the write failed with EPIPE (or another system call failed); 2 bad
-command line; with --default, none: the process is killed by SIGPIPE (a shell says 141).
+command line; with --default, none: SIGPIPE kills the process (a shell says 141).
 "
     )
 }
