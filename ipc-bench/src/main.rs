@@ -459,13 +459,17 @@ fn child(
     // The coordinator blocked these to read them from its signalfd; a child wants
     // the default actions back (Ctrl-C ends it, and the coordinator reaps it).
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    let outcome = pin(cpu).and_then(|()| work());
+    // A panic must not unwind out of here: above us is the coordinator's code.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pin(cpu).and_then(|()| work())
+    }));
     match outcome {
-        Ok(()) => exit_child(exit::OK),
-        Err(failure) => {
+        Ok(Ok(())) => exit_child(exit::OK),
+        Ok(Err(failure)) => {
             note!("{PROGRAM}: {failure}");
             exit_child(exit::RUNTIME)
         }
+        Err(_) => exit_child(exit::RUNTIME), // the panic message is on stderr
     }
 }
 // ANCHOR_END: child
