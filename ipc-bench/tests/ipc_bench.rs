@@ -96,6 +96,19 @@ fn mechanism(object: &str) -> &str {
     &object[start..end]
 }
 
+/// The lesson's children once there are `n` of them: the progress note comes just
+/// before the forks, so they may take a moment on a busy machine.
+fn sides_of(pid: i32, n: usize) -> Vec<lesson_test::Member> {
+    let give_up = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let sides = children_of(pid);
+        if sides.len() == n || std::time::Instant::now() > give_up {
+            return sides;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// /dev/shm entries this lesson run (pid) might have left.
 fn shm_left_by(pid: i32) -> Vec<String> {
     std::fs::read_dir("/dev/shm")
@@ -478,7 +491,7 @@ fn a_killed_side_fails_the_run_and_the_other_side_is_ended() {
         .spawn();
     running.wait_for_stderr("[2/2] fifo");
     std::thread::sleep(Duration::from_millis(100));
-    let sides = children_of(running.pid());
+    let sides = sides_of(running.pid(), 2);
     assert_eq!(sides.len(), 2, "{sides:?}");
     send(sides[0].pid, Signal::SIGKILL);
     let run = running.finish();
@@ -507,7 +520,7 @@ fn a_stopped_side_is_detected_and_the_run_ends_with_status_3() {
         ])
         .spawn();
     running.wait_for_stderr("[2/2] socketpair");
-    let sides = children_of(running.pid());
+    let sides = sides_of(running.pid(), 2);
     assert_eq!(sides.len(), 2, "{sides:?}");
     for side in &sides {
         // A stopped process does not act on SIGTERM: it takes SIGKILL.
@@ -529,7 +542,7 @@ fn when_the_coordinator_is_killed_its_children_end_too() {
         .args(["--only", "ring-spin", "--rounds", "1000000", "--reps", "20"])
         .spawn();
     running.wait_for_stderr("[2/2] ring-spin");
-    let sides = children_of(running.pid());
+    let sides = sides_of(running.pid(), 2);
     assert_eq!(sides.len(), 2, "{sides:?}");
     running.signal(Signal::SIGKILL);
     let run = running.finish_allowing(Leftovers::Orphans);
@@ -758,7 +771,7 @@ fn the_threads_variants_run_in_one_child_and_pinning_binds_each_side() {
         .spawn();
     running.wait_for_stderr("[2/2] pipe");
     std::thread::sleep(Duration::from_millis(100));
-    let sides = children_of(running.pid());
+    let sides = sides_of(running.pid(), 2);
     let mut cpus: Vec<String> = sides
         .iter()
         .map(|s| allowed_cpus(&s.pid.to_string()))
@@ -781,7 +794,7 @@ fn the_threads_variants_run_in_one_child_and_pinning_binds_each_side() {
         .spawn();
     running.wait_for_stderr("[2/2] pipe-threads");
     std::thread::sleep(Duration::from_millis(100));
-    let sides = children_of(running.pid());
+    let sides = sides_of(running.pid(), 1);
     assert_eq!(sides.len(), 1, "{sides:?}");
     let child = sides[0].pid;
     let mut tasks: Vec<i32> = std::fs::read_dir(format!("/proc/{child}/task"))
