@@ -17,7 +17,7 @@ const READER: &str = env!("CARGO_BIN_EXE_fifo-reader");
 fn program(bin: &str, dir: &TempDir) -> Lesson {
     Lesson::new(bin)
         .current_dir(dir.path())
-        .deadline(Duration::from_secs(20))
+        .deadline(Duration::from_secs(10))
 }
 
 /// A program run through `sh -c SCRIPT` (for redirections), `$0` being the program.

@@ -16,7 +16,7 @@ const SIGPIPE_DEMO: &str = env!("CARGO_BIN_EXE_sigpipe-demo");
 const SIGCHLD_DEMO: &str = env!("CARGO_BIN_EXE_sigchld-demo");
 
 fn lesson(bin: &str) -> Lesson {
-    Lesson::new(bin).deadline(Duration::from_secs(20))
+    Lesson::new(bin).deadline(Duration::from_secs(10))
 }
 
 /// A program run through `sh -c SCRIPT` (for pipes and redirections), `$0` being it.
