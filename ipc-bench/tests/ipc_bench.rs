@@ -99,11 +99,16 @@ fn mechanism(object: &str) -> &str {
 /// The lesson's children once there are `n` of them: the progress note comes just
 /// before the forks, so they may take a moment on a busy machine.
 fn sides_of(pid: i32, n: usize) -> Vec<lesson_test::Member> {
+    eventually(|| children_of(pid), |sides| sides.len() == n)
+}
+
+/// `probe()` once `done` holds of it, or after 5 s whatever it is.
+fn eventually<T>(probe: impl Fn() -> T, done: impl Fn(&T) -> bool) -> T {
     let give_up = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let sides = children_of(pid);
-        if sides.len() == n || std::time::Instant::now() > give_up {
-            return sides;
+        let value = probe();
+        if done(&value) || std::time::Instant::now() > give_up {
+            return value;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -772,12 +777,19 @@ fn the_threads_variants_run_in_one_child_and_pinning_binds_each_side() {
     running.wait_for_stderr("[2/2] pipe");
     std::thread::sleep(Duration::from_millis(100));
     let sides = sides_of(running.pid(), 2);
-    let mut cpus: Vec<String> = sides
-        .iter()
-        .map(|s| allowed_cpus(&s.pid.to_string()))
-        .collect();
-    cpus.sort();
-    assert_eq!(cpus, ["0", "1"], "{sides:?}");
+    let pinned = || {
+        let mut cpus: Vec<String> = sides
+            .iter()
+            .map(|s| allowed_cpus(&s.pid.to_string()))
+            .collect();
+        cpus.sort();
+        cpus
+    };
+    assert_eq!(
+        eventually(pinned, |c| c == ["0", "1"]),
+        ["0", "1"],
+        "{sides:?}"
+    );
     running.stop_with(Signal::SIGTERM);
 
     // One process with two threads, pinned 0 (the measuring thread) and 1 (the peer).
@@ -797,17 +809,21 @@ fn the_threads_variants_run_in_one_child_and_pinning_binds_each_side() {
     let sides = sides_of(running.pid(), 1);
     assert_eq!(sides.len(), 1, "{sides:?}");
     let child = sides[0].pid;
-    let mut tasks: Vec<i32> = std::fs::read_dir(format!("/proc/{child}/task"))
-        .expect("tasks")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    tasks.sort();
-    assert_eq!(tasks.len(), 2, "{tasks:?}");
-    let cpus: Vec<String> = tasks
-        .iter()
-        .map(|t| allowed_cpus(&format!("{child}/task/{t}")))
-        .collect();
-    assert_eq!(cpus, ["0", "1"], "main thread, then the peer thread");
+    let pinned = || {
+        let mut tasks: Vec<i32> = std::fs::read_dir(format!("/proc/{child}/task"))
+            .map(|dir| {
+                dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        tasks.sort();
+        tasks
+            .iter()
+            .map(|t| allowed_cpus(&format!("{child}/task/{t}")))
+            .collect::<Vec<String>>()
+    };
+    // Two threads: the measuring one (the process's first) on 0, the peer on 1.
+    assert_eq!(eventually(pinned, |c| c == ["0", "1"]), ["0", "1"]);
     running.stop_with(Signal::SIGTERM);
 }
 
