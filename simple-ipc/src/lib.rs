@@ -141,7 +141,8 @@ pub fn read_all(
     let mut data = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        let events = PollFlags::POLLIN | PollFlags::POLLHUP;
+        // POLLIN; poll reports POLLHUP (every writer gone) without being asked.
+        let events = PollFlags::POLLIN;
         if !stop.wait_for(Some((fd, events)), Duration::from_secs(1))? {
             // Nothing yet: wait again (the stop pipe is checked each time)
             continue;
@@ -453,10 +454,6 @@ impl Scratch {
         std::fs::create_dir(&path)
             .context(format!("create directory {}", path.display()))?;
         Ok(Scratch { path, owner })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// A path inside the directory.

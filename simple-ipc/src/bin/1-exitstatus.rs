@@ -172,7 +172,7 @@ impl Lines {
                 return Ok(None); // a last line without a newline is not a command
             }
             let stdin = io::stdin();
-            let events = PollFlags::POLLIN | PollFlags::POLLHUP;
+            let events = PollFlags::POLLIN; // POLLHUP comes unasked
             if stop
                 .wait_for(Some((stdin.as_fd(), events)), Duration::from_secs(1))?
             {

@@ -216,7 +216,7 @@ fn read_to_eof(
     let mut text = Vec::new();
     let mut exited: Option<(i32, Instant)> = None;
     loop {
-        let events = PollFlags::POLLIN | PollFlags::POLLHUP;
+        let events = PollFlags::POLLIN; // POLLHUP comes unasked
         let slice = Duration::from_millis(50);
         let ready = match stop.wait_for(Some((from_child.as_fd(), events)), slice) {
             Ok(ready) => ready,

@@ -63,8 +63,8 @@ struct Tally {
     whole: u64,
     torn: u64,
     missing: u64,
-    /// The first torn read: how many bytes it had, of how many.
-    first_torn: Option<(usize, usize)>,
+    /// The largest torn read: how many bytes it had, of how many.
+    largest_torn: Option<(usize, usize)>,
     last_record: Option<u32>,
 }
 
@@ -92,16 +92,16 @@ fn run(options: &Options) -> Outcome {
             options.records
         );
         let tally = read_while_writing(&data, options.size, child, &stop)?;
-        let first_torn = match tally.first_torn {
+        let largest_torn = match tally.largest_torn {
             Some((got, of)) => {
-                format!("the first torn read had {got} of {of} bytes")
+                format!("the largest torn read had {got} of {of} bytes")
             }
             None => "no torn read".to_owned(),
         };
         writeln!(
             out,
             "[{label}] {} reads: {} whole, {} torn, {} before the first record\n\
-             [{label}] {first_torn}; last record seen: {}",
+             [{label}] {largest_torn}; last record seen: {}",
             tally.reads,
             tally.whole,
             tally.torn,
@@ -222,7 +222,9 @@ fn read_while_writing(
                 None => {
                     tally.torn += 1;
                     let whole = record(0, size).len();
-                    tally.first_torn.get_or_insert((bytes.len(), whole));
+                    if tally.largest_torn.is_none_or(|(got, _)| got < bytes.len()) {
+                        tally.largest_torn = Some((bytes.len(), whole));
+                    }
                 }
             },
             Err(err) if err.kind() == io::ErrorKind::NotFound => tally.missing += 1,
