@@ -306,6 +306,22 @@ fn exitstatus_reads_a_line_per_child_and_stops_on_q_or_at_the_end_of_input() {
 }
 
 #[test]
+fn exitstatus_accepts_a_64_kib_line_and_refuses_a_longer_one() {
+    let mut line = vec![b'x'; 65535];
+    line.extend_from_slice(b"\nq\n"); // 64 KiB with its newline: another child
+    let mut running = lesson(EXITSTATUS).piped_stdin().spawn();
+    assert!(running.write_stdin(&line));
+    let run = running.finish();
+    ok(&run);
+    assert_eq!(run.lines.len(), 4, "{}", run.transcript());
+    let mut running = lesson(EXITSTATUS).piped_stdin().spawn();
+    running.write_stdin(&[b'x'; 70000]); // no newline: refused, not stored forever
+    let run = running.finish();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(run.stderr.contains("read stdin: a line over 64 KiB"));
+}
+
+#[test]
 fn exitstatus_stops_cleanly_while_waiting_for_a_line() {
     for signal in STOPS {
         let mut running = lesson(EXITSTATUS).piped_stdin().spawn();
