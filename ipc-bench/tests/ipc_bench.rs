@@ -786,7 +786,7 @@ fn the_threads_variants_run_in_one_child_and_pinning_binds_each_side() {
         cpus
     };
     assert_eq!(
-        eventually(pinned, |c| c == ["0", "1"]),
+        eventually(pinned, |c| *c == ["0", "1"]),
         ["0", "1"],
         "{sides:?}"
     );
@@ -823,7 +823,7 @@ fn the_threads_variants_run_in_one_child_and_pinning_binds_each_side() {
             .collect::<Vec<String>>()
     };
     // Two threads: the measuring one (the process's first) on 0, the peer on 1.
-    assert_eq!(eventually(pinned, |c| c == ["0", "1"]), ["0", "1"]);
+    assert_eq!(eventually(pinned, |c| *c == ["0", "1"]), ["0", "1"]);
     running.stop_with(Signal::SIGTERM);
 }
 
