@@ -1,30 +1,31 @@
-//! anon-pipe: a forked child sends messages to its parent through an anonymous pipe.
+//! anon-pipe: a forked child sends messages to its parent through an anonymous
+//! pipe.
 //!
-//! Mirrors `pipe_1.py` from the documents: `pipe()`, then `fork()`; the child writes
-//! `Spam 0` .. `Spam 4` with growing pauses (0, 1, 2, 3, 4 s, then again), the parent
-//! reads at most 32 bytes at a time and prints each read as
-//! `Parent <pid> got [b'Spam 0'] at <time>`.
+//! Mirrors `pipe_1.py` from the documents: `pipe()`, then `fork()`; the child
+//! writes `Spam 0` .. `Spam 4` with growing pauses (0, 1, 2, 3, 4 s, then again),
+//! the parent reads at most 32 bytes at a time and prints each read as `Parent
+//! <pid> got [b'Spam 0'] at <time>`.
 //!
 //! Usage: anon-pipe [--count N] [--speed X] [--no-gap]
 //!
 //! Try it (at the workspace root):
-//!     cargo run -p anon-pipe                           # the document's run; Ctrl-C
+//!     cargo run -p anon-pipe                           # the document's run
 //!     cargo run -p anon-pipe -- --count 5 --speed 20   # five messages, 0.5 s
 //!     cargo run -p anon-pipe -- --count 10 --no-gap    # see b'Spam 4Spam 0'
 //!     cargo run -p anon-pipe -- --speed 20 | head -n 1 # a reader that leaves
 //!
 //! Where this differs from the document, on purpose:
 //! - each process closes the pipe end it does not use, so a child whose parent dies
-//!   notices (its pause wakes up with POLLERR, or its write fails with EPIPE) and stops,
-//!   and a parent whose child dies reads EOF, reaps it and says how it ended (the
-//!   original blocks or lives on forever);
-//! - SIGINT, SIGTERM and SIGHUP stop the parent cleanly, even while it is blocked on a
-//!   full stdout: it ends the child (SIGTERM, then SIGKILL after 0.5 s), reaps it and
-//!   exits 128 + n;
+//!   notices (its pause wakes up with POLLERR, or its write fails with EPIPE) and
+//!   stops, and a parent whose child dies reads EOF, reaps it and says how it ended
+//!   (the original blocks or lives on forever);
+//! - SIGINT, SIGTERM and SIGHUP stop the parent cleanly, even while it is blocked
+//!   on a full stdout: it ends the child (SIGTERM, then SIGKILL after 0.5 s), reaps
+//!   it and exits 128 + n;
 //! - `--count` makes the child stop after N messages, and the parent stop at EOF.
 //!
-//! Caveat: the 10 ms gap before each write only makes merged reads unlikely. A pipe is a
-//! byte stream; pipe_2 (the `fdopen-lines` lesson) adds real framing.
+//! Caveat: the 10 ms gap before each write only makes merged reads unlikely. A pipe
+//! is a byte stream; pipe_2 (the `fdopen-lines` lesson) adds real framing.
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pace::{PACING_HELP, Pacing};
@@ -50,9 +51,9 @@ use std::time::{Duration, Instant};
 
 const PROGRAM: &str = "anon-pipe";
 
-/// The document's `time.sleep(0.01)` before each write. It is not shortened by `--speed`:
-/// its job is to outlast the parent's wake-up after the previous write, which takes just
-/// as long however fast the demonstration runs.
+/// The document's `time.sleep(0.01)` before each write. It is not shortened by
+/// `--speed`: its job is to outlast the parent's wake-up after the previous write,
+/// which takes just as long however fast the demonstration runs.
 const GAP: Duration = Duration::from_millis(10);
 
 /// The document's `os.read(fd, 32)`: a read returns at most this many bytes.
@@ -63,7 +64,8 @@ const READ_SIZE: usize = 32;
 const GRACE_CHECKS: u128 = 50;
 const CHECK_EVERY: Duration = Duration::from_millis(10);
 
-/// The stop signal that arrived (0: none yet). A signal handler can reach only statics.
+/// The stop signal that arrived (0: none yet). A signal handler can reach only
+/// statics.
 static STOP_SIGNAL: AtomicUsize = AtomicUsize::new(0);
 
 struct Options {
@@ -89,18 +91,20 @@ fn main() -> Result<ExitCode, Failure> {
     // ANCHOR: pipe
     // Two file descriptors: what is written to `write_end` comes out of `read_end`.
     // O_CLOEXEC keeps them out of any program exec'd later; a habit, since nothing
-    // here execs, that prevents the "EOF never comes" deadlock (see the hazards chapter).
+    // here execs, that prevents the "EOF never comes" deadlock (see the hazards
+    // chapter).
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
     // ANCHOR_END: pipe
 
     // ANCHOR: fork
-    // Whatever sits in our stdout buffer at fork time would be copied into the child
-    // and printed twice.
+    // Whatever sits in our stdout buffer at fork time would be copied into the
+    // child and printed twice.
     io::stdout().flush().context("flush stdout")?;
     // SAFETY: in the child of a multi-threaded process only async-signal-safe calls
-    // are sound, because other threads may have held locks (the allocator's, stdout's)
-    // at the moment of the fork. This process has a single thread (nothing above
-    // starts one), so the child is a complete copy and may run ordinary Rust code.
+    // are sound, because other threads may have held locks (the allocator's,
+    // stdout's) at the moment of the fork. This process has a single thread
+    // (nothing above starts one), so the child is a complete copy and may run
+    // ordinary Rust code.
     let child = match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             drop(read_end); // the child only writes: close its copy of the read end
@@ -111,8 +115,9 @@ fn main() -> Result<ExitCode, Failure> {
     // ANCHOR_END: fork
 
     // ANCHOR: close
-    // The parent only reads. Its copy of the write end must go: `read` returns 0 (EOF)
-    // only when every write end in every process is closed, and this one would never be.
+    // The parent only reads. Its copy of the write end must go: `read` returns 0
+    // (EOF) only when every write end in every process is closed, and this one
+    // would never be.
     drop(write_end);
     // ANCHOR_END: close
     note!(
@@ -120,17 +125,17 @@ fn main() -> Result<ExitCode, Failure> {
         getpid()
     );
 
-    // Installed after the fork, so the child keeps the default actions: Ctrl-C, which
-    // the terminal sends to both processes, simply ends it.
+    // Installed after the fork, so the child keeps the default actions: Ctrl-C,
+    // which the terminal sends to both processes, simply ends it.
     let reading = match stop_signals() {
         Ok(signals) => parent(&read_end, &signals),
         Err(err) => Err(Failure::new("install signal handlers", err)),
     };
 
     // ANCHOR: wait
-    // Reap the child: until we do, it stays a zombie in the process table. At EOF it
-    // has closed its end and is exiting; otherwise (a stop signal, an error) it may be
-    // asleep before its next write, or stopped: end it, with a bound.
+    // Reap the child: until we do, it stays a zombie in the process table. At EOF
+    // it has closed its end and is exiting; otherwise (a stop signal, an error) it
+    // may be asleep before its next write, or stopped: end it, with a bound.
     let status = match reading {
         Ok(Ended::Eof) => waitpid(child, None),
         _ => end_child(child),
@@ -156,13 +161,13 @@ fn main() -> Result<ExitCode, Failure> {
 // ANCHOR_END: main
 
 // ANCHOR: child
-/// The child's whole life: write `Spam <n>` on the document's cadence, then exit. It
-/// never returns to `main`, so nothing after the fork in `main` runs twice.
+/// The child's whole life: write `Spam <n>` on the document's cadence, then exit.
+/// It never returns to `main`, so nothing after the fork in `main` runs twice.
 fn child(write_end: OwnedFd, options: &Options) -> ! {
     for beat in options.pacing.spam_beats() {
         let gap = if options.gap { GAP } else { Duration::ZERO };
-        // The document's simulated work (0, 1, 2, 3, 4 s), after the gap that keeps two
-        // writes apart so one read rarely gets both.
+        // The document's simulated work (0, 1, 2, 3, 4 s), after the gap that keeps
+        // two writes apart so one read rarely gets both.
         let sent = pause(&write_end, gap + beat.pause).and_then(|()| {
             // No newline: pipe_1 has no framing at all. A write of at most PIPE_BUF
             // (4096) bytes to a pipe is all-or-nothing.
@@ -170,9 +175,9 @@ fn child(write_end: OwnedFd, options: &Options) -> ! {
         });
         match sent {
             Ok(_) => {}
-            // No read end is left: the parent is gone. With SIGPIPE ignored, as Rust
-            // sets it up before main, the write fails with EPIPE instead of killing us
-            // silently.
+            // No read end is left: the parent is gone. With SIGPIPE ignored, as
+            // Rust sets it up before main, the write fails with EPIPE instead of
+            // killing us silently.
             Err(Errno::EPIPE) => {
                 note!("Child {}: write pipe: EPIPE, the parent is gone", getpid());
                 exit_child(exit::RUNTIME);
@@ -200,7 +205,8 @@ fn pause(write_end: &OwnedFd, pause: Duration) -> Result<(), Errno> {
         // No events asked for: POLLERR and POLLHUP are always reported.
         let mut fds = [PollFd::new(write_end.as_fd(), PollFlags::empty())];
         match poll(&mut fds, ms) {
-            Ok(0) => return Ok(()), // the whole pause has passed (timeout rounded up)
+            // Timed out: the whole pause has passed (the timeout was rounded up).
+            Ok(0) => return Ok(()),
             Err(Errno::EINTR) => {} // stopped and continued: wait out the rest
             Ok(_) => return Err(Errno::EPIPE), // POLLERR: no reader is left
             Err(err) => return Err(err),
@@ -209,24 +215,25 @@ fn pause(write_end: &OwnedFd, pause: Duration) -> Result<(), Errno> {
 }
 // ANCHOR_END: pause
 
-/// Ends the child without returning through `main` (which would run the parent's code)
-/// and without running exit-time cleanup that belongs to the parent.
+/// Ends the child without returning through `main` (which would run the parent's
+/// code) and without running exit-time cleanup that belongs to the parent.
 fn exit_child(code: u8) -> ! {
-    // SAFETY: `_exit` ends the calling process at once; it touches no memory of ours and
-    // is async-signal-safe, so it is sound anywhere, including in a forked child.
+    // SAFETY: `_exit` ends the calling process at once; it touches no memory of
+    // ours and is async-signal-safe, so it is sound anywhere, including in a forked
+    // child.
     unsafe { libc::_exit(i32::from(code)) }
 }
 
 // ANCHOR: parent
-/// The parent's loop: one `read` of at most 32 bytes, one line of output, until EOF or
-/// a stop signal.
+/// The parent's loop: one `read` of at most 32 bytes, one line of output, until EOF
+/// or a stop signal.
 fn parent(read_end: &OwnedFd, signals: &UnixStream) -> Result<Ended, Failure> {
     let me = getpid();
     let mut buffer = [0u8; READ_SIZE];
     loop {
-        // Wait until the child writes (or a signal asks us to stop), then read what is
-        // in the pipe, up to 32 bytes: one message, or two if the child wrote twice
-        // before we got here.
+        // Wait until the child writes (or a signal asks us to stop), then read what
+        // is in the pipe, up to 32 bytes: one message, or two if the child wrote
+        // twice before we got here.
         if let Some(signal) =
             wait_for(read_end.as_fd(), PollFlags::POLLIN, signals)?
         {
@@ -247,8 +254,9 @@ fn parent(read_end: &OwnedFd, signals: &UnixStream) -> Result<Ended, Failure> {
 
 // ANCHOR: print
 /// Writes `line` to stdout with `write(2)`, no buffer in between, and never blocks
-/// past a stop signal: a reader that stalls (`| sleep 60`) fills the pipe, and a plain
-/// `write` would then wait, deaf to Ctrl-C. Returns the signal if one came first.
+/// past a stop signal: a reader that stalls (`| sleep 60`) fills the pipe, and a
+/// plain `write` would then wait, deaf to Ctrl-C. Returns the signal if one came
+/// first.
 fn print(line: &str, signals: &UnixStream) -> Result<Option<i32>, Failure> {
     let stdout = io::stdout();
     let mut rest = line.as_bytes();
@@ -266,9 +274,9 @@ fn print(line: &str, signals: &UnixStream) -> Result<Option<i32>, Failure> {
 // ANCHOR_END: print
 
 // ANCHOR: signals
-/// SIGINT, SIGTERM and SIGHUP become a byte on a socket that `poll` can wait on, next
-/// to the pipe and stdout. The handlers only store the signal's number and write that
-/// byte, both async-signal-safe; everything else happens in `main`.
+/// SIGINT, SIGTERM and SIGHUP become a byte on a socket that `poll` can wait on,
+/// next to the pipe and stdout. The handlers only store the signal's number and
+/// write that byte, both async-signal-safe; everything else happens in `main`.
 fn stop_signals() -> io::Result<UnixStream> {
     let (receiver, sender) = UnixStream::pair()?;
     for signal in [SIGINT, SIGTERM, SIGHUP] {
@@ -279,9 +287,9 @@ fn stop_signals() -> io::Result<UnixStream> {
 }
 
 /// Waits until `fd` is ready for `events` (or in error: the call that follows will
-/// say which), or until a stop signal arrives, and returns that signal. Watches stdout
-/// all the while: when its reader goes away (`| head -n 1`) we stop now, not at our
-/// next line, which a stopped child might never let us write.
+/// say which), or until a stop signal arrives, and returns that signal. Watches
+/// stdout all the while: when its reader goes away (`| head -n 1`) we stop now, not
+/// at our next line, which a stopped child might never let us write.
 fn wait_for(
     fd: BorrowedFd,
     events: PollFlags,
@@ -291,7 +299,8 @@ fn wait_for(
     let mut fds = [
         PollFd::new(fd, events),
         PollFd::new(signals.as_fd(), PollFlags::POLLIN),
-        // No events asked for: POLLERR, the sign of a pipe with no reader, always is.
+        // No events asked for: POLLERR, the sign of a pipe with no reader, always
+        // is.
         PollFd::new(stdout.as_fd(), PollFlags::empty()),
     ];
     loop {
@@ -316,11 +325,12 @@ fn wait_for(
 // ANCHOR_END: signals
 
 // ANCHOR: end_child
-/// Ends the child, with a bound: SIGTERM, half a second for it to go, then SIGKILL (a
-/// stopped child, or one that ignores SIGTERM, would otherwise keep us waiting for
-/// ever). Always reaps it.
+/// Ends the child, with a bound: SIGTERM, half a second for it to go, then SIGKILL
+/// (a stopped child, or one that ignores SIGTERM, would otherwise keep us waiting
+/// for ever). Always reaps it.
 fn end_child(child: Pid) -> nix::Result<WaitStatus> {
-    let _ = kill(child, Signal::SIGTERM); // it may be gone already: then it is reaped below
+    // It may be gone already: then it is a zombie, and reaped below.
+    let _ = kill(child, Signal::SIGTERM);
     for _ in 0..GRACE_CHECKS {
         match waitpid(child, Some(WaitPidFlag::WNOHANG))? {
             WaitStatus::StillAlive => sleep(CHECK_EVERY),

@@ -1,30 +1,31 @@
 //! fdopen-lines: newline-framed messages through a pipe, read one line at a time.
 //!
-//! Mirrors `pipe_2.py` from the documents: like pipe_1 (the `anon-pipe` lesson), but the
-//! child ends every message with `\n`, each process closes the pipe end it does not use,
-//! and the parent wraps its read end in a buffered reader and reads whole lines. It
-//! prints `Parent <pid> got [Spam 0] at <time>`: text now, not bytes.
+//! Mirrors `pipe_2.py` from the documents: like pipe_1 (the `anon-pipe` lesson),
+//! but the child ends every message with `\n`, each process closes the pipe end it
+//! does not use, and the parent wraps its read end in a buffered reader and reads
+//! whole lines. It prints `Parent <pid> got [Spam 0] at <time>`: text now, not
+//! bytes.
 //!
 //! Usage: fdopen-lines [--count N] [--speed X] [--hello] [--from-stdin]
 //!                     [--max-line BYTES]
 //!
 //! Try it (at the workspace root):
-//!     cargo run -p fdopen-lines                        # the document's run; Ctrl-C
+//!     cargo run -p fdopen-lines                        # the document's run
 //!     cargo run -p fdopen-lines -- --count 5 --speed 20
 //!     cargo run -p fdopen-lines -- --hello --count 3   # seed 004's "how are you"
 //!     printf 'one\ntwo' | cargo run -p fdopen-lines -- --from-stdin
 //!
 //! Where this differs from the document, on purpose:
-//! - at EOF the original's `readline()` returns an empty string forever, so it prints
-//!   `got []` in a busy loop once the child is gone; here EOF ends the loop, and the
-//!   parent reaps the child and reports how it ended;
-//! - a last line without a newline is delivered whole (the original's `[:-1]` cuts its
-//!   last character); a line that is not UTF-8, or longer than `--max-line`, is a clear
-//!   error, never unbounded memory;
-//! - SIGINT, SIGTERM and SIGHUP stop the parent cleanly, even while it is blocked on a
-//!   read or a full stdout: it ends the child (SIGTERM, then SIGKILL after 0.5 s), reaps
-//!   it and exits 128 + n; a child whose parent dies stops at once, even one waiting
-//!   for input on an idle stdin.
+//! - at EOF the original's `readline()` returns an empty string forever, so it
+//!   prints `got []` in a busy loop once the child is gone; here EOF ends the loop,
+//!   and the parent reaps the child and reports how it ended;
+//! - a last line without a newline is delivered whole (the original's `[:-1]` cuts
+//!   its last character); a line that is not UTF-8, or longer than `--max-line`, is
+//!   a clear error, never unbounded memory;
+//! - SIGINT, SIGTERM and SIGHUP stop the parent cleanly, even while it is blocked
+//!   on a read or a full stdout: it ends the child (SIGTERM, then SIGKILL after 0.5
+//!   s), reaps it and exits 128 + n; a child whose parent dies stops at once, even
+//!   one waiting for input on an idle stdin.
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pace::{PACING_HELP, Pacing};
@@ -52,9 +53,9 @@ use std::time::{Duration, Instant};
 
 const PROGRAM: &str = "fdopen-lines";
 
-/// The longest line the parent accepts, unless `--max-line` says otherwise. A reader
-/// that waits for a newline must stop somewhere, or a writer that never sends one could
-/// make it buffer without end.
+/// The longest line the parent accepts, unless `--max-line` says otherwise. A
+/// reader that waits for a newline must stop somewhere, or a writer that never
+/// sends one could make it buffer without end.
 const DEFAULT_MAX_LINE: usize = 1 << 20;
 
 /// What `--max-line` accepts: 64 MiB at most, a buffer any machine can hold.
@@ -65,7 +66,8 @@ const MAX_LINE_RANGE: std::ops::RangeInclusive<usize> = 1..=1 << 26;
 const GRACE_CHECKS: u128 = 50;
 const CHECK_EVERY: Duration = Duration::from_millis(10);
 
-/// The stop signal that arrived (0: none yet). A signal handler can reach only statics.
+/// The stop signal that arrived (0: none yet). A signal handler can reach only
+/// statics.
 static STOP_SIGNAL: AtomicUsize = AtomicUsize::new(0);
 
 #[derive(Clone, Copy, PartialEq)]
@@ -105,15 +107,16 @@ fn main() -> Result<ExitCode, Failure> {
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
 
     io::stdout().flush().context("flush stdout")?; // or the child prints it again
-    // SAFETY: this process is single-threaded (nothing above starts a thread), so the
-    // child is a complete copy of it and may run ordinary Rust code, allocation
+    // SAFETY: this process is single-threaded (nothing above starts a thread), so
+    // the child is a complete copy of it and may run ordinary Rust code, allocation
     // included.
     let child = match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             // ANCHOR: child_close
-            // The child only writes. It closes its copy of the read end at once: then,
-            // if the parent dies, no read end is left anywhere, and the child learns it
-            // (EPIPE, POLLERR) instead of filling a pipe that nobody will ever read.
+            // The child only writes. It closes its copy of the read end at once:
+            // then, if the parent dies, no read end is left anywhere, and the child
+            // learns it (EPIPE, POLLERR) instead of filling a pipe that nobody will
+            // ever read.
             drop(read_end);
             // ANCHOR_END: child_close
             child(write_end, &options) // never returns
@@ -122,8 +125,9 @@ fn main() -> Result<ExitCode, Failure> {
     };
 
     // ANCHOR: parent_close
-    // The parent only reads. It closes its copy of the write end at once: a reader sees
-    // EOF only when every write end is closed, and this one would keep the pipe open.
+    // The parent only reads. It closes its copy of the write end at once: a reader
+    // sees EOF only when every write end is closed, and this one would keep the
+    // pipe open.
     drop(write_end);
     // ANCHOR_END: parent_close
     note!(
@@ -133,9 +137,9 @@ fn main() -> Result<ExitCode, Failure> {
 
     // ANCHOR: fdopen
     // Python's os.fdopen(fd): a file object that owns the descriptor. In Rust, File
-    // takes ownership of the OwnedFd (and closes it when dropped); BufReader adds the
-    // buffer that lets us ask for "everything up to the next newline". (Watched only
-    // makes each read wait in poll, where a stop signal can wake it.)
+    // takes ownership of the OwnedFd (and closes it when dropped); BufReader adds
+    // the buffer that lets us ask for "everything up to the next newline". (Watched
+    // only makes each read wait in poll, where a stop signal can wake it.)
     let pipe = File::from(read_end);
     let signals = stop_signals().context("install signal handlers");
     let reading = signals.and_then(|signals| {
@@ -191,7 +195,8 @@ fn parent(
     let mut line = Vec::new();
     loop {
         line.clear();
-        // readline(): read_until returns once it has a '\n', or at EOF; `take` bounds it.
+        // readline(): read_until returns once it has a '\n', or at EOF; `take`
+        // bounds it.
         let n = match lines.take(limit).read_until(b'\n', &mut line) {
             Ok(n) => n,
             Err(err) => return stopped_or_failed(err),
@@ -226,9 +231,10 @@ fn parent(
 // ANCHOR_END: parent
 
 // ANCHOR: watched
-/// The pipe's read end, as a `Read` whose every `read` first waits in `poll`, next to
-/// the stop signals' socket: a blocked `read` would not notice a signal (signal-hook's
-/// handlers are installed with SA_RESTART, so the kernel restarts the read).
+/// The pipe's read end, as a `Read` whose every `read` first waits in `poll`, next
+/// to the stop signals' socket: a blocked `read` would not notice a signal
+/// (signal-hook's handlers are installed with SA_RESTART, so the kernel restarts
+/// the read).
 struct Watched<'a> {
     pipe: &'a File,
     signals: &'a UnixStream,
@@ -292,8 +298,9 @@ fn child(write_end: OwnedFd, options: &Options) -> ! {
     };
     match sent {
         Ok(()) => {}
-        // SIGPIPE is ignored (Rust sets that up before main, and fork keeps it), so a
-        // write with no reader left fails with EPIPE rather than killing us silently.
+        // SIGPIPE is ignored (Rust sets that up before main, and fork keeps it), so
+        // a write with no reader left fails with EPIPE rather than killing us
+        // silently.
         Err(("write pipe", err)) if err.kind() == io::ErrorKind::BrokenPipe => {
             note!("Child {}: write pipe: EPIPE, the parent is gone", getpid());
             exit_child(exit::RUNTIME);
@@ -350,7 +357,8 @@ fn pause(pipe: &File, pause: Duration) -> Result<(), ChildError> {
         // No events asked for: POLLERR and POLLHUP are always reported.
         let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::empty())];
         match poll(&mut fds, ms) {
-            Ok(0) => return Ok(()), // the whole pause has passed (timeout rounded up)
+            // Timed out: the whole pause has passed (the timeout was rounded up).
+            Ok(0) => return Ok(()),
             Err(Errno::EINTR) => {} // stopped and continued: wait out the rest
             Ok(_) => return Err(("write pipe", Errno::EPIPE.into())),
             Err(err) => return Err(("poll pipe", err.into())),
@@ -366,18 +374,19 @@ fn greet() -> Result<(), ChildError> {
         .map_err(|err| ("write stdout", err))
 }
 
-/// Ends the child at once, without returning into `main` or running the parent's exit
-/// work.
+/// Ends the child at once, without returning into `main` or running the parent's
+/// exit work.
 fn exit_child(code: u8) -> ! {
-    // SAFETY: `_exit` ends the calling process; it touches none of our memory and is
-    // async-signal-safe, so it is sound in a forked child.
+    // SAFETY: `_exit` ends the calling process; it touches none of our memory and
+    // is async-signal-safe, so it is sound in a forked child.
     unsafe { libc::_exit(i32::from(code)) }
 }
 
 // ANCHOR: print
 /// Writes `line` to stdout with `write(2)`, no buffer in between, and never blocks
-/// past a stop signal: a reader that stalls (`| sleep 60`) fills the pipe, and a plain
-/// `write` would then wait, deaf to Ctrl-C. Returns the signal if one came first.
+/// past a stop signal: a reader that stalls (`| sleep 60`) fills the pipe, and a
+/// plain `write` would then wait, deaf to Ctrl-C. Returns the signal if one came
+/// first.
 fn print(line: &str, signals: &UnixStream) -> Result<Option<i32>, Failure> {
     let stdout = io::stdout();
     let mut rest = line.as_bytes();
@@ -395,9 +404,9 @@ fn print(line: &str, signals: &UnixStream) -> Result<Option<i32>, Failure> {
 // ANCHOR_END: print
 
 // ANCHOR: signals
-/// SIGINT, SIGTERM and SIGHUP become a byte on a socket that `poll` can wait on, next
-/// to the pipe and stdout. The handlers only store the signal's number and write that
-/// byte, both async-signal-safe; everything else happens in `main`.
+/// SIGINT, SIGTERM and SIGHUP become a byte on a socket that `poll` can wait on,
+/// next to the pipe and stdout. The handlers only store the signal's number and
+/// write that byte, both async-signal-safe; everything else happens in `main`.
 fn stop_signals() -> io::Result<UnixStream> {
     let (receiver, sender) = UnixStream::pair()?;
     for signal in [SIGINT, SIGTERM, SIGHUP] {
@@ -408,9 +417,9 @@ fn stop_signals() -> io::Result<UnixStream> {
 }
 
 /// Waits until `fd` is ready for `events` (or in error: the call that follows will
-/// say which), or until a stop signal arrives, and returns that signal. Watches stdout
-/// all the while: when its reader goes away (`| head -n 1`) we stop now, not at our
-/// next line, which a stopped child might never let us write.
+/// say which), or until a stop signal arrives, and returns that signal. Watches
+/// stdout all the while: when its reader goes away (`| head -n 1`) we stop now, not
+/// at our next line, which a stopped child might never let us write.
 fn wait_for(
     fd: BorrowedFd,
     events: PollFlags,
@@ -420,7 +429,8 @@ fn wait_for(
     let mut fds = [
         PollFd::new(fd, events),
         PollFd::new(signals.as_fd(), PollFlags::POLLIN),
-        // No events asked for: POLLERR, the sign of a pipe with no reader, always is.
+        // No events asked for: POLLERR, the sign of a pipe with no reader, always
+        // is.
         PollFd::new(stdout.as_fd(), PollFlags::empty()),
     ];
     loop {
@@ -445,11 +455,12 @@ fn wait_for(
 // ANCHOR_END: signals
 
 // ANCHOR: end_child
-/// Ends the child, with a bound: SIGTERM, half a second for it to go, then SIGKILL (a
-/// stopped child, or one that ignores SIGTERM, would otherwise keep us waiting for
-/// ever). Always reaps it.
+/// Ends the child, with a bound: SIGTERM, half a second for it to go, then SIGKILL
+/// (a stopped child, or one that ignores SIGTERM, would otherwise keep us waiting
+/// for ever). Always reaps it.
 fn end_child(child: Pid) -> nix::Result<WaitStatus> {
-    let _ = kill(child, Signal::SIGTERM); // it may be gone already: then it is reaped below
+    // It may be gone already: then it is a zombie, and reaped below.
+    let _ = kill(child, Signal::SIGTERM);
     for _ in 0..GRACE_CHECKS {
         match waitpid(child, Some(WaitPidFlag::WNOHANG))? {
             WaitStatus::StillAlive => sleep(CHECK_EVERY),
@@ -495,8 +506,8 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
         (true, false) => Sender::Hello,
         (false, true) if options.pacing == Pacing::default() => Sender::Stdin,
         (false, true) => {
-            let why = "--from-stdin sends stdin as it comes: --count and --speed do \
-                       not apply";
+            let why = "--from-stdin sends stdin as it comes: --count and --speed \
+                       do not apply";
             return Err(UsageError(why.to_owned()));
         }
         (true, true) => {
@@ -533,9 +544,9 @@ Options:
 Output: `Parent <pid> got [Spam 0] at <time>` on stdout; notes on stderr.
 Ctrl-C, SIGTERM or SIGHUP: the child is ended (SIGTERM, SIGKILL after 0.5 s) and
 reaped, and the parent exits 128 + the signal's number.
-Exit status: 0 the child sent everything and exited 0; 1 a system call failed, a line
-was refused, or the child ended badly; 2 bad command line; 129, 130, 143 stopped by
-SIGHUP, SIGINT, SIGTERM.
+Exit status: 0 the child sent everything and exited 0; 1 a system call failed, a
+line was refused, or the child ended badly; 2 bad command line; 129, 130, 143
+stopped by SIGHUP, SIGINT, SIGTERM.
 "
     )
 }

@@ -1,15 +1,16 @@
 //! pipe-thread: one pipe between two threads of the same process.
 //!
-//! Mirrors `pipe_thread.py` from the documents: no fork at all. A writer thread runs
-//! pipe_1's child loop (`Spam 0` .. `Spam 4` with the 0, 1, 2, 3, 4 s pauses and the
-//! 10 ms gap) and the main thread reads at most 32 bytes at a time, printing
-//! `Parent <pid> got [b'Spam 0'] at <time>`, with one pid, since there is one process.
+//! Mirrors `pipe_thread.py` from the documents: no fork at all. A writer thread
+//! runs pipe_1's child loop (`Spam 0` .. `Spam 4` with the 0, 1, 2, 3, 4 s pauses
+//! and the 10 ms gap) and the main thread reads at most 32 bytes at a time,
+//! printing `Parent <pid> got [b'Spam 0'] at <time>`, with one pid, since there is
+//! one process.
 //!
 //! Usage: pipe-thread [--count N] [--speed X] [--no-gap] [--writer-panics-after N]
 //!                    [--writer-ignores-stop]
 //!
 //! Try it (at the workspace root):
-//!     cargo run -p pipe-thread                         # the document's run; Ctrl-C
+//!     cargo run -p pipe-thread                            # the document's run
 //!     cargo run -p pipe-thread -- --count 5 --speed 20
 //!     cargo run -p pipe-thread -- --speed 20 --writer-panics-after 3
 //!     cargo run -p pipe-thread -- --writer-ignores-stop   # then Ctrl-C, Ctrl-C
@@ -17,11 +18,12 @@
 //! Where this differs from the document, on purpose:
 //! - one Ctrl-C (or SIGTERM, SIGHUP) ends the program within milliseconds, cleanly,
 //!   even while it is blocked on a full stdout; a second one ends it at once. The
-//!   original ignores the first Ctrl-C: the exception stops the main thread, but the
-//!   writer thread keeps the process alive;
-//! - a writer thread that fails (an error or a panic) is reported by the main thread,
-//!   which sees EOF because the failed thread's write end was dropped. In the original,
-//!   a dead writer thread leaves its descriptor open and the reader blocks forever.
+//!   original ignores the first Ctrl-C: the exception stops the main thread, but
+//!   the writer thread keeps the process alive;
+//! - a writer thread that fails (an error or a panic) is reported by the main
+//!   thread, which sees EOF because the failed thread's write end was dropped. In
+//!   the original, a dead writer thread leaves its descriptor open and the reader
+//!   blocks forever.
 //!
 //! The pipe is `std::io::pipe()` (Rust 1.87+): portable (Unix and Windows),
 //! close-on-exec, and its two ends are ordinary `Read`/`Write` values.
@@ -51,7 +53,8 @@ const GAP: Duration = Duration::from_millis(10);
 /// The document's `os.read(fd, 32)`.
 const READ_SIZE: usize = 32;
 
-/// How often a pausing writer looks at the stop flag: the bound on how late it notices.
+/// How often a pausing writer looks at the stop flag: the bound on how late it
+/// notices.
 const STOP_CHECK: Duration = Duration::from_millis(20);
 
 struct Options {
@@ -71,8 +74,8 @@ enum Ended {
     Signal(i32),
 }
 
-/// The first stop signal that arrived (0: none yet). Set by the signal handler, which
-/// can reach only statics.
+/// The first stop signal that arrived (0: none yet). Set by the signal handler,
+/// which can reach only statics.
 static STOP_SIGNAL: AtomicUsize = AtomicUsize::new(0);
 /// Set by `main` when it stops reading: the writer stops at its next pause.
 static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
@@ -92,8 +95,8 @@ fn main() -> Result<ExitCode, Failure> {
 
     // ANCHOR: spawn
     // The writer thread owns the write end. When the thread ends, however it ends
-    // (done, error, panic), `writer` is dropped, and that closes the only write end:
-    // the main thread's read then returns EOF.
+    // (done, error, panic), `writer` is dropped, and that closes the only write
+    // end: the main thread's read then returns EOF.
     let writer_thread = thread::Builder::new()
         .name("writer".to_owned())
         .spawn(move || write_spam(writer, &options))
@@ -101,8 +104,9 @@ fn main() -> Result<ExitCode, Failure> {
     // ANCHOR_END: spawn
 
     let reading = read_chunks(&mut reader, &signals);
-    // However the reading ended, the writer must end too: ask it (it looks at the flag
-    // at every pause), and close our end, so a write it is blocked in fails (EPIPE).
+    // However the reading ended, the writer must end too: ask it (it looks at the
+    // flag at every pause), and close our end, so a write it is blocked in fails
+    // (EPIPE).
     STOP_REQUESTED.store(true, Ordering::SeqCst);
     drop(reader);
     if let Ok(Ended::Signal(signal)) = reading {
@@ -143,9 +147,9 @@ fn main() -> Result<ExitCode, Failure> {
 // ANCHOR_END: main
 
 // ANCHOR: signals
-/// SIGINT, SIGTERM and SIGHUP. The first one becomes a byte on a socket that the main
-/// thread's `poll` waits on, next to the pipe and stdout; a second one ends the process
-/// at once, in the handler, should the clean stop ever get stuck.
+/// SIGINT, SIGTERM and SIGHUP. The first one becomes a byte on a socket that the
+/// main thread's `poll` waits on, next to the pipe and stdout; a second one ends
+/// the process at once, in the handler, should the clean stop ever get stuck.
 fn stop_signals() -> io::Result<UnixStream> {
     let (receiver, sender) = UnixStream::pair()?;
     for signal in [SIGINT, SIGTERM, SIGHUP] {
@@ -155,9 +159,9 @@ fn stop_signals() -> io::Result<UnixStream> {
         );
         let second = move || {
             if STOP_SIGNAL.swap(signal as usize, Ordering::SeqCst) != 0 {
-                // SAFETY: write(2) of bytes prepared before the signal, and _exit, are
-                // async-signal-safe: no allocation, no lock. `message` lives as long
-                // as the handler (it moved into this closure).
+                // SAFETY: write(2) of bytes prepared before the signal, and _exit,
+                // are async-signal-safe: no allocation, no lock. `message` lives as
+                // long as the handler (it moved into this closure).
                 unsafe {
                     libc::write(2, message.as_ptr().cast(), message.len());
                     libc::_exit(128 + signal);
@@ -185,17 +189,18 @@ fn write_spam(mut writer: PipeWriter, options: &Options) -> Result<u64, Failure>
             beat.pause
         };
         if options.deaf {
-            // DELIBERATELY BROKEN (--writer-ignores-stop): like the Python original's
-            // thread, it sleeps on, deaf to the stop flag; only its next write, into
-            // the closed pipe, ends it. A second Ctrl-C does not wait for that.
+            // DELIBERATELY BROKEN (--writer-ignores-stop): like the Python
+            // original's thread, it sleeps on, deaf to the stop flag; only its next
+            // write, into the closed pipe, ends it. A second Ctrl-C does not wait
+            // for that.
             sleep(pause);
         } else if !pause_unless_stopped(pause) {
             break; // main asked us to stop
         }
         if options.panic_after == Some(sent) {
-            // DELIBERATELY BROKEN (--writer-panics-after): shows that a dying writer
-            // thread closes its end, so the reader gets EOF and can report, instead of
-            // hanging.
+            // DELIBERATELY BROKEN (--writer-panics-after): shows that a dying
+            // writer thread closes its end, so the reader gets EOF and can report,
+            // instead of hanging.
             panic!(
                 "deliberate panic after {sent} messages (--writer-panics-after)"
             );
@@ -210,8 +215,8 @@ fn write_spam(mut writer: PipeWriter, options: &Options) -> Result<u64, Failure>
 } // `writer` is dropped here: the reader sees EOF
 // ANCHOR_END: writer
 
-/// Sleeps for `pause`, looking at the stop flag every 20 ms. Returns false if asked to
-/// stop.
+/// Sleeps for `pause`, looking at the stop flag every 20 ms. Returns false if asked
+/// to stop.
 fn pause_unless_stopped(pause: Duration) -> bool {
     let end = Instant::now() + pause;
     loop {
@@ -236,15 +241,17 @@ fn read_chunks(
     let pid = std::process::id(); // one process, so one pid for both threads
     let mut buffer = [0u8; READ_SIZE];
     loop {
-        // Wait in poll, not in read: a signal does not interrupt a read (signal-hook
-        // installs its handlers with SA_RESTART), but it does wake poll.
+        // Wait in poll, not in read: a signal does not interrupt a read
+        // (signal-hook installs its handlers with SA_RESTART), but it does wake
+        // poll.
         if let Some(signal) = wait_for(reader.as_fd(), PollFlags::POLLIN, signals)?
         {
             return Ok(Ended::Signal(signal));
         }
         let n = reader.read(&mut buffer).context("read pipe")?;
         if n == 0 {
-            return Ok(Ended::Eof); // the writer thread has ended and dropped its end
+            // EOF: the writer thread has ended and dropped its end.
+            return Ok(Ended::Eof);
         }
         let received = bytes_repr(&buffer[..n]);
         let line = format!("Parent {pid} got [{received}] at {}\n", time_str());
@@ -257,8 +264,9 @@ fn read_chunks(
 
 // ANCHOR: print
 /// Writes `line` to stdout with `write(2)`, no buffer in between, and never blocks
-/// past a stop signal: a reader that stalls (`| sleep 60`) fills the pipe, and a plain
-/// `write` would then wait, deaf to Ctrl-C. Returns the signal if one came first.
+/// past a stop signal: a reader that stalls (`| sleep 60`) fills the pipe, and a
+/// plain `write` would then wait, deaf to Ctrl-C. Returns the signal if one came
+/// first.
 fn print(line: &str, signals: &UnixStream) -> Result<Option<i32>, Failure> {
     let stdout = io::stdout();
     let mut rest = line.as_bytes();
@@ -276,9 +284,9 @@ fn print(line: &str, signals: &UnixStream) -> Result<Option<i32>, Failure> {
 // ANCHOR_END: print
 
 /// Waits until `fd` is ready for `events` (or in error: the call that follows will
-/// say which), or until a stop signal arrives, and returns that signal. Watches stdout
-/// all the while: when its reader goes away (`| head -n 1`) we stop now, not at our
-/// next line, which a stopped child might never let us write.
+/// say which), or until a stop signal arrives, and returns that signal. Watches
+/// stdout all the while: when its reader goes away (`| head -n 1`) we stop now, not
+/// at our next line, which a stopped child might never let us write.
 fn wait_for(
     fd: BorrowedFd,
     events: PollFlags,
@@ -288,7 +296,8 @@ fn wait_for(
     let mut fds = [
         PollFd::new(fd, events),
         PollFd::new(signals.as_fd(), PollFlags::POLLIN),
-        // No events asked for: POLLERR, the sign of a pipe with no reader, always is.
+        // No events asked for: POLLERR, the sign of a pipe with no reader, always
+        // is.
         PollFd::new(stdout.as_fd(), PollFlags::empty()),
     ];
     loop {
