@@ -57,8 +57,11 @@ impl Setup {
 
     /// A lesson's program that runs a fixture with python3.
     fn python_lesson(self, binary: &str, fixture_name: &str) -> Setup {
-        let body =
-            format!("exec python3 '{}' \"$@\"", fixture(fixture_name).display());
+        let body = format!(
+            "exec '{}' '{}' \"$@\"",
+            python().display(),
+            fixture(fixture_name).display()
+        );
         self.lesson(binary, &body)
     }
 
@@ -296,6 +299,25 @@ fn a_missing_folder_original_program_or_python_is_a_clear_error() {
         run.transcript()
     );
 
+    // A python3 that cannot be run (no x bit), first on PATH, is passed over.
+    let fake = setup.dir.path().join("fake");
+    std::fs::create_dir(&fake).unwrap();
+    std::fs::write(fake.join("python3"), "#!/bin/sh\nexit 1\n").unwrap();
+    let run = Lesson::new("/bin/sh")
+        .args([
+            "-c",
+            "p=$1; shift; PATH=\"$p:$PATH\" exec \"$0\" anon-pipe \"$@\"",
+        ])
+        .arg(BIN)
+        .arg(&fake)
+        .arg("--originals")
+        .arg(setup.originals())
+        .arg("--bin-dir")
+        .arg(setup.bin())
+        .args(["--seconds", "2", "--tolerance", "1000"])
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+
     // No python3 on PATH (sh is found by its full path, compare by "$0").
     let run = Lesson::new("/bin/sh")
         .args([
@@ -337,6 +359,8 @@ fn programs_with_the_same_lines_and_cadence_on_terminals_compare_equal() {
         assert!(row.contains("at <time>  | "), "time masked: {row}");
         assert!(row.ends_with("  ="), "the lesson's line is the same: {row}");
     }
+    // One pairing: no table.
+    assert!(!out.contains("run (beside the original)"), "{out}");
     // Ctrl-C ended both: a Python program dies of SIGINT (KeyboardInterrupt).
     // The window counts from each program's first line (at 0.01 s after its start).
     let ended = |side: &str| {
@@ -813,4 +837,67 @@ fn shape(text: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+#[test]
+fn all_runs_every_lesson_at_once_and_details_only_what_differs() {
+    let setup = Setup::new()
+        .original("pipe_1.py", "spam_match.py")
+        .original("pipe_2.py", "spam_match.py")
+        .original("pipe_thread.py", "spam_match.py")
+        .original("pipes.py", "spawn_parent.py")
+        .original("pipes_test_child.py", "spawn_child.py")
+        .original("write_to_named_pipe.py", "fifo_writer.py")
+        .original("read_from_named_pipe.py", "fifo_reader.py")
+        .python_lesson("anon-pipe", "spam_match.py")
+        .python_lesson("fdopen-lines", "spam_differs.py")
+        .python_lesson("pipe-thread", "spam_match.py")
+        .python_lesson("bidir-child", "spawn_child.py")
+        .lesson(
+            "bidir-spawn",
+            &format!(
+                "[ $# -eq 0 ] && set -- -- \"$(dirname \"$0\")/bidir-child\" spam\n\
+                 exec '{}' '{}' \"$@\"",
+                python().display(),
+                fixture("spawn_parent.py").display()
+            ),
+        )
+        .python_lesson("fifo-writer", "fifo_writer.py")
+        .python_lesson("fifo-reader", "fifo_reader.py");
+    let run = Lesson::new(BIN)
+        .args([
+            "--all",
+            "--seconds",
+            "6",
+            "--tolerance",
+            "1000",
+            "--stderr",
+            "--originals",
+        ])
+        .arg(setup.originals())
+        .arg("--bin-dir")
+        .arg(setup.bin())
+        .deadline(Duration::from_secs(30))
+        .run();
+    let out = run.stdout_text();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    let table: Vec<&str> = out
+        .lines()
+        .skip_while(|line| !line.contains("run (beside the original)"))
+        .collect();
+    assert_eq!(table.len(), 13, "a heading and 12 pairings:\n{out}");
+    let different: Vec<&str> = table
+        .iter()
+        .copied()
+        .filter(|l| l.ends_with("DIFFERENT"))
+        .collect();
+    assert_eq!(different.len(), 1, "{out}");
+    assert!(different[0].starts_with("fdopen-lines "), "{out}");
+    // Only the pairing that differs is shown in columns.
+    assert_eq!(out.matches(" beside the original\n").count(), 1, "{out}");
+    says(
+        &run,
+        STDOUT,
+        "fdopen-lines: fdopen-lines beside the original",
+    );
 }
