@@ -466,6 +466,7 @@ fn xml(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::Stream;
 
     fn line(ms: u64, text: &str) -> Line {
         Line {
@@ -473,6 +474,77 @@ mod tests {
             role: "",
             text: text.to_owned(),
         }
+    }
+
+    fn ending(role: &'static str, sent: &[(Stop, u64)], status: &str) -> Ending {
+        Ending {
+            role,
+            sent: sent
+                .iter()
+                .map(|(stop, ms)| (*stop, Duration::from_millis(*ms)))
+                .collect(),
+            status: status.to_owned(),
+            ended_at: Duration::from_millis(2500),
+        }
+    }
+
+    #[test]
+    fn endings_say_what_was_sent_and_how_it_ended() {
+        let itself = ending("", &[], "exited with status 0");
+        assert_eq!(
+            describe_ending(&itself),
+            "exited with status 0 by itself at 2.50 s"
+        );
+        let deaf = ending(
+            "reader",
+            &[
+                (Stop::CtrlC, 12_000),
+                (Stop::Term, 13_010),
+                (Stop::Kill, 14_020),
+            ],
+            "killed by SIGKILL",
+        );
+        assert_eq!(
+            describe_ending(&deaf),
+            "reader Ctrl-C at 12.00 s, SIGTERM at 13.01 s, SIGKILL at 14.02 s: \
+             killed by SIGKILL"
+        );
+        let outcome = Outcome {
+            endings: vec![
+                ending("", &[(Stop::CtrlC, 1)], "exited with status 130"),
+                deaf.clone(),
+                ending("", &[(Stop::CtrlC, 1)], "killed by SIGINT"),
+            ],
+            ..Outcome::default()
+        };
+        assert_eq!(
+            short_ending(&outcome),
+            "exit 130,SIGKILL after Ctrl-C,SIGINT"
+        );
+    }
+
+    #[test]
+    fn the_picture_has_a_second_scale_up_to_20_s_and_five_beyond() {
+        let run = |seconds| Run {
+            label: "a & <b>".to_owned(),
+            programs: Vec::new(),
+            window: Duration::from_secs(seconds),
+            anchor: crate::run::Stream::Out,
+            clear_unbuffered: true,
+        };
+        let outcome = Outcome {
+            stdout: vec![line(500, "x")],
+            ..Outcome::default()
+        };
+        let short = run(20);
+        let picture = svg("t", &[(&short, &outcome, vec![true])], Stream::Out);
+        assert!(picture.contains(">20 s</text>") && picture.contains(">19 s<"));
+        assert!(picture.contains(">a &amp; &lt;b&gt;</text>"), "{picture}");
+        assert_eq!(picture.matches("fill=\"#d00\"").count(), 1, "{picture}");
+        let long = run(21);
+        let picture = svg("t", &[(&long, &outcome, vec![false])], Stream::Out);
+        assert!(picture.contains(">20 s</text>") && !picture.contains(">19 s<"));
+        assert_eq!(picture.matches("fill=\"#d00\"").count(), 0, "{picture}");
     }
 
     #[test]
@@ -484,6 +556,7 @@ mod tests {
         assert_eq!(mask("Hello 1 from parent 42"), "Hello 1 from parent <pid>");
         assert_eq!(mask("at 1795445934 and 2.5"), "at <time> and 2.5");
         assert_eq!(mask("über 7 ünd 123456789.5x"), "über 7 ünd <time>x");
+        assert_eq!(mask("12345678 12.5 99"), "<pid> 12.5 <pid>");
     }
 
     #[test]

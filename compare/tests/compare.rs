@@ -318,6 +318,32 @@ fn a_missing_folder_original_program_or_python_is_a_clear_error() {
         .run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
 
+    // A python3 that runs but fails to say where its interpreter is.
+    std::fs::write(
+        fake.join("python3"),
+        "#!/bin/sh\nprintf /x/python3\nexit 1\n",
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(fake.join("python3"), mode).unwrap();
+    }
+    let run = Lesson::new("/bin/sh")
+        .args([
+            "-c",
+            "p=$1; shift; PATH=\"$p:$PATH\" exec \"$0\" anon-pipe \"$@\"",
+        ])
+        .arg(BIN)
+        .arg(&fake)
+        .arg("--originals")
+        .arg(setup.originals())
+        .arg("--bin-dir")
+        .arg(setup.bin())
+        .run();
+    assert_eq!(run.code(), Some(2), "{}", run.transcript());
+    says(&run, STDERR, "does not say where its interpreter is");
+
     // No python3 on PATH (sh is found by its full path, compare by "$0").
     let run = Lesson::new("/bin/sh")
         .args([
