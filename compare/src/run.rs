@@ -152,6 +152,8 @@ struct Live {
     role: &'static str,
     leader: Pid,
     terminal: Option<OwnedFd>,
+    /// The terminal once nothing more comes from it, still open (see `take_in`).
+    idle_terminal: Option<OwnedFd>,
     errors: Option<OwnedFd>,
     pending: [Vec<u8>; 2],
     /// The compared stream, and when its first line came: the window counts from
@@ -303,6 +305,7 @@ impl Run {
             role: program.role,
             leader,
             terminal: Some(master),
+            idle_terminal: None,
             errors: Some(errors.into()),
             pending: [Vec::new(), Vec::new()],
             anchor: self.anchor,
@@ -382,16 +385,18 @@ impl Live {
             // Typed into the terminal: the line discipline turns it into SIGINT for
             // the terminal's foreground process group, the program and what it
             // forked.
-            Stop::CtrlC => match &self.terminal {
-                Some(terminal) if self.leader_status.is_none() => {
-                    let _ = write(terminal, &[CTRL_C]);
+            Stop::CtrlC => {
+                match self.terminal.as_ref().or(self.idle_terminal.as_ref()) {
+                    Some(terminal) if self.leader_status.is_none() => {
+                        let _ = write(terminal, &[CTRL_C]);
+                    }
+                    // The leader is gone (so is the terminal's session): signal its
+                    // group.
+                    _ => {
+                        let _ = killpg(group, Signal::SIGINT);
+                    }
                 }
-                // The leader is gone (so is the terminal's session): signal its
-                // group.
-                _ => {
-                    let _ = killpg(group, Signal::SIGINT);
-                }
-            },
+            }
             Stop::Term => {
                 let _ = killpg(group, Signal::SIGTERM);
             }
@@ -538,14 +543,22 @@ impl Live {
             }
             Err(Errno::EINTR) => {}
             Err(Errno::EAGAIN) if !draining => {}
-            // 0 (EOF), EIO (terminal hung up) or any error: this source is
-            // finished.
+            // 0 (EOF), EIO (no process has the terminal open any more) or any
+            // error: this source is finished.
             _ => {
                 let rest = std::mem::take(&mut self.pending[slot]);
                 if !rest.is_empty() {
                     self.push(stream, at, &rest, outcome);
                 }
-                *self.source(stream) = None;
+                // Stop reading, but keep the terminal itself open until the program
+                // has ended: closing our end hangs it up, and the kernel would send
+                // SIGHUP to the program, which may only have put its stdin and stdout
+                // elsewhere (pipes.py does, onto its pipes).
+                if let Some(fd) = self.source(stream).take()
+                    && stream == Stream::Out
+                {
+                    self.idle_terminal = Some(fd);
+                }
             }
         }
     }

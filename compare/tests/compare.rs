@@ -251,10 +251,10 @@ fn edge_values_of_seconds_and_tolerance_are_accepted() {
     let run = setup
         .compare("anon-pipe", &["--seconds", "0.1", "--tolerance", "10000"])
         .run();
-    // 0.1 s is too short for Python to print anything: a difference, not a usage
-    // error.
-    assert_eq!(run.code(), Some(1), "{}", run.transcript());
-    says(&run, STDOUT, "Ctrl-C at 0.1");
+    // A tenth of a second after each side's first line (or after its start, if
+    // Python has printed nothing by then): a run, not a usage error.
+    assert!(matches!(run.code(), Some(0 | 1)), "{}", run.transcript());
+    says(&run, STDOUT, "original ended: Ctrl-C at 0.");
     let run = setup
         .compare("anon-pipe", &["--seconds", "3", "--tolerance", "0"])
         .run();
@@ -744,7 +744,7 @@ fn the_real_lesson_is_built_and_matches_a_fixture_with_its_cadence() {
             "--seconds",
             "3",
             "--tolerance",
-            "250",
+            "500",
             "--originals",
         ])
         .arg(setup.originals())
