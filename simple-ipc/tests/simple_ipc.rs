@@ -491,9 +491,11 @@ fn setenv_and_echoenv_refuse_bad_arguments() {
         ],
     );
     // After `--`, a name may start with a dash.
-    let run = lesson(SETENV).args(["--", "-x"]).run();
-    ok(&run);
-    assert_eq!(run.texts()[1], "echoenv... Hello, -x");
+    for name in ["-x", "--help"] {
+        let run = lesson(SETENV).args(["--", name]).run();
+        ok(&run);
+        assert_eq!(run.texts()[1], format!("echoenv... Hello, {name}"));
+    }
 }
 
 // ---------------------------------------------------------------- 3-argv

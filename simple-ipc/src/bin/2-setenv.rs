@@ -155,11 +155,6 @@ fn parse_options() -> Result<Option<[String; 3]>, UsageError> {
                 return Err(parser.unexpected(&arg));
             }
             _ if given == names.len() => return Err(parser.unexpected(&arg)),
-            _ if arg.contains('\0') => {
-                return Err(UsageError(format!(
-                    "{arg:?}: a NUL byte cannot be in a name"
-                )));
-            }
             _ => {
                 names[given] = arg;
                 given += 1;

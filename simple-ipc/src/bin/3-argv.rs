@@ -94,12 +94,6 @@ fn parse_options() -> Result<Option<Vec<Vec<u8>>>, UsageError> {
         Some(arg) if arg == "-h" || arg == "--help" => return Ok(None),
         Some(arg) => return Err(parser.unexpected(&arg)),
     };
-    if let Some(bad) = args.iter().find(|arg| arg.contains(&0)) {
-        let bad = String::from_utf8_lossy(bad);
-        return Err(UsageError(format!(
-            "{bad:?}: an argument cannot hold a NUL byte (C strings end there)"
-        )));
-    }
     Ok(Some(args))
 }
 
