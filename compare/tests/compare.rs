@@ -637,6 +637,24 @@ fn ctrl_c_ends_compare_and_everything_it_started() {
 }
 
 #[test]
+fn too_few_descriptors_is_a_clear_error_and_leaves_nothing() {
+    let setup = spam_setup("spam_match.py");
+    let run = Lesson::new("/bin/sh")
+        .args(["-c", "ulimit -n 9; exec \"$0\" \"$@\"", BIN, "anon-pipe"])
+        .arg("--originals")
+        .arg(setup.originals())
+        .arg("--bin-dir")
+        .arg(setup.bin())
+        .args(["--seconds", "1"])
+        .run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    says(&run, STDERR, "Too many open files");
+    assert!(!scratch_of(run.pid).exists());
+    let left = processes_mentioning(setup.dir.path());
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
 fn programs_end_by_hangup_when_compare_is_killed_outright() {
     // SIGKILL leaves compare no chance to clean up: its terminals close with it, the
     // kernel hangs them up, and each program, a session leader, gets SIGHUP.
@@ -674,6 +692,12 @@ fn a_full_or_unwritable_output_is_reported_not_a_panic() {
         .args(["-c", "exec \"$0\" --help >/dev/full", BIN])
         .run();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
+
+    // stdout closed altogether: Rust's runtime puts /dev/null there before main.
+    let run = Lesson::new("/bin/sh")
+        .args(["-c", "exec \"$0\" --list >&-", BIN])
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
 
     let setup = spam_setup("spam_match.py");
     let run = Lesson::new("/bin/sh")
