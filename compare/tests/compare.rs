@@ -624,6 +624,10 @@ fn ctrl_c_ends_compare_and_everything_it_started() {
         std::thread::sleep(Duration::from_millis(500)); // the programs are up
         assert!(!processes_mentioning(setup.dir.path()).is_empty());
         let pid = running.pid();
+        if signal == Signal::SIGINT {
+            // A second Ctrl-C right after the first changes nothing.
+            running.signal(signal);
+        }
         let run = running.stop_with(signal);
         assert!(
             run.stdout_text().lines().all(|l| !l.contains("Spam")),
