@@ -94,10 +94,20 @@ impl StalledStdout {
             .args(["-c", &script, BIN, path.to_str().unwrap()])
             .deadline(Duration::from_secs(15))
             .spawn();
+        // Full: almost 64 KiB queued, and no more coming for 300 ms (the lesson writes
+        // about 50 KB/s, so it is blocked, not slow).
         let start = Instant::now();
-        while queued(&reader) < 60_000 {
+        let mut last = (0, Instant::now());
+        loop {
+            let now = queued(&reader);
+            if now != last.0 {
+                last = (now, Instant::now());
+            } else if now > 60_000 && last.1.elapsed() > Duration::from_millis(300)
+            {
+                break;
+            }
             assert!(
-                start.elapsed() < Duration::from_secs(10),
+                start.elapsed() < Duration::from_secs(12),
                 "the lesson did not fill its stdout"
             );
             sleep(Duration::from_millis(10));
