@@ -21,7 +21,7 @@ const MULTI5_CHILD: &str = env!("CARGO_BIN_EXE_multi5-child");
 const ALL: [&str; 6] = [MULTI1, MULTI2, MULTI3, MULTI4, MULTI5, MULTI5_CHILD];
 
 fn lesson(bin: &str) -> Lesson {
-    Lesson::new(bin).deadline(Duration::from_secs(30))
+    Lesson::new(bin).deadline(Duration::from_secs(20))
 }
 
 /// The book's command for a binary of this package.
@@ -199,7 +199,7 @@ fn multi3_plain_stores_lose_updates_and_fetch_add_and_the_lock_lose_none() {
     let increments: u64 = 3_000_000;
     let run = lesson(MULTI3)
         .args(["--children", "3", "--increments", &increments.to_string()])
-        .deadline(Duration::from_secs(60))
+        .deadline(Duration::from_secs(25))
         .run();
     assert_ok(&run);
     check_document_part(&run);
