@@ -35,6 +35,7 @@ use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::{Context, Failure, exit, note, signal_exit, signal_name};
 use lessons::{LESSONS, Lesson, Pairing, Places};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::prctl::set_child_subreaper;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use run::{Outcome, Run, STOP};
@@ -262,14 +263,7 @@ fn compare(
 ) -> Result<ExitCode, Failure> {
     // Orphans of the programs (a child whose parent was killed) are re-parented to
     // us, not to pid 1, so each run can reap them and see its process group empty.
-    // SAFETY: PR_SET_CHILD_SUBREAPER takes one integer and changes a flag of this
-    // process; no memory is passed.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == -1 {
-        return Err(Failure::new(
-            "prctl PR_SET_CHILD_SUBREAPER",
-            io::Error::last_os_error(),
-        ));
-    }
+    set_child_subreaper(true).context("prctl PR_SET_CHILD_SUBREAPER")?;
     // Our own Ctrl-C (and SIGTERM, SIGHUP) is read from a signalfd, so it is
     // blocked here, before any thread exists; every thread inherits the mask, and
     // the programs get an empty one (see run.rs).
