@@ -11,7 +11,7 @@
 //!
 //! Try it:
 //!     cargo run -p multiprocessing --bin multi2
-//!     strace -f -e trace=socketpair,write,read target/debug/multi2
+//!     scripts/trace multi2   # its system calls: socketpair, clone, write, read...
 //!
 //! Where this differs from the document, on purpose:
 //! - the duplex pipe is what Python's `Pipe()` is on Unix: `socketpair(AF_UNIX,
