@@ -28,14 +28,14 @@ const DOCUMENT: &[&str] = &[
 ];
 
 fn lesson() -> Lesson {
-    Lesson::new(BIN).deadline(Duration::from_secs(20))
+    Lesson::new(BIN).deadline(Duration::from_secs(10))
 }
 
 /// The lesson run by a shell script (`$0` is the lesson), for redirections and limits.
 fn in_shell(script: &str) -> Lesson {
     Lesson::new("bash")
         .args(["-c", script, BIN])
-        .deadline(Duration::from_secs(20))
+        .deadline(Duration::from_secs(10))
 }
 
 /// `script`, run with only descriptors 0, 1 and 2 open: a descriptor limit then means
@@ -524,69 +524,23 @@ fn speeds_at_the_edges_of_the_range_work() {
     running.stop_with(Signal::SIGTERM);
 }
 
-/// The options a `--help` lists, after checking its layout: `Usage:` first, every
-/// option line indented by two spaces, every description in one column.
-fn help_options(help: &str) -> Vec<String> {
-    assert!(help.starts_with("Usage: "), "{help}");
-    let mut column = None;
-    let mut options = Vec::new();
-    let mut in_options = false;
-    for line in help.lines() {
-        if line == "Options:" {
-            in_options = true;
-            continue;
-        }
-        if !in_options || line.is_empty() {
-            in_options &= !line.is_empty();
-            continue;
-        }
-        assert!(line.starts_with("  "), "not indented: {line:?}\n{help}");
-        let body = line.trim_start();
-        let at = if body.starts_with('-') {
-            let names = body.split("  ").next().unwrap();
-            options.extend(
-                names
-                    .split(", ")
-                    .map(|o| o.split(' ').next().unwrap().to_owned()),
-            );
-            // The description starts after the first run of spaces (if on this line).
-            body.find("  ")
-                .map(|gap| line.len() - body[gap..].trim_start().len())
-        } else {
-            Some(line.len() - body.len()) // a description's second line
-        };
-        if let Some(at) = at {
-            assert_eq!(
-                *column.get_or_insert(at),
-                at,
-                "misaligned: {line:?}\n{help}"
-            );
-        }
-    }
-    options
-}
-
 #[test]
-fn help_is_aligned_and_lists_every_option() {
+fn help_lists_the_options_ranges_and_exit_statuses() {
     let run = lesson().arg("--help").run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
     let help = run.stdout_text();
-    let options = help_options(&help);
-    assert_eq!(
-        options,
-        ["--count", "--speed", "--no-gap", "-h", "--help"],
-        "{help}"
-    );
-    for option in ["-h", "--count=2", "--no-gap", "--speed=1000"] {
-        // Every option listed is accepted (--count=2 runs for real).
-        let run = lesson().arg(option).arg("--count=2").run();
-        assert!(
-            matches!(run.code(), Some(0)),
-            "{option}\n{}",
-            run.transcript()
-        );
-    }
-    for needle in ["Exit status", "130", "SIGKILL after 0.5 s"] {
+    // Layout and completeness are checked for every binary by lesson-test's help
+    // test; here, what this lesson's help must say.
+    assert!(help.starts_with("Usage: "), "{help}");
+    for needle in [
+        "--count N",
+        "--speed X",
+        "0.001 to 1000000",
+        "--no-gap",
+        "Exit status",
+        "130",
+        "SIGKILL after 0.5 s",
+    ] {
         assert!(
             help.contains(needle),
             "{needle} missing from --help:\n{help}"

@@ -26,14 +26,14 @@ const DOCUMENT: &[&str] = &[
 ];
 
 fn lesson() -> Lesson {
-    Lesson::new(BIN).deadline(Duration::from_secs(20))
+    Lesson::new(BIN).deadline(Duration::from_secs(10))
 }
 
 /// The lesson run by a shell script (`$0` is the lesson), for redirections and limits.
 fn in_shell(script: &str) -> Lesson {
     Lesson::new("bash")
         .args(["-c", script, BIN])
-        .deadline(Duration::from_secs(20))
+        .deadline(Duration::from_secs(10))
 }
 
 /// `script`, run with only descriptors 0, 1 and 2 open: a descriptor limit then means
@@ -634,68 +634,23 @@ fn bad_options_exit_2_with_usage_naming_the_option() {
     assert_usage_errors(lesson, "Usage: fdopen-lines", cases);
 }
 
-/// The options a `--help` lists, after checking its layout: `Usage:` first, every
-/// option line indented by two spaces, every description in one column.
-fn help_options(help: &str) -> Vec<String> {
-    assert!(help.starts_with("Usage: "), "{help}");
-    let mut column = None;
-    let mut options = Vec::new();
-    let mut in_options = false;
-    for line in help.lines() {
-        if line == "Options:" {
-            in_options = true;
-            continue;
-        }
-        if !in_options || line.is_empty() {
-            in_options &= !line.is_empty();
-            continue;
-        }
-        assert!(line.starts_with("  "), "not indented: {line:?}\n{help}");
-        let body = line.trim_start();
-        let at = if body.starts_with('-') {
-            let names = body.split("  ").next().unwrap();
-            options.extend(
-                names
-                    .split(", ")
-                    .map(|o| o.split(' ').next().unwrap().to_owned()),
-            );
-            // The description starts after the first run of spaces (if on this line).
-            body.find("  ")
-                .map(|gap| line.len() - body[gap..].trim_start().len())
-        } else {
-            Some(line.len() - body.len()) // a description's second line
-        };
-        if let Some(at) = at {
-            assert_eq!(
-                *column.get_or_insert(at),
-                at,
-                "misaligned: {line:?}\n{help}"
-            );
-        }
-    }
-    options
-}
-
 #[test]
-fn help_is_aligned_and_lists_every_option() {
+fn help_lists_the_options_ranges_and_exit_statuses() {
     let run = lesson().arg("--help").run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
     let help = run.stdout_text();
-    let options = help_options(&help);
-    assert_eq!(
-        options,
-        [
-            "--count",
-            "--speed",
-            "--hello",
-            "--from-stdin",
-            "--max-line",
-            "-h",
-            "--help"
-        ],
-        "{help}"
-    );
-    for needle in ["1 to 67108864", "Exit status", "130", "SIGKILL after 0.5 s"] {
+    // Layout and completeness are checked for every binary by lesson-test's help
+    // test; here, what this lesson's help must say.
+    assert!(help.starts_with("Usage: "), "{help}");
+    for needle in [
+        "--hello",
+        "--from-stdin",
+        "--max-line BYTES",
+        "1 to 67108864",
+        "Exit status",
+        "130",
+        "SIGKILL after 0.5 s",
+    ] {
         assert!(
             help.contains(needle),
             "{needle} missing from --help:\n{help}"
