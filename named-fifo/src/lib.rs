@@ -1,6 +1,6 @@
 //! What the FIFO writer and reader share: their common options (PATH, `--wait`,
-//! `--keep`), finding or making the FIFO and removing it again, waiting with a
-//! bound, and stopping on Ctrl-C.
+//! `--keep`, `--show-fds`), finding or making the FIFO and removing it again,
+//! waiting with a bound, and stopping on Ctrl-C.
 //!
 //! The two programs (`src/bin/fifo-writer.rs`, `src/bin/fifo-reader.rs`) are
 //! unrelated processes: neither starts the other, and they share nothing but a
@@ -256,21 +256,20 @@ fn check_is_fifo(path: &Path, st_mode: nix::libc::mode_t) -> Result<(), Failure>
     };
     Err(Failure::new(
         path.display(),
-        format!(
-            "exists and is {what}, not a FIFO; refusing to use it \
-             (it was left as it is)"
-        ),
+        format!("exists and is {what}, not a FIFO: refused, left as it is"),
     ))
 }
 
 // ANCHOR: common
-/// The options both programs take: PATH, `--wait SECS`, `--keep`.
+/// The options both programs take: PATH, `--wait SECS`, `--keep`, `--show-fds`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Common {
     pub path: PathBuf,
     /// The longest the other program may keep us waiting, at any point.
     pub wait: Option<Duration>,
     pub keep: bool,
+    /// Print our descriptor table at each step (stderr).
+    pub show_fds: bool,
     path_given: bool,
 }
 
@@ -280,6 +279,7 @@ impl Default for Common {
             path: PathBuf::from(DEFAULT_PATH),
             wait: None,
             keep: false,
+            show_fds: false,
             path_given: false,
         }
     }
@@ -299,6 +299,7 @@ impl Common {
                 self.wait = Some(Duration::from_secs_f64(secs));
             }
             "--keep" => self.keep = true,
+            "--show-fds" => self.show_fds = true,
             _ if !self.path_given
                 && (parser.options_ended() || !arg.starts_with('-')) =>
             {
@@ -310,9 +311,18 @@ impl Common {
         Ok(true)
     }
 
+    /// With `--show-fds`, prints this process's descriptor table to stderr, headed
+    /// `[fds] <program> <pid>, <step>:`. Reading `/proc` is lesson-kit's job; when
+    /// to look is the lesson's.
+    pub fn show(&self, program: &str, step: &str) {
+        if self.show_fds {
+            lesson_kit::fds::show(program, step);
+        }
+    }
+
     /// The note a program waiting alone prints, so the wait does not look like a
     /// hang: what it waits for, and the command that starts its peer, ready to
-    /// paste.
+    /// paste, on a line of its own. Three short lines, written at once.
     pub fn waiting_note(
         &self,
         program: &str,
@@ -327,8 +337,9 @@ impl Common {
         };
         let command = format!("cargo run -p named-fifo --bin {peer_bin}{path_arg}");
         format!(
-            "{program}: waiting for {peer} to open {path}; start one in another \
-             terminal, in this directory: {command}"
+            "{program}: waiting for {peer} to open {path}\n\
+             {program}: start one in another terminal, in this directory, with:\n\
+             {program}:   {command}"
         )
     }
 }
@@ -357,6 +368,8 @@ pub const COMMON_HELP: &str = concat!(
     "                   (default: as long as it takes, or until Ctrl-C)\n",
     "  --keep           do not remove the FIFO at the end, even if this program\n",
     "                   made it\n",
+    "  --show-fds       print this program's descriptor table (on stderr) after\n",
+    "                   each step: mkfifo, open, close\n",
     "  -h, --help       print this help",
 );
 
@@ -381,7 +394,8 @@ mod tests {
         let common = parse(&["p", "--wait", "0.5", "--keep"]).unwrap();
         assert_eq!(common.path, PathBuf::from("p"));
         assert_eq!(common.wait, Some(Duration::from_millis(500)));
-        assert!(common.keep);
+        assert!(common.keep && !common.show_fds);
+        assert!(parse(&["--show-fds"]).unwrap().show_fds);
         assert_eq!(parse(&["--", "-p"]).unwrap().path, PathBuf::from("-p"));
         assert!(parse(&["a", "b"]).is_err());
         assert!(parse(&["--other"]).is_err());
@@ -399,13 +413,15 @@ mod tests {
     #[test]
     fn the_waiting_note_gives_a_command_that_pastes() {
         let note = Common::default().waiting_note("r", "a writer", "fifo-writer");
-        assert!(
-            note.ends_with("cargo run -p named-fifo --bin fifo-writer"),
-            "{note}"
+        assert_eq!(
+            note,
+            "r: waiting for a writer to open my_pipe\n\
+             r: start one in another terminal, in this directory, with:\n\
+             r:   cargo run -p named-fifo --bin fifo-writer"
         );
         let common = parse(&["/tmp/a b"]).unwrap();
         let note = common.waiting_note("r", "a writer", "fifo-writer");
-        assert!(note.contains("to open /tmp/a b;"), "{note}");
+        assert!(note.contains("to open /tmp/a b\n"), "{note}");
         assert!(note.ends_with("--bin fifo-writer -- '/tmp/a b'"), "{note}");
         assert_eq!(shell_word("it's"), r"'it'\''s'");
         assert_eq!(shell_word(""), "''");

@@ -62,11 +62,16 @@ fn reader_first_then_writer_exchange_the_documents_message() {
         .merge_stderr()
         .spawn();
     // Alone, the reader says what it waits for, and how to start a writer.
-    let note = reader.next_line().expect("the waiting note").text;
+    let note: Vec<String> = (0..3)
+        .map(|_| reader.next_line().expect("the waiting note").text)
+        .collect();
     assert_eq!(
         note,
-        "fifo-reader: waiting for a writer to open my_pipe; start one in another \
-         terminal, in this directory: cargo run -p named-fifo --bin fifo-writer"
+        [
+            "fifo-reader: waiting for a writer to open my_pipe",
+            "fifo-reader: start one in another terminal, in this directory, with:",
+            "fifo-reader:   cargo run -p named-fifo --bin fifo-writer",
+        ]
     );
     let writer = program(WRITER, &dir).run();
     let reader = reader.finish();
@@ -78,7 +83,7 @@ fn reader_first_then_writer_exchange_the_documents_message() {
          received 1 message, {bytes} bytes"
     );
     assert_eq!(
-        reader.texts()[1..],
+        reader.texts()[3..],
         [message_line(reader.pid, writer.pid), eof],
         "{}",
         reader.transcript()
@@ -102,8 +107,9 @@ fn writer_first_then_reader_exchange_the_documents_message() {
     let note = writer.wait_for_stderr("cargo run");
     assert_eq!(
         note,
-        "fifo-writer: waiting for a reader to open my_pipe; start one in another \
-         terminal, in this directory: cargo run -p named-fifo --bin fifo-reader\n"
+        "fifo-writer: waiting for a reader to open my_pipe\n\
+         fifo-writer: start one in another terminal, in this directory, with:\n\
+         fifo-writer:   cargo run -p named-fifo --bin fifo-reader\n"
     );
     let reader = program(READER, &dir).run();
     let writer = writer.finish();
@@ -136,8 +142,9 @@ fn the_waiting_note_names_a_path_that_is_not_the_default() {
     assert_code(&run, 3);
     assert_stderr(
         &run,
-        "waiting for a writer to open a pipe; start one in another terminal, in this \
-         directory: cargo run -p named-fifo --bin fifo-writer -- 'a pipe'\n",
+        "fifo-reader: waiting for a writer to open a pipe\n\
+         fifo-reader: start one in another terminal, in this directory, with:\n\
+         fifo-reader:   cargo run -p named-fifo --bin fifo-writer -- 'a pipe'\n",
     );
 }
 
@@ -813,9 +820,326 @@ fn help_lists_every_option_aligned_and_survives_a_full_stdout() {
             "--interval",
             "--wait",
             "--keep",
+            "--show-fds",
             "-h",
             "--help",
         ],
     );
-    assert_help(READER, &["--messages", "--wait", "--keep", "-h", "--help"]);
+    assert_help(
+        READER,
+        &[
+            "--messages",
+            "--wait",
+            "--keep",
+            "--show-fds",
+            "-h",
+            "--help",
+        ],
+    );
+}
+
+/// One `--show-fds` block: `[fds] <who> <pid>, <step>:`, a header line, then one row
+/// per descriptor.
+#[derive(Debug)]
+struct FdBlock {
+    who: String,
+    step: String,
+    rows: Vec<FdRow>,
+}
+
+/// One row of a block: `  3  fifo  /tmp/x/my_pipe  read  cloexec,nonblock`.
+#[derive(Debug, Clone, PartialEq)]
+struct FdRow {
+    fd: i32,
+    kind: String,
+    object: String,
+    end: String,
+    flags: String,
+}
+
+/// The `--show-fds` blocks in `text`, in the order they were printed.
+fn fd_blocks(text: &str) -> Vec<FdBlock> {
+    let mut blocks: Vec<FdBlock> = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(head) = line.strip_prefix("[fds] ") else {
+            continue;
+        };
+        let (who_pid, step) = head.split_once(", ").expect("who pid, step");
+        let who = who_pid.rsplit_once(' ').expect("who pid").0;
+        let header = lines.next().expect("a header line");
+        assert!(header.trim_start().starts_with("fd  kind"), "{header}");
+        let mut rows = Vec::new();
+        while let Some(row) = lines.peek().and_then(|l| l.strip_prefix("  ")) {
+            let words: Vec<&str> = row.split_whitespace().collect();
+            rows.push(FdRow {
+                fd: words[0].parse().expect("fd number"),
+                kind: words[1].to_owned(),
+                object: words[2].to_owned(),
+                end: words[3].to_owned(),
+                flags: words.get(4).unwrap_or(&"").to_string(),
+            });
+            lines.next();
+        }
+        blocks.push(FdBlock {
+            who: who.to_owned(),
+            step: step.trim_end_matches(':').to_owned(),
+            rows,
+        });
+    }
+    blocks
+}
+
+/// The rows of `block` that are FIFOs.
+fn fifo_rows(block: &FdBlock) -> Vec<FdRow> {
+    block
+        .rows
+        .iter()
+        .filter(|row| row.kind == "fifo")
+        .cloned()
+        .collect()
+}
+
+/// A directory whose path has the same length in every run (the pid padded to 7
+/// digits), so the tables' columns line up the same in the book's transcripts.
+struct FixedDir(std::path::PathBuf);
+
+impl FixedDir {
+    fn new(prefix: &str) -> FixedDir {
+        let path = std::env::temp_dir()
+            .join(format!("{prefix}-{:07}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create the directory");
+        FixedDir(path)
+    }
+}
+
+impl Drop for FixedDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Marks every descriptor of this test process above 2 close-on-exec, so the
+/// lessons it starts inherit only 0, 1 and 2, wherever the tests run. (A shell or CI
+/// runner may hand `cargo test` descriptors of its own, and `Command` passes on
+/// whatever is not close-on-exec: the tables in the book would show them.)
+fn inherit_no_stray_descriptors() {
+    let entries = std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd");
+    for entry in entries.flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok())
+        else {
+            continue;
+        };
+        if fd > 2 {
+            // SAFETY: F_SETFD only changes the close-on-exec flag of a descriptor
+            // number; on a number that is closed by now it fails with EBADF, which
+            // is fine to ignore. No memory is involved.
+            unsafe {
+                nix::libc::fcntl(fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC)
+            };
+        }
+    }
+}
+
+#[test]
+fn show_fds_shows_the_fifo_only_between_open_and_close_read_and_write_ends() {
+    inherit_no_stray_descriptors();
+    let dir = FixedDir::new("fifo-fds");
+    let fifo_path = dir.0.join("my_pipe");
+    let mut reader = Lesson::new(READER)
+        .current_dir(&dir.0)
+        .deadline(Duration::from_secs(10))
+        .shown_as("cargo run -q -p named-fifo --bin fifo-reader --")
+        .arg("--show-fds")
+        .merge_stderr()
+        .spawn();
+    // The note comes after the reader has opened the FIFO: the writer finds it.
+    while !reader
+        .next_line()
+        .expect("reader output")
+        .text
+        .contains("waiting")
+    {}
+    let writer = Lesson::new(WRITER)
+        .current_dir(&dir.0)
+        .deadline(Duration::from_secs(10))
+        .shown_as("cargo run -q -p named-fifo --bin fifo-writer --")
+        .arg("--show-fds")
+        .merge_stderr()
+        .run();
+    let reader = reader.finish();
+    assert_code(&reader, 0);
+    assert_code(&writer, 0);
+
+    for (run, who, end) in [
+        (&reader, "fifo-reader", "read"),
+        (&writer, "fifo-writer", "write"),
+    ] {
+        let output = run.stdout_text();
+        let blocks = fd_blocks(&output);
+        let steps: Vec<&str> = blocks.iter().map(|b| b.step.as_str()).collect();
+        assert_eq!(
+            steps,
+            [
+                "after mkfifo my_pipe",
+                "after open my_pipe",
+                "after close my_pipe"
+            ],
+            "{output}"
+        );
+        assert!(blocks.iter().all(|b| b.who == who), "{output}");
+        // mkfifo makes a name, not a descriptor; close takes the descriptor away.
+        assert_eq!(fifo_rows(&blocks[0]), [], "{output}");
+        assert_eq!(fifo_rows(&blocks[2]), [], "{output}");
+        // In between: one descriptor, our end only, kept out of exec'd programs and
+        // never blocking.
+        let opened = fifo_rows(&blocks[1]);
+        assert_eq!(opened.len(), 1, "{output}");
+        assert_eq!(opened[0].fd, 3, "{output}");
+        assert_eq!(opened[0].object, fifo_path.display().to_string());
+        assert_eq!(opened[0].end, end, "{output}");
+        assert_eq!(opened[0].flags, "cloexec,nonblock", "{output}");
+        // Nothing else changes from step to step: 0, 1 and 2 are the harness's.
+        let others = |b: &FdBlock| -> Vec<FdRow> {
+            b.rows
+                .iter()
+                .filter(|r| r.kind != "fifo")
+                .cloned()
+                .collect()
+        };
+        assert_eq!(others(&blocks[0]), blocks[2].rows, "{output}");
+        assert_eq!(others(&blocks[1]), blocks[2].rows, "{output}");
+        let fds: Vec<i32> = blocks[2].rows.iter().map(|r| r.fd).collect();
+        assert_eq!(fds, [0, 1, 2], "{output}");
+    }
+    // The order in the reader's output: open, the note, the message, close, EOF.
+    let texts = reader.texts();
+    let at = |needle: &str| {
+        texts
+            .iter()
+            .position(|t| t.contains(needle))
+            .unwrap_or_else(|| panic!("{needle}: {}", reader.transcript()))
+    };
+    assert!(at("after open") < at("waiting for a writer"));
+    assert!(at("received a message") < at("after close"));
+    assert!(at("after close") < at("EOF, every writer"));
+    assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 0, "removed");
+
+    let book =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/src/transcripts");
+    check_transcript_of(&book.join("named-fifo-fds.txt"), &reader);
+    check_transcript_of(&book.join("named-fifo-writer-fds.txt"), &writer);
+}
+
+#[test]
+fn without_show_fds_no_table_is_printed() {
+    let dir = TempDir::new("fifo-no-fds");
+    let reader = program(READER, &dir).spawn();
+    wait_for_path(&dir.path().join("my_pipe"));
+    let writer = program(WRITER, &dir).args(["--messages", "2"]).run();
+    let reader = reader.finish();
+    assert_code(&reader, 0);
+    assert_code(&writer, 0);
+    for run in [&reader, &writer] {
+        assert!(!run.stderr.contains("[fds]"), "{}", run.transcript());
+    }
+}
+
+#[test]
+fn show_fds_in_the_streaming_writer_shows_the_close_before_the_end() {
+    let dir = TempDir::new("fifo-fds-stream");
+    let reader = program(READER, &dir).spawn();
+    wait_for_path(&dir.path().join("my_pipe"));
+    let writer = program(WRITER, &dir)
+        .args(["--messages", "3", "--show-fds"])
+        .run();
+    let reader = reader.finish();
+    assert_code(&reader, 0);
+    assert_code(&writer, 0);
+    assert_eq!(reader.lines.len(), 3, "{}", reader.transcript());
+    let blocks = fd_blocks(&writer.stderr);
+    assert_eq!(blocks.len(), 3, "{}", writer.transcript());
+    assert_eq!(blocks[2].step, "after close my_pipe");
+    assert_eq!(fifo_rows(&blocks[1])[0].end, "write");
+    assert_eq!(fifo_rows(&blocks[2]), [], "{}", writer.transcript());
+}
+
+/// Whether `strace` can trace here, and if not, why.
+fn strace_works() -> Result<(), String> {
+    let probe = std::process::Command::new("strace")
+        .args(["-qq", "-e", "trace=none", "true"])
+        .output()
+        .map_err(|err| format!("strace: {err} (Debian: apt-get install strace)"))?;
+    if probe.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "strace cannot trace here: {}",
+            String::from_utf8_lossy(&probe.stderr).trim()
+        ))
+    }
+}
+
+/// A trace's lines grouped by process, signals left out (when one arrives varies),
+/// and each write cut after its string: its length counts the digits of a pid.
+fn calls_by_process(trace: &str) -> BTreeMap<String, Vec<String>> {
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in trace.lines().skip(1) {
+        let (who, call) = line.split_once(' ').unwrap_or((line, ""));
+        let call = call.trim();
+        if call.starts_with("--- ") {
+            continue;
+        }
+        let call = match (call.starts_with("write("), call.rfind("\", ")) {
+            (true, Some(end)) => call[..=end].to_owned(),
+            _ => call.to_owned(),
+        };
+        groups.entry(who.to_owned()).or_default().push(call);
+    }
+    groups
+}
+
+/// The book's trace of the writer, made the way the chapter says: a reader waits
+/// in the directory, then `scripts/trace fifo-writer` runs there. The workspace's
+/// trace test (lesson-test/tests/traces.rs) runs a traced program alone, where the
+/// writer would wait for ever, so this excerpt lives in a folder of its own, and
+/// this test traces it again and compares it, process by process.
+#[test]
+fn the_books_trace_of_the_writer_meeting_a_reader_matches_a_fresh_trace() {
+    if let Err(why) = strace_works() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let file = root.join("docs/src/traces/fifo-pair/fifo-writer.txt");
+    let dir = TempDir::new("ftr");
+    // The script shows the binary as BIN when its path is short enough to be
+    // printed whole: a copy next to the FIFO is.
+    std::fs::copy(WRITER, dir.path().join("fifo-writer")).expect("copy the writer");
+    let mut reader = program(READER, &dir).spawn();
+    reader.wait_for_stderr("waiting for a writer");
+    let trace = Lesson::new(root.join("scripts/trace"))
+        .arg("fifo-writer")
+        .current_dir(dir.path())
+        .env("TRACE_BIN_DIR", dir.path())
+        .deadline(Duration::from_secs(30))
+        .run();
+    let reader = reader.finish();
+    assert_code(&trace, 0);
+    assert_code(&reader, 0);
+    let fresh = trace.stdout_text();
+    if std::env::var_os("UPDATE_TRANSCRIPTS").is_some() {
+        std::fs::create_dir_all(file.parent().unwrap()).expect("traces folder");
+        std::fs::write(&file, &fresh).expect("write the trace");
+        return;
+    }
+    let recorded = std::fs::read_to_string(&file).expect("the book's trace");
+    assert_eq!(
+        calls_by_process(&recorded),
+        calls_by_process(&fresh),
+        "{} no longer matches a fresh trace; if the change is intended, run \
+         UPDATE_TRANSCRIPTS=1 cargo test -p named-fifo",
+        file.display()
+    );
 }

@@ -582,10 +582,13 @@ fn assert_help(bin: &str, options: &[&str]) {
 
 #[test]
 fn help_lists_every_option_aligned_and_survives_a_full_stdout() {
-    assert_help(SIGNAL1, &["--count", "-h", "--help"]);
+    assert_help(SIGNAL1, &["--count", "--show-fds", "-h", "--help"]);
     assert_help(SIGNAL2, &["--count", "--speed", "-h", "--help"]);
-    assert_help(SIGPIPE_DEMO, &["--default", "-h", "--help"]);
-    assert_help(SIGCHLD_DEMO, &["--children", "--busy", "-h", "--help"]);
+    assert_help(SIGPIPE_DEMO, &["--default", "--show-fds", "-h", "--help"]);
+    assert_help(
+        SIGCHLD_DEMO,
+        &["--children", "--busy", "--show-fds", "-h", "--help"],
+    );
     let signal2 = lesson(SIGNAL2).arg("--help").run().stdout_text();
     assert!(signal2.contains("10 turns 5 s into 0.5 s"), "{signal2}");
 }
@@ -672,5 +675,225 @@ fn book_transcripts_match_fresh_runs() {
             run.stdout_text()
         );
         check_transcript(&dir.join(name), &text.replace(" -- ;", ";"));
+    }
+}
+
+/// One `--show-fds` block: `[fds] <who> <pid>, <step>:`, a header line, then one row
+/// per descriptor.
+#[derive(Debug)]
+struct FdBlock {
+    who: String,
+    pid: i32,
+    step: String,
+    rows: Vec<FdRow>,
+}
+
+/// One row of a block: `  4  pipe  pipe:[33045]  write  cloexec`.
+#[derive(Debug, Clone, PartialEq)]
+struct FdRow {
+    fd: i32,
+    kind: String,
+    object: String,
+    end: String,
+    flags: String,
+}
+
+/// The `--show-fds` blocks in `text`, in the order they were printed.
+fn fd_blocks(text: &str) -> Vec<FdBlock> {
+    let mut blocks = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(head) = line.strip_prefix("[fds] ") else {
+            continue;
+        };
+        let (who_pid, step) = head.split_once(", ").expect("who pid, step");
+        let (who, pid) = who_pid.rsplit_once(' ').expect("who pid");
+        let header = lines.next().expect("a header line");
+        assert!(header.trim_start().starts_with("fd  kind"), "{header}");
+        let mut rows = Vec::new();
+        while let Some(row) = lines.peek().and_then(|l| l.strip_prefix("  ")) {
+            let words: Vec<&str> = row.split_whitespace().collect();
+            rows.push(FdRow {
+                fd: words[0].parse().expect("fd number"),
+                kind: words[1].to_owned(),
+                object: words[2].to_owned(),
+                end: words[3].to_owned(),
+                flags: words.get(4).unwrap_or(&"").to_string(),
+            });
+            lines.next();
+        }
+        blocks.push(FdBlock {
+            who: who.to_owned(),
+            pid: pid.parse().expect("pid"),
+            step: step.trim_end_matches(':').to_owned(),
+            rows,
+        });
+    }
+    blocks
+}
+
+/// The rows of `block` above 2: what the program itself opened.
+fn own_rows(block: &FdBlock) -> Vec<FdRow> {
+    block.rows.iter().filter(|r| r.fd > 2).cloned().collect()
+}
+
+/// Marks every descriptor of this test process above 2 close-on-exec, so the
+/// lessons it starts inherit only 0, 1 and 2, wherever the tests run. (A shell or CI
+/// runner may hand `cargo test` descriptors of its own, and `Command` passes on
+/// whatever is not close-on-exec: the tables in the book would show them.)
+fn inherit_no_stray_descriptors() {
+    let entries = std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd");
+    for entry in entries.flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok())
+        else {
+            continue;
+        };
+        if fd > 2 {
+            // SAFETY: F_SETFD only changes the close-on-exec flag of a descriptor
+            // number; on a number that is closed by now it fails with EBADF, which
+            // is fine to ignore. No memory is involved.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
+}
+
+fn book_transcript(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/src/transcripts")
+        .join(name)
+}
+
+#[test]
+fn sigpipe_demo_show_fds_leaves_the_write_end_alone_before_the_write() {
+    inherit_no_stray_descriptors();
+    let run = lesson(SIGPIPE_DEMO)
+        .shown_as("cargo run -q -p signals --bin sigpipe-demo --")
+        .arg("--show-fds")
+        .merge_stderr()
+        .run();
+    assert_code(&run, 1);
+    let output = run.stdout_text();
+    let blocks = fd_blocks(&output);
+    let steps: Vec<&str> = blocks.iter().map(|b| b.step.as_str()).collect();
+    assert_eq!(steps, ["after pipe2", "after close(read end)"], "{output}");
+    assert!(
+        blocks
+            .iter()
+            .all(|b| b.who == "sigpipe-demo" && b.pid == run.pid)
+    );
+    // After pipe2: the two ends of one pipe, one inode, read and write.
+    let made = own_rows(&blocks[0]);
+    assert_eq!(made.len(), 2, "{output}");
+    assert!(made[0].object.starts_with("pipe:["), "{output}");
+    assert_eq!(made[0].object, made[1].object, "one pipe: {output}");
+    assert_eq!((made[0].fd, made[1].fd), (3, 4), "{output}");
+    assert_eq!(
+        (&*made[0].end, &*made[1].end),
+        ("read", "write"),
+        "{output}"
+    );
+    assert!(made.iter().all(|r| r.flags == "cloexec"), "{output}");
+    // After the close: the write end only. No read end is left anywhere (this is
+    // the only process), so the write that follows gets EPIPE.
+    assert_eq!(own_rows(&blocks[1]), [made[1].clone()], "{output}");
+    let blocks_end = output.find("after close(read end)").unwrap();
+    assert!(
+        output[blocks_end..].contains("write pipe: EPIPE"),
+        "{output}"
+    );
+    check_transcript_of(&book_transcript("sigpipe-demo-fds.txt"), &run);
+}
+
+#[test]
+fn sigchld_demo_show_fds_children_hold_copies_of_the_parents_self_pipe() {
+    inherit_no_stray_descriptors();
+    let run = lesson(SIGCHLD_DEMO)
+        .args(["--children", "3", "--show-fds"])
+        .run();
+    assert_code(&run, 0);
+    let blocks = fd_blocks(&run.stderr);
+    assert_eq!(blocks.len(), 4, "{}", run.transcript());
+    let parent = &blocks[0];
+    assert_eq!(
+        (parent.who.as_str(), parent.pid, parent.step.as_str()),
+        ("parent", run.pid, "after installing the handlers")
+    );
+    // signal-hook's self-pipe: a socket pair, two sockets (each its own inode,
+    // unlike the two ends of a pipe), both ways, close-on-exec.
+    let pipe = own_rows(parent);
+    assert_eq!(pipe.len(), 2, "{}", run.transcript());
+    assert!(pipe.iter().all(|r| r.kind == "socket" && r.end == "rw"));
+    assert!(pipe.iter().all(|r| r.flags == "cloexec"));
+    assert_ne!(pipe[0].object, pipe[1].object);
+    // Each child: a copy of the parent's table, nothing more, nothing less.
+    let forked: Vec<i32> = run.texts()[0]
+        .split(": ")
+        .nth(1)
+        .expect("the list of children")
+        .split(' ')
+        .map(|pid| pid.parse().unwrap())
+        .collect();
+    let mut seen = Vec::new();
+    for child in &blocks[1..] {
+        assert_eq!(child.who, "child", "{}", run.transcript());
+        assert_eq!(child.rows, parent.rows, "{}", run.transcript());
+        let i = forked
+            .iter()
+            .position(|pid| *pid == child.pid)
+            .expect("a forked child");
+        assert_eq!(
+            child.step,
+            format!("after fork, just before _exit({i})"),
+            "{}",
+            run.transcript()
+        );
+        seen.push(i);
+    }
+    seen.sort();
+    assert_eq!(seen, [0, 1, 2], "{}", run.transcript());
+
+    // The book's run: one child, so the blocks come in one order.
+    let run = lesson(SIGCHLD_DEMO)
+        .shown_as("cargo run -q -p signals --bin sigchld-demo --")
+        .args(["--children", "1", "--show-fds"])
+        .merge_stderr()
+        .run();
+    assert_code(&run, 0);
+    check_transcript_of(&book_transcript("sigchld-demo-fds.txt"), &run);
+}
+
+#[test]
+fn signal1_show_fds_shows_the_self_pipe_its_handlers_write_to() {
+    inherit_no_stray_descriptors();
+    let mut running = lesson(SIGNAL1)
+        .args(["USR1", "--count", "1", "--show-fds"])
+        .spawn();
+    let stderr = running.wait_for_stderr("to stop it");
+    let blocks = fd_blocks(&stderr);
+    assert_eq!(blocks.len(), 1, "{stderr}");
+    assert_eq!(blocks[0].step, "after Signals::new", "{stderr}");
+    let pipe = own_rows(&blocks[0]);
+    assert_eq!(pipe.len(), 2, "{stderr}");
+    assert!(
+        pipe.iter()
+            .all(|r| r.kind == "socket" && r.flags == "cloexec")
+    );
+    // The table comes before the notes, which tell where to send the signal.
+    assert!(stderr.find("[fds]") < stderr.find("waiting for SIGUSR1"));
+    send(running.pid(), Signal::SIGUSR1);
+    let run = running.finish();
+    assert_code(&run, 0);
+}
+
+#[test]
+fn without_show_fds_no_table_is_printed() {
+    let runs = [
+        lesson(SIGPIPE_DEMO).run(),
+        lesson(SIGCHLD_DEMO)
+            .args(["--children", "2", "--busy", "0"])
+            .run(),
+    ];
+    for run in runs {
+        assert!(!run.stderr.contains("[fds]"), "{}", run.transcript());
     }
 }

@@ -4,12 +4,15 @@
 //! it does not exist, open it for reading, read, print `I pid [<reader pid>]
 //! received a message => Hello <writer pid>`, close.
 //!
-//! Usage: fifo-reader [PATH] [--messages N] [--wait SECS] [--keep]
+//! Usage: fifo-reader [PATH] [--messages N] [--wait SECS] [--keep] [--show-fds]
 //!
 //! Try it, in two terminals, in either order (the default program of the package is
 //! this one, so `cargo run -p named-fifo` starts it too):
 //!     cargo run -p named-fifo --bin fifo-reader
 //!     cargo run -p named-fifo --bin fifo-writer
+//! And to see the descriptor each one holds, at each step:
+//!     cargo run -p named-fifo --bin fifo-reader -- --show-fds
+//!     cargo run -p named-fifo --bin fifo-writer -- --show-fds
 //!
 //! Where this differs from the document, on purpose: the original reads at most 22
 //! bytes once, so a longer message would be cut; this reader reads until EOF (every
@@ -69,6 +72,11 @@ fn main() -> Result<ExitCode, Failure> {
     // Make the FIFO, or find it (the writer may have made it). Dropping `fifo`
     // removes it if we made it, on every way out of main.
     let fifo = Fifo::make_or_find(&options.common.path, options.common.keep)?;
+    let path = fifo.path.display().to_string();
+    // A FIFO is a name in the file system: making it opens nothing.
+    options
+        .common
+        .show(PROGRAM, &format!("after mkfifo {path}"));
 
     // ANCHOR: open
     // A blocking open(O_RDONLY) would wait here for a writer, deaf to Ctrl-C.
@@ -78,6 +86,7 @@ fn main() -> Result<ExitCode, Failure> {
     let fifo_fd = open(&fifo.path, flags, Mode::empty())
         .context(format!("open {}", fifo.path.display()))?;
     fifo.check_opened(&fifo_fd)?;
+    options.common.show(PROGRAM, &format!("after open {path}"));
     // ANCHOR_END: open
 
     // Nothing there after a moment: say what we wait for, or it looks like a hang.
@@ -104,6 +113,7 @@ fn main() -> Result<ExitCode, Failure> {
     let received = receive(&fifo_fd, &fifo, &options)?;
     // Close our read end; then `fifo` is dropped, removing it if we made it.
     drop(fifo_fd);
+    options.common.show(PROGRAM, &format!("after close {path}"));
     Ok(report(&fifo, &received, &options))
 }
 // ANCHOR_END: main
@@ -327,7 +337,7 @@ fn usage() -> String {
     let path = named_fifo::DEFAULT_PATH;
     format!(
         "\
-Usage: {PROGRAM} [PATH] [--messages N] [--wait SECS] [--keep]
+Usage: {PROGRAM} [PATH] [--messages N] [--wait SECS] [--keep] [--show-fds]
 
 Makes the FIFO PATH (default {path}) if it is missing, waits for a writer, and
 prints every message it receives as `I pid [<pid>] received a message => <message>`

@@ -6,11 +6,14 @@
 //! `fifo-reader`.
 //!
 //! Usage: fifo-writer [PATH] [--messages N] [--size BYTES] [--interval SECS]
-//!                    [--wait SECS] [--keep]
+//!                    [--wait SECS] [--keep] [--show-fds]
 //!
 //! Try it, in two terminals, in either order:
 //!     cargo run -p named-fifo --bin fifo-reader
 //!     cargo run -p named-fifo --bin fifo-writer
+//! And to see the descriptor each one holds, at each step:
+//!     cargo run -p named-fifo --bin fifo-reader -- --show-fds
+//!     cargo run -p named-fifo --bin fifo-writer -- --show-fds
 //!
 //! Where this differs from the document, on purpose: waiting alone, it says so on
 //! stderr and names the command that starts a reader; every wait for the reader can
@@ -66,6 +69,11 @@ fn main() -> Result<ExitCode, Failure> {
     // Make the FIFO, or find it (the reader may have made it). Dropping `fifo`
     // removes it if we made it, on every way out of main.
     let fifo = Fifo::make_or_find(&options.common.path, options.common.keep)?;
+    let path = fifo.path.display().to_string();
+    // A FIFO is a name in the file system: making it opens nothing.
+    options
+        .common
+        .show(PROGRAM, &format!("after mkfifo {path}"));
 
     // ANCHOR: open
     // A blocking open(O_WRONLY) would wait here until a reader opens the FIFO, and
@@ -99,6 +107,7 @@ fn main() -> Result<ExitCode, Failure> {
         }
     };
     fifo.check_opened(&fifo_fd)?;
+    options.common.show(PROGRAM, &format!("after open {path}"));
     // ANCHOR_END: open
 
     let me = getpid();
@@ -109,6 +118,9 @@ fn main() -> Result<ExitCode, Failure> {
         // matter.
         let message = format!("Hello {me}");
         let sent = send(&fifo_fd, message.as_bytes(), &fifo, wait);
+        // Our write end closes: once every writer's has, the reader sees EOF.
+        drop(fifo_fd);
+        options.common.show(PROGRAM, &format!("after close {path}"));
         return report(sent, &fifo, wait, "");
         // ANCHOR_END: document
     };
@@ -135,6 +147,7 @@ fn main() -> Result<ExitCode, Failure> {
     // ANCHOR_END: stream
     // Our write end closes: once every writer's has, the reader sees EOF.
     drop(fifo_fd);
+    options.common.show(PROGRAM, &format!("after close {path}"));
     Ok(ExitCode::SUCCESS)
 }
 // ANCHOR_END: main
@@ -267,7 +280,7 @@ fn usage() -> String {
     format!(
         "\
 Usage: {PROGRAM} [PATH] [--messages N] [--size BYTES] [--interval SECS]
-                   [--wait SECS] [--keep]
+                   [--wait SECS] [--keep] [--show-fds]
 
 Makes the FIFO PATH (default {path}) if it is missing, waits for a reader to open
 it, writes `Hello <pid>` and closes it (the documents' write_to_named_pipe.py). Run

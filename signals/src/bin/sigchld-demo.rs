@@ -8,11 +8,12 @@
 //! child that has exited, with `waitpid(WNOHANG)` in a loop, and prints how many
 //! notifications it took.
 //!
-//! Usage: sigchld-demo [--children N] [--busy MS]
+//! Usage: sigchld-demo [--children N] [--busy MS] [--show-fds]
 //!
 //! Try it:
 //!     cargo run -q -p signals --bin sigchld-demo
 //!     cargo run -q -p signals --bin sigchld-demo -- --children 10 --busy 0
+//!     cargo run -q -p signals --bin sigchld-demo -- --children 2 --show-fds
 //!
 //! Every way out reaps every child: the end, SIGINT/SIGTERM/SIGHUP (the children
 //! are killed first; a second signal right after the first does not cut that
@@ -20,7 +21,9 @@
 //! (`ulimit -u`).
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
-use lesson_kit::{Context, Failure, describe_wait, note, signal_exit, signal_name};
+use lesson_kit::{
+    Context, Failure, describe_wait, fds, note, signal_exit, signal_name,
+};
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -50,6 +53,9 @@ struct Options {
     children: u8,
     /// How long the parent is busy elsewhere before it looks at its signals.
     busy: Duration,
+    /// Print the descriptor tables (stderr): the parent's once its handlers are
+    /// installed, each child's before it exits.
+    show_fds: bool,
 }
 
 // ANCHOR: main
@@ -81,6 +87,11 @@ fn main() -> Result<ExitCode, Failure> {
         unsafe { signal_hook::low_level::register(signal, first) }
             .context(format!("install handler for {}", signal_name(signal)))?;
     }
+    if options.show_fds {
+        // Signals::new made a socket pair: the handler writes a byte into one end,
+        // and `signals` reads the other.
+        fds::show("parent", "after installing the handlers");
+    }
 
     // ANCHOR: fork
     let exit_at = Instant::now() + CHILDREN_EXIT_AFTER;
@@ -95,6 +106,12 @@ fn main() -> Result<ExitCode, Failure> {
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
                 sleep(exit_at.saturating_duration_since(Instant::now()));
+                if options.show_fds {
+                    // Shown just before exiting, all at the same moment, after the
+                    // parent's line: nothing has changed since the fork.
+                    let step = format!("after fork, just before _exit({i})");
+                    fds::show("child", &step);
+                }
                 // SAFETY: _exit ends the process at once; it is async-signal-safe.
                 unsafe { libc::_exit(i32::from(i)) }
             }
@@ -214,6 +231,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     let mut options = Options {
         children: 5,
         busy: Duration::from_millis(300),
+        show_fds: false,
     };
     while let Some(arg) = parser.next()? {
         match arg.as_str() {
@@ -225,6 +243,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
                 let ms = parser.value_in(&arg, BUSY_RANGE)?;
                 options.busy = Duration::from_millis(ms);
             }
+            "--show-fds" => options.show_fds = true,
             "-h" | "--help" => return Ok(None),
             _ => return Err(parser.unexpected(&arg)),
         }
@@ -235,7 +254,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
 fn usage() -> String {
     format!(
         "\
-Usage: {PROGRAM} [--children N] [--busy MS]
+Usage: {PROGRAM} [--children N] [--busy MS] [--show-fds]
 
 Forks N children that all exit at the same moment, child i with status i, and
 reaps them on SIGCHLD, printing each and how many notifications it took.
@@ -244,6 +263,8 @@ Options:
   --children N  how many children, 1 to 255 (default 5)
   --busy MS     how long the parent is busy before it handles signals, 0 to 60000
                 (default 300; 0 to handle each SIGCHLD as soon as it comes)
+  --show-fds    print the descriptor tables (on stderr): the parent's after its
+                handlers are installed, each child's just before it exits
   -h, --help    print this help
 
 Exit status: 0 all children reaped; 1 a system call failed (the children are killed

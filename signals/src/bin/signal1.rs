@@ -5,11 +5,12 @@
 //! the handler prints `Got signal <n> at <ctime>`. Send the signal from another
 //! terminal with `kill`.
 //!
-//! Usage: signal1 SIGNAL [--count N]
+//! Usage: signal1 SIGNAL [--count N] [--show-fds]
 //!
 //! Try it, in two terminals (signal1 also prints its pid and the kill commands):
 //!     cargo run -p signals --bin signal1 -- USR1
 //!     kill -USR1 $(pgrep -n -x signal1)
+//!     cargo run -p signals --bin signal1 -- USR1 --show-fds   # the self-pipe
 //!
 //! Where this differs from the original, on purpose: the printing happens in
 //! ordinary code, not in the handler (signal-hook's iterator); SIGINT, SIGTERM and
@@ -19,7 +20,7 @@
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pyfmt::ctime_now;
-use lesson_kit::{Context, Failure, note, signal_exit, signal_name};
+use lesson_kit::{Context, Failure, fds, note, signal_exit, signal_name};
 use nix::sys::signal::Signal;
 use nix::unistd::getpid;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -36,6 +37,8 @@ const COUNT_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000_000;
 struct Options {
     signal: Signal,
     count: Option<u64>,
+    /// Print the descriptor table (stderr) once the handlers are installed.
+    show_fds: bool,
 }
 
 // ANCHOR: main
@@ -60,6 +63,10 @@ fn main() -> Result<ExitCode, Failure> {
         Signals::new(std::iter::once(watched).chain(stops.iter().copied()))
             .context(format!("register a handler for {}", options.signal))?;
     // ANCHOR_END: register
+    if options.show_fds {
+        // The self-pipe is a socket pair: the handler writes into one end.
+        fds::show(PROGRAM, "after Signals::new");
+    }
 
     let me = getpid();
     let stop_with = stops
@@ -152,9 +159,11 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     let mut parser = Parser::from_env(PROGRAM)?;
     let mut signal = None;
     let mut count = None;
+    let mut show_fds = false;
     while let Some(arg) = parser.next()? {
         match arg.as_str() {
             "--count" => count = Some(parser.value_in(&arg, COUNT_RANGE)?),
+            "--show-fds" => show_fds = true,
             "-h" | "--help" => return Ok(None),
             _ if signal.is_none() && !arg.starts_with("--") => {
                 signal = Some(parse_signal(&arg)?)
@@ -164,13 +173,17 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     }
     let signal = signal
         .ok_or_else(|| UsageError("which signal? e.g. USR1 or 10".to_owned()))?;
-    Ok(Some(Options { signal, count }))
+    Ok(Some(Options {
+        signal,
+        count,
+        show_fds,
+    }))
 }
 
 fn usage() -> String {
     format!(
         "\
-Usage: {PROGRAM} SIGNAL [--count N]
+Usage: {PROGRAM} SIGNAL [--count N] [--show-fds]
 
 Waits for SIGNAL (a number such as 10, or a name such as USR1 or SIGUSR1) and prints
 `Got signal <n> at <ctime>` each time it arrives (Programming Python's signal1.py).
@@ -179,6 +192,8 @@ Send it from another terminal with `kill -<n> <pid>`; the pid is printed on stde
 Options:
   --count N    stop after N signals, 1 to 1000000000 (default: until SIGINT,
                SIGTERM or SIGHUP)
+  --show-fds   print the descriptor table (on stderr) once the handlers are
+               installed: the self-pipe they write to
   -h, --help   print this help
 
 SIGKILL and SIGSTOP cannot be caught; SIGSEGV, SIGILL, SIGFPE and SIGBUS are

@@ -6,14 +6,15 @@
 //! `--default` it first restores SIGPIPE's default action: the kernel then kills it
 //! on the write, and a shell shows exit status 141 (128 + 13).
 //!
-//! Usage: sigpipe-demo [--default]
+//! Usage: sigpipe-demo [--default] [--show-fds]
 //!
 //! Try it:
 //!     cargo run -q -p signals --bin sigpipe-demo; echo "status $?"
 //!     cargo run -q -p signals --bin sigpipe-demo -- --default; echo "status $?"
+//!     cargo run -q -p signals --bin sigpipe-demo -- --show-fds
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
-use lesson_kit::{Context, Failure, exit, note};
+use lesson_kit::{Context, Failure, exit, fds, note};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::signal::{SigHandler, Signal, signal};
@@ -22,17 +23,31 @@ use std::process::ExitCode;
 
 const PROGRAM: &str = "sigpipe-demo";
 
+struct Options {
+    /// Restore SIGPIPE's default action before writing.
+    default_action: bool,
+    /// Print the descriptor table after each step (stderr).
+    show_fds: bool,
+}
+
 // ANCHOR: main
 fn main() -> Result<ExitCode, Failure> {
-    let default_action = match parse_command_line(PROGRAM, parse_options, usage) {
-        Ok(default_action) => default_action,
+    let options = match parse_command_line(PROGRAM, parse_options, usage) {
+        Ok(options) => options,
         Err(code) => return Ok(code), // --help printed, or a usage error reported
+    };
+    let show = |step: &str| {
+        if options.show_fds {
+            fds::show(PROGRAM, step);
+        }
     };
 
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
+    show("after pipe2");
     drop(read_end); // the only read end: from now on nobody can read this pipe
+    show("after close(read end)");
 
-    if default_action {
+    if options.default_action {
         // SAFETY: SIG_DFL installs no handler, so no code of ours will run in
         // signal context; it only tells the kernel to apply the default action
         // (terminate).
@@ -67,23 +82,27 @@ fn main() -> Result<ExitCode, Failure> {
 }
 // ANCHOR_END: main
 
-fn parse_options() -> Result<Option<bool>, UsageError> {
+fn parse_options() -> Result<Option<Options>, UsageError> {
     let mut parser = Parser::from_env(PROGRAM)?;
-    let mut default_action = false;
+    let mut options = Options {
+        default_action: false,
+        show_fds: false,
+    };
     while let Some(arg) = parser.next()? {
         match arg.as_str() {
-            "--default" => default_action = true,
+            "--default" => options.default_action = true,
+            "--show-fds" => options.show_fds = true,
             "-h" | "--help" => return Ok(None),
             _ => return Err(parser.unexpected(&arg)),
         }
     }
-    Ok(Some(default_action))
+    Ok(Some(options))
 }
 
 fn usage() -> String {
     format!(
         "\
-Usage: {PROGRAM} [--default]
+Usage: {PROGRAM} [--default] [--show-fds]
 
 Writes to a pipe whose read end is closed. By default SIGPIPE is ignored (as in
 every Rust program): the write fails with EPIPE, reported, exit status 1. With
@@ -92,6 +111,8 @@ during the write, and the shell shows status 141 (128 + 13).
 
 Options:
   --default    restore SIGPIPE's default action before writing
+  --show-fds   print the descriptor table (on stderr) after the pipe is made and
+               after its read end is closed
   -h, --help   print this help
 
 Exit status: 1 the write failed with EPIPE (or another system call failed); 2 bad
