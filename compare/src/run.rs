@@ -209,7 +209,11 @@ impl Run {
                     stopping,
                 );
             }
-            read_ready(&mut live, started, &mut outcome, SLICE)?;
+            if let Err(err) = read_ready(&mut live, started, &mut outcome, SLICE) {
+                // Not a reason to leave anything behind: stop them all, and reap.
+                failure.get_or_insert(err.to_string());
+                std::thread::sleep(SLICE);
+            }
             for program in &mut live {
                 program.reap(started);
             }
