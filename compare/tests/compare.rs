@@ -75,6 +75,18 @@ impl Setup {
             .arg(self.bin())
             .args(args)
     }
+
+    /// The same, run by `sh -c` as `<before> exec compare ... <after>`: `before` sets
+    /// an environment or a limit, `after` redirects.
+    fn compare_in_shell(&self, before: &str, after: &str, lesson: &str) -> Lesson {
+        let script = format!("{before} exec \"$0\" \"$@\" {after}");
+        Lesson::new("/bin/sh")
+            .args(["-c", &script, BIN, lesson])
+            .arg("--originals")
+            .arg(self.originals())
+            .arg("--bin-dir")
+            .arg(self.bin())
+    }
 }
 
 /// The Python interpreter itself, by full path: a fake Rust child must not run
@@ -303,17 +315,12 @@ fn a_missing_folder_original_program_or_python_is_a_clear_error() {
     let fake = setup.dir.path().join("fake");
     std::fs::create_dir(&fake).unwrap();
     std::fs::write(fake.join("python3"), "#!/bin/sh\nexit 1\n").unwrap();
-    let run = Lesson::new("/bin/sh")
-        .args([
-            "-c",
-            "p=$1; shift; PATH=\"$p:$PATH\" exec \"$0\" anon-pipe \"$@\"",
-        ])
-        .arg(BIN)
-        .arg(&fake)
-        .arg("--originals")
-        .arg(setup.originals())
-        .arg("--bin-dir")
-        .arg(setup.bin())
+    let run = setup
+        .compare_in_shell(
+            &format!("PATH='{}':\"$PATH\"", fake.display()),
+            "",
+            "anon-pipe",
+        )
         .args(["--seconds", "2", "--tolerance", "1000"])
         .run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
@@ -329,33 +336,19 @@ fn a_missing_folder_original_program_or_python_is_a_clear_error() {
         let mode = std::fs::Permissions::from_mode(0o755);
         std::fs::set_permissions(fake.join("python3"), mode).unwrap();
     }
-    let run = Lesson::new("/bin/sh")
-        .args([
-            "-c",
-            "p=$1; shift; PATH=\"$p:$PATH\" exec \"$0\" anon-pipe \"$@\"",
-        ])
-        .arg(BIN)
-        .arg(&fake)
-        .arg("--originals")
-        .arg(setup.originals())
-        .arg("--bin-dir")
-        .arg(setup.bin())
+    let run = setup
+        .compare_in_shell(
+            &format!("PATH='{}':\"$PATH\"", fake.display()),
+            "",
+            "anon-pipe",
+        )
         .run();
     assert_eq!(run.code(), Some(2), "{}", run.transcript());
     says(&run, STDERR, "does not say where its interpreter is");
 
     // No python3 on PATH (sh is found by its full path, compare by "$0").
-    let run = Lesson::new("/bin/sh")
-        .args([
-            "-c",
-            "PATH=/nonexistent exec \"$0\" \"$@\"",
-            BIN,
-            "anon-pipe",
-        ])
-        .arg("--originals")
-        .arg(setup.originals())
-        .arg("--bin-dir")
-        .arg(setup.bin())
+    let run = setup
+        .compare_in_shell("PATH=/nonexistent", "", "anon-pipe")
         .run();
     assert_eq!(run.code(), Some(2), "{}", run.transcript());
     says(&run, STDERR, "python3 not found on PATH");
@@ -479,17 +472,8 @@ fn a_program_deaf_to_ctrl_c_and_sigterm_is_killed_and_reaped() {
 fn pythonunbuffered_is_removed_unless_keep_env() {
     let setup = spam_setup("spam_match.py");
     let with_env = |extra: &[&str]| {
-        Lesson::new("/bin/sh")
-            .args([
-                "-c",
-                "PYTHONUNBUFFERED=1 exec \"$0\" \"$@\"",
-                BIN,
-                "anon-pipe",
-            ])
-            .arg("--originals")
-            .arg(setup.originals())
-            .arg("--bin-dir")
-            .arg(setup.bin())
+        setup
+            .compare_in_shell("PYTHONUNBUFFERED=1", "", "anon-pipe")
             .args(["--seconds", "3", "--stderr", "--tolerance", "1000"])
             .args(extra)
             .run()
@@ -643,12 +627,8 @@ fn ctrl_c_ends_compare_and_everything_it_started() {
 #[test]
 fn too_few_descriptors_is_a_clear_error_and_leaves_nothing() {
     let setup = spam_setup("spam_match.py");
-    let run = Lesson::new("/bin/sh")
-        .args(["-c", "ulimit -n 9; exec \"$0\" \"$@\"", BIN, "anon-pipe"])
-        .arg("--originals")
-        .arg(setup.originals())
-        .arg("--bin-dir")
-        .arg(setup.bin())
+    let run = setup
+        .compare_in_shell("ulimit -n 9;", "", "anon-pipe")
         .args(["--seconds", "1"])
         .run();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
@@ -704,12 +684,8 @@ fn a_full_or_unwritable_output_is_reported_not_a_panic() {
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
 
     let setup = spam_setup("spam_match.py");
-    let run = Lesson::new("/bin/sh")
-        .args(["-c", "exec \"$0\" \"$@\" >/dev/full", BIN, "anon-pipe"])
-        .arg("--originals")
-        .arg(setup.originals())
-        .arg("--bin-dir")
-        .arg(setup.bin())
+    let run = setup
+        .compare_in_shell("", ">/dev/full", "anon-pipe")
         .args(["--seconds", "3", "--tolerance", "1000"])
         .run();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
@@ -717,12 +693,8 @@ fn a_full_or_unwritable_output_is_reported_not_a_panic() {
     assert!(!scratch_of(run.pid).exists());
 
     // stderr into /dev/full: the notes are lost, the result is not.
-    let run = Lesson::new("/bin/sh")
-        .args(["-c", "exec \"$0\" \"$@\" 2>/dev/full", BIN, "anon-pipe"])
-        .arg("--originals")
-        .arg(setup.originals())
-        .arg("--bin-dir")
-        .arg(setup.bin())
+    let run = setup
+        .compare_in_shell("", "2>/dev/full", "anon-pipe")
         .args(["--seconds", "3", "--tolerance", "1000"])
         .run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
