@@ -367,14 +367,16 @@ pub fn svg(
     const WIDTH: f64 = 600.0;
     const ROW: f64 = 34.0;
     const TOP: f64 = 40.0;
+    // The scale reaches the last line, or the last Ctrl-C or signal sent.
     let end = runs
         .iter()
-        .flat_map(|(run, outcome, _)| {
-            outcome
-                .lines(stream)
+        .flat_map(|(_, outcome, _)| {
+            let lines = outcome.lines(stream).iter().map(|line| line.at);
+            let sent = outcome
+                .endings
                 .iter()
-                .map(|line| line.at)
-                .chain([run.window])
+                .flat_map(|ending| ending.sent.iter().map(|(_, at)| *at));
+            lines.chain(sent)
         })
         .max()
         .unwrap_or(Duration::from_secs(1))
@@ -525,24 +527,28 @@ mod tests {
 
     #[test]
     fn the_picture_has_a_second_scale_up_to_20_s_and_five_beyond() {
-        let run = |seconds| Run {
+        let run = Run {
             label: "a & <b>".to_owned(),
             programs: Vec::new(),
-            window: Duration::from_secs(seconds),
+            window: Duration::from_secs(1),
             anchor: crate::run::Stream::Out,
             clear_unbuffered: true,
         };
-        let outcome = Outcome {
+        // A line at 0.5 s, Ctrl-C typed at `ms`: the scale reaches the Ctrl-C.
+        let outcome = |ms| Outcome {
             stdout: vec![line(500, "x")],
+            endings: vec![ending("", &[(Stop::CtrlC, ms)], "killed by SIGINT")],
             ..Outcome::default()
         };
-        let short = run(20);
-        let picture = svg("t", &[(&short, &outcome, vec![true])], Stream::Out);
+        let short = outcome(19_200);
+        let picture = svg("t", &[(&run, &short, vec![true])], Stream::Out);
         assert!(picture.contains(">20 s</text>") && picture.contains(">19 s<"));
         assert!(picture.contains(">a &amp; &lt;b&gt;</text>"), "{picture}");
         assert_eq!(picture.matches("fill=\"#d00\"").count(), 1, "{picture}");
-        let long = run(21);
-        let picture = svg("t", &[(&long, &outcome, vec![false])], Stream::Out);
+        // The Ctrl-C mark at 19.2 of 20 s: 330 + 600 * 0.96.
+        assert!(picture.contains("<rect x=\"906.0\""), "{picture}");
+        let long = outcome(20_100);
+        let picture = svg("t", &[(&run, &long, vec![false])], Stream::Out);
         assert!(picture.contains(">20 s</text>") && !picture.contains(">19 s<"));
         assert_eq!(picture.matches("fill=\"#d00\"").count(), 0, "{picture}");
     }
