@@ -1082,7 +1082,10 @@ fn strace_works() -> Result<(), String> {
 }
 
 /// A trace's lines grouped by process, signals left out (when one arrives varies),
-/// and each write cut after its string: its length counts the digits of a pid.
+/// and each write cut after its string, without its length: a pid printed in it
+/// (`<child>` in the trace) has more digits in one run than in another. A string
+/// strace cut short (`"..."...`) is cut further, at its last space, since more or
+/// less of it shows.
 fn calls_by_process(trace: &str) -> BTreeMap<String, Vec<String>> {
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for line in trace.lines().skip(1) {
@@ -1091,9 +1094,17 @@ fn calls_by_process(trace: &str) -> BTreeMap<String, Vec<String>> {
         if call.starts_with("--- ") {
             continue;
         }
-        let call = match (call.starts_with("write("), call.rfind("\", ")) {
-            (true, Some(end)) => call[..=end].to_owned(),
-            _ => call.to_owned(),
+        let call = if !call.starts_with("write(") {
+            call.to_owned()
+        } else if let Some((shown, _)) = call.split_once("\"...") {
+            shown
+                .rsplit_once(' ')
+                .map_or(shown, |(kept, _)| kept)
+                .to_owned()
+        } else if let Some(end) = call.rfind("\", ") {
+            call[..=end].to_owned()
+        } else {
+            call.to_owned()
         };
         groups.entry(who.to_owned()).or_default().push(call);
     }
