@@ -143,6 +143,21 @@ pub fn wait_ready(
 }
 // ANCHOR_END: wait_ready
 
+/// Sleeps for `pause`, a slice at a time, unless a signal asks us to stop.
+pub fn sleep_unless_stopped(pause: Duration) -> Result<(), Fault> {
+    let end = Instant::now() + pause;
+    loop {
+        if stop_signal().is_some() {
+            return Err(Fault::Stopped);
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        std::thread::sleep(left.min(SLICE));
+    }
+}
+
 /// One `poll` of at most `slice`: whether `fd` is ready (an error or a hang-up
 /// counts, so the next call reports it). An interrupted poll is "not yet".
 pub fn poll_once(

@@ -330,3 +330,18 @@ fn ipv6_loopback_works_both_ways_of_binding() {
         );
     }
 }
+
+#[test]
+fn a_second_signal_ends_it_at_once_with_its_own_status() {
+    let running = blocked(&["--port", "0"]);
+    // Two different signals, so they cannot merge into one: the first asks for a clean
+    // stop, the second (seeing a stop already asked for) exits at once, 128 + 15.
+    running.signal(Signal::SIGINT);
+    running.signal(Signal::SIGTERM);
+    let run = running.finish();
+    assert!(
+        matches!(run.code(), Some(130 | 143)),
+        "{}",
+        run.transcript()
+    );
+}

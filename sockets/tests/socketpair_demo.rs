@@ -1,9 +1,10 @@
 //! socketpair-demo: one socketpair, a parent and a forked child, both ways.
 
 use lesson_test::{
-    Lesson, assert_usage_errors, check_transcript_of, number_after,
-    parse_bytes_repr,
+    Leftovers, Lesson, assert_usage_errors, check_transcript_of, number_after,
+    parse_bytes_repr, process, send,
 };
+use nix::sys::signal::Signal;
 use std::path::Path;
 use std::time::Duration;
 
@@ -136,6 +137,11 @@ fn bad_options_exit_2_naming_the_range() {
         ),
         (&["--read-size", "65537"], "must be from 1 to 65536"),
         (&["--close-instead=yes"], "does not take a value"),
+        (
+            &["--pause", "3601"],
+            "--pause \"3601\": must be from 0 to 3600",
+        ),
+        (&["--pause", "-1"], "--pause"),
         (&["spam"], "unexpected argument \"spam\""),
     ];
     assert_usage_errors(lesson, "Usage: socketpair-demo", cases);
@@ -206,4 +212,58 @@ fn a_fork_that_fails_is_reported_and_leaves_nothing() {
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
     assert!(run.stderr.contains("fork: EAGAIN"), "{}", run.transcript());
     assert!(run.lines.is_empty(), "{}", run.transcript());
+}
+
+/// The demo paused before "no more": the child has answered and waits for more.
+fn paused(pause: &str) -> (lesson_test::Running, i32) {
+    let mut running = lesson().args(["--pause", pause]).spawn();
+    // The child's note on its read: it has the messages, answers, and waits for more.
+    let stderr = running.wait_for_stderr(" bytes: ");
+    let child = number_after(&stderr, "forked child ");
+    (running, child)
+}
+
+#[test]
+fn every_stop_signal_ends_parent_and_child_while_they_wait() {
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        let (running, child) = paused("60");
+        let run = running.stop_with(signal);
+        // The parent's socket closes with answers unread in it, which resets the
+        // child's connection (status 1), unless the parent's SIGTERM is first (143).
+        let ended =
+            [1, 143].map(|s| format!("child {child} exited with status {s}"));
+        assert!(
+            ended.iter().any(|text| run.stderr.contains(text)),
+            "{}",
+            run.transcript()
+        );
+    }
+}
+
+#[test]
+fn a_child_stopped_by_a_signal_is_reported_with_its_status() {
+    let (running, child) = paused("1");
+    send(child, Signal::SIGHUP);
+    let run = running.finish();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains(&format!("child {child} exited with status 129")),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn killing_the_parent_ends_the_child() {
+    let (running, child) = paused("60");
+    running.signal(Signal::SIGKILL);
+    // The child reads EOF (its parent's end closed with the parent), says goodbye into
+    // a closed socket, and exits; nobody is left to reap it.
+    let run = running.finish_allowing(Leftovers::Orphans);
+    assert_eq!(run.code(), None, "{}", run.transcript());
+    assert!(
+        process(child).is_none_or(|p| p.state == 'Z'),
+        "child still runs"
+    );
 }

@@ -13,11 +13,13 @@
 //! like a pipe, and a read may hold part of a message or several (`--read-size`
 //! makes it small).
 //!
-//! Usage: socketpair-demo [--messages N] [--read-size N] [--close-instead]
+//! Usage: socketpair-demo [--messages N] [--read-size N] [--pause SECS]
+//!                        [--close-instead]
 //!
 //! Try it:
 //!     cargo run -p sockets --bin socketpair-demo
 //!     cargo run -p sockets --bin socketpair-demo -- --messages 3 --read-size 10
+//!     cargo run -p sockets --bin socketpair-demo -- --pause 30   # then: ss -xp
 //!     cargo run -p sockets --bin socketpair-demo -- --close-instead  # wrong
 //!
 //! Not in the documents (they show pipes and TCP sockets); it answers the question
@@ -52,6 +54,8 @@ struct Options {
     messages: u32,
     read_size: usize,
     close_instead: bool,
+    /// How long the parent waits before it says "no more".
+    pause: Duration,
 }
 
 // ANCHOR: main
@@ -88,7 +92,7 @@ fn run(options: &Options) -> Result<ExitCode, Failure> {
     let child = match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             drop(parent_end); // the parent's end is not ours: keep only our own
-            let code = child(UnixStream::from(child_end), options.read_size);
+            let code = child(UnixStream::from(child_end), options);
             let _ = io::stdout().flush();
             // SAFETY: _exit ends this process at once, skipping the parent's atexit
             // handlers and buffers, which belong to the parent.
@@ -122,7 +126,8 @@ fn run(options: &Options) -> Result<ExitCode, Failure> {
             note!("{PROGRAM}: {fault}");
             exit::RUNTIME
         }
-        Ok(()) if exited_ok(status) && !options.close_instead => exit::OK,
+        // (With --close-instead the child's goodbye always fails: never exit 0.)
+        Ok(()) if exited_ok(status) => exit::OK,
         Ok(()) => exit::RUNTIME,
     };
     Ok(ExitCode::from(code))
@@ -131,7 +136,7 @@ fn run(options: &Options) -> Result<ExitCode, Failure> {
 // ANCHOR: talk
 /// The parent: send every message, shut down the sending side, read the answers.
 fn talk(socket: UnixStream, options: &Options) -> Result<(), Fault> {
-    let deadline = Instant::now() + TIMEOUT;
+    let deadline = Instant::now() + TIMEOUT + options.pause;
     socket
         .set_nonblocking(true)
         .context("set socket non-blocking")?;
@@ -141,6 +146,8 @@ fn talk(socket: UnixStream, options: &Options) -> Result<(), Fault> {
         let hello = format!("Hello {i} from parent {me}\n");
         sockets::write_all(&mut socket, hello.as_bytes(), deadline, &"child")?;
     }
+    // --pause: time to look (`ss -xp`); the child has answered and waits for more.
+    sockets::sleep_unless_stopped(options.pause)?;
     if options.close_instead {
         // DELIBERATELY WRONG (--close-instead): what a pipe end allows. Closing
         // says "no more data" too, but in both directions: the answers have nowhere
@@ -210,10 +217,12 @@ fn wait_within(child: Pid, limit: Duration) -> Result<Option<WaitStatus>, Failur
 // ANCHOR: child
 /// The child: read what comes, `read_size` bytes at most per read, answer each
 /// whole line, and at EOF say goodbye, on the same socket. Returns the exit status.
-fn child(socket: UnixStream, read_size: usize) -> u8 {
+fn child(socket: UnixStream, options: &Options) -> u8 {
     let me = getpid();
     let parent = getppid();
-    match serve_parent(socket, read_size, me, parent) {
+    // The parent may pause before it says "no more": wait as long as it may.
+    let deadline = Instant::now() + TIMEOUT + options.pause;
+    match serve_parent(socket, options.read_size, deadline, (me, parent)) {
         Ok(()) => exit::OK,
         Err(Fault::Stopped) => {
             let signal = sockets::stop_signal().unwrap_or(libc::SIGTERM);
@@ -229,10 +238,9 @@ fn child(socket: UnixStream, read_size: usize) -> u8 {
 fn serve_parent(
     socket: UnixStream,
     read_size: usize,
-    me: Pid,
-    parent: Pid,
+    deadline: Instant,
+    (me, parent): (Pid, Pid),
 ) -> Result<(), Fault> {
-    let deadline = Instant::now() + TIMEOUT;
     socket
         .set_nonblocking(true)
         .context("set socket non-blocking")?;
@@ -283,6 +291,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
         messages: 2,
         read_size: 4096,
         close_instead: false,
+        pause: Duration::ZERO,
     };
     while let Some(arg) = parser.next()? {
         match arg.as_str() {
@@ -293,6 +302,10 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
                 options.read_size = parser.value_in(&arg, 1..=65536)?
             }
             "--close-instead" => options.close_instead = true,
+            "--pause" => {
+                let secs: f64 = parser.value_in(&arg, 0.0..=3600.0)?;
+                options.pause = Duration::from_secs_f64(secs);
+            }
             "-h" | "--help" => return Ok(None),
             _ => return Err(parser.unexpected(&arg)),
         }
@@ -303,7 +316,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
 fn usage() -> String {
     format!(
         "\
-Usage: {PROGRAM} [--messages N] [--read-size N] [--close-instead]
+Usage: {PROGRAM} [--messages N] [--read-size N] [--pause SECS] [--close-instead]
 
 A parent and its forked child talk both ways over one socketpair: the parent sends
 `Hello <i> from parent <pid>` lines and shuts down its sending side; the child
@@ -312,6 +325,8 @@ answers each line, sees EOF, says goodbye on the same socket, and exits.
 Options:
   --messages N     how many lines the parent sends, 1 to 100 (default 2)
   --read-size N    the most the child reads at once, 1 to 65536 bytes (default 4096)
+  --pause SECS     wait SECS, 0 to 3600, before saying \"no more\" (time to look at
+                   the sockets with `ss -xp`; the child waits meanwhile)
   --close-instead  DELIBERATELY WRONG: the parent closes its socket instead of
                    shutting down its sending side; the child's answers fail
   -h, --help       print this help
