@@ -616,3 +616,42 @@ fn a_server_without_reuse_address_cannot_be_restarted_at_once() {
     let wanted = format!("bind 127.0.0.1:{port}: Address already in use");
     assert!(again.stderr.contains(&wanted), "{}", again.transcript());
 }
+
+#[test]
+fn a_path_of_any_other_kind_is_refused_by_name_and_left_intact() {
+    let dir = TempDir::new("socket-progs");
+    let folder = dir.path().join("a-dir");
+    std::fs::create_dir(&folder).unwrap();
+    let fifo = dir.path().join("a-fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .unwrap();
+    let link = dir.path().join("a-link");
+    std::os::unix::fs::symlink("nowhere", &link).unwrap();
+    for (path, kind) in [
+        (&folder, "a directory"),
+        (&fifo, "a FIFO"),
+        (&link, "a symbolic link"),
+    ] {
+        let run = server_lesson().arg("--unix").arg(path).run();
+        assert_eq!(run.code(), Some(1), "{}", run.transcript());
+        let wanted = format!("exists and is {kind}, not a socket");
+        assert!(run.stderr.contains(&wanted), "{}", run.transcript());
+    }
+    assert_eq!(dir.entries(), ["a-dir", "a-fifo", "a-link"]);
+}
+
+#[test]
+fn a_socket_of_another_type_at_the_path_is_not_taken_for_stale() {
+    let dir = TempDir::new("socket-progs");
+    let path = dir.path().join("datagram.sock");
+    let datagram = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    let run = server_lesson().arg("--unix").arg(&path).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("Protocol wrong type for socket"),
+        "{}",
+        run.transcript()
+    );
+    assert_eq!(dir.entries(), ["datagram.sock"]);
+    drop(datagram);
+}
