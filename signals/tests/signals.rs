@@ -246,18 +246,22 @@ fn sigpipe_is_an_error_when_ignored_and_fatal_when_default() {
     );
 }
 
+/// The pids in sigchld-demo's first line, `Parent 41 forked 2 children: 42 43`.
+fn forked_pids(line: &str) -> Vec<i32> {
+    line.split(": ")
+        .nth(1)
+        .expect("the list of children")
+        .split(' ')
+        .map(|pid| pid.parse().expect("a pid"))
+        .collect()
+}
+
 #[test]
 fn sigchld_reaps_every_child_even_when_signals_merge() {
     let run = lesson(SIGCHLD_DEMO).args(["--children", "6"]).run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
     let texts = run.texts();
-    let forked: Vec<i32> = texts[0]
-        .split(": ")
-        .nth(1)
-        .expect("the list of children")
-        .split(' ')
-        .map(|pid| pid.parse().unwrap())
-        .collect();
+    let forked = forked_pids(texts[0]);
     assert_eq!(forked.len(), 6, "{}", run.transcript());
     let mut reaped: Vec<(i32, String)> = texts[1..texts.len() - 1]
         .iter()
@@ -827,13 +831,7 @@ fn sigchld_demo_show_fds_children_hold_copies_of_the_parents_self_pipe() {
     assert!(pipe.iter().all(|r| r.flags == "cloexec"));
     assert_ne!(pipe[0].object, pipe[1].object);
     // Each child: a copy of the parent's table, nothing more, nothing less.
-    let forked: Vec<i32> = run.texts()[0]
-        .split(": ")
-        .nth(1)
-        .expect("the list of children")
-        .split(' ')
-        .map(|pid| pid.parse().unwrap())
-        .collect();
+    let forked = forked_pids(run.texts()[0]);
     let mut seen = Vec::new();
     for child in &blocks[1..] {
         assert_eq!(child.who, "child", "{}", run.transcript());
