@@ -205,7 +205,12 @@ fn multi3_plain_stores_lose_updates_and_fetch_add_and_the_lock_lose_none() {
     check_document_part(&run);
     let expected = 3 * increments;
     let (total, lost) = race_result(&run, "load + store (plain) : ");
-    assert!(lost > 0 && total + lost == expected, "{}", run.transcript());
+    // Some are lost, not all: the counter did count.
+    assert!(
+        lost > 0 && total > 0 && total + lost == expected,
+        "{}",
+        run.transcript()
+    );
     for label in ["atomic fetch_add     : ", "under the lock       : "] {
         assert_eq!(
             race_result(&run, label),
