@@ -38,7 +38,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::prctl::set_child_subreaper;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use run::{Outcome, Run, STOP};
+use run::{ABORT, Outcome, Run, STOP};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -345,15 +345,25 @@ fn run_all(
     let (done, results) = mpsc::channel();
     let mut outcomes: Vec<Option<Result<Outcome, Failure>>> =
         runs.iter().map(|_| None).collect();
+    let mut no_thread = None;
     std::thread::scope(|scope| {
+        let mut left = 0;
         for (index, run) in runs.iter().enumerate() {
             let done = done.clone();
-            scope.spawn(move || {
-                let _ = done.send((index, run.execute()));
-            });
+            let spawned =
+                std::thread::Builder::new().spawn_scoped(scope, move || {
+                    let _ = done.send((index, run.execute()));
+                });
+            if let Err(err) = spawned {
+                // A process limit counts threads too. Stop the runs already going.
+                no_thread =
+                    Some(Failure::new(format!("thread for {}", run.label), err));
+                STOP.store(ABORT, Ordering::SeqCst);
+                break;
+            }
+            left += 1;
         }
         drop(done);
-        let mut left = runs.len();
         while left > 0 {
             let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
             let _ = poll(&mut fds, PollTimeout::from(20u8));
@@ -378,6 +388,9 @@ fn run_all(
             }
         }
     });
+    if let Some(failure) = no_thread {
+        return Err(failure);
+    }
     let stopped = STOP.load(Ordering::SeqCst);
     if stopped != 0 {
         return Ok(Err(stopped));

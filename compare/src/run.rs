@@ -31,6 +31,10 @@ use std::time::{Duration, Instant};
 /// its window.
 pub static STOP: AtomicI32 = AtomicI32::new(0);
 
+/// The value of [`STOP`] when compare gives up for a reason of its own (it could not
+/// start a thread for every run).
+pub const ABORT: i32 = -1;
+
 /// How long a program may take to end after a Ctrl-C before it gets SIGTERM, and
 /// after SIGTERM before it gets SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(1);

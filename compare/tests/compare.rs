@@ -638,6 +638,71 @@ fn too_few_descriptors_is_a_clear_error_and_leaves_nothing() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
+/// How many processes the user `uid` has: what RLIMIT_NPROC counts.
+fn processes_of(uid: u32) -> usize {
+    let mut count = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let status = std::fs::read_to_string(entry.path().join("status"));
+        let owner = status.ok().and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("Uid:"))?;
+            line.split_whitespace().nth(1)?.parse::<u32>().ok()
+        });
+        count += usize::from(owner == Some(uid));
+    }
+    count
+}
+
+#[test]
+fn a_process_limit_is_a_clear_error_and_leaves_nothing() {
+    // RLIMIT_NPROC does not bind root: compare runs as nobody (65534), under prlimit,
+    // with the system's python3 (root's pyenv is out of nobody's reach).
+    const NOBODY: &[&str] = &[
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "env",
+        "PATH=/usr/bin:/bin",
+    ];
+    let probe = Lesson::new("/usr/bin/setpriv")
+        .args(NOBODY)
+        .args([BIN, "--list"])
+        .run();
+    if probe.code() != Some(0) || !Path::new("/usr/bin/python3").exists() {
+        println!(
+            "skipped: compare cannot run as nobody here\n{}",
+            probe.transcript()
+        );
+        return;
+    }
+    let setup = Setup::new().original("pipe_1.py", "spam_match.py").lesson(
+        "anon-pipe",
+        &format!(
+            "exec /usr/bin/python3 '{}'",
+            fixture("spam_match.py").display()
+        ),
+    );
+    // Room for compare and python3's check of itself, and then: no thread for the
+    // second run; or threads, but no process for the second program.
+    for (room, error) in [(2, "thread for anon-pipe"), (4, "start ")] {
+        let limit = format!("--nproc={}", processes_of(65534) + room);
+        let run = Lesson::new("/usr/bin/setpriv")
+            .args(NOBODY)
+            .args(["prlimit", &limit, "--", BIN, "anon-pipe", "--seconds", "1"])
+            .arg("--originals")
+            .arg(setup.originals())
+            .arg("--bin-dir")
+            .arg(setup.bin())
+            .run();
+        assert_eq!(run.code(), Some(1), "{}", run.transcript());
+        says(&run, STDERR, error);
+        says(&run, STDERR, "Resource temporarily unavailable");
+        assert!(!scratch_of(run.pid).exists());
+        let left = processes_mentioning(setup.dir.path());
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}
+
 #[test]
 fn programs_end_by_hangup_when_compare_is_killed_outright() {
     // SIGKILL leaves compare no chance to clean up: its terminals close with it, the
