@@ -73,7 +73,9 @@ fn run(options: &Options) -> Outcome {
     shell_style(&upcase, &input, &out, &stop)?;
     show(&out)?;
 
-    note!("[3] the same with Command and Stdio");
+    note!("[3] the same with Command and Stdio, and new lines in in.txt");
+    std::fs::write(&input, "hello again, from Command\n")
+        .context(format!("write {}", input.display()))?;
     with_command(&upcase, &input, &out, &stop)?;
     show(&out)?;
     drop(scratch); // in.txt, out.txt and their directory are gone
@@ -94,7 +96,11 @@ fn redirect_own_stdout(path: &Path) -> Result<(), Failure> {
     // write(2) on fd 1 itself. Rust's Stdout has a buffer, emptied into whatever
     // fd 1 names at the moment it is flushed: text left in it (after a failed
     // write, say) would reach the terminal later. A raw write leaves nothing.
-    let line = format!("written to fd 1 while fd 1 was {}\n", name(path));
+    // (Longer than what step 2 writes: without O_TRUNC there, a tail would remain.)
+    let line = format!(
+        "this process wrote to fd 1 while fd 1 was {} (not the terminal)\n",
+        name(path)
+    );
     let wrote = match write(&stdout, line.as_bytes()) {
         Ok(n) if n == line.len() => Ok(()),
         Ok(n) => Err(Failure::new("write", format!("only {n} bytes written"))),

@@ -45,7 +45,9 @@ fn filter(options: &Options) -> Result<(), Failure> {
             writeln!(out, "{}", word.to_uppercase()).context("write stdout")?;
         }
         out.flush().context("write stdout")?;
-        note!("upcase: {} words (on stderr)", options.words.len());
+        let count = options.words.len();
+        let plural = if count == 1 { "" } else { "s" };
+        note!("upcase: {count} word{plural} (on stderr)");
         return Ok(());
     }
     let mut stdin = io::stdin().lock();
@@ -62,7 +64,8 @@ fn filter(options: &Options) -> Result<(), Failure> {
             .and_then(|()| out.flush())
             .context("write stdout")?;
     }
-    note!("upcase: {lines} lines (on stderr)");
+    let plural = if lines == 1 { "" } else { "s" };
+    note!("upcase: {lines} line{plural} (on stderr)");
     Ok(())
 }
 // ANCHOR_END: main
