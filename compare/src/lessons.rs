@@ -204,23 +204,13 @@ pub fn plan(
             ));
             runs.push(run(
                 "bidir-spawn + python3 pipes_test_child.py".to_owned(),
-                vec![at([
-                    "bidir-spawn",
-                    "--",
-                    "python3",
-                    "pipes_test_child.py",
-                    "spam",
-                ]
-                .iter()
-                .enumerate()
-                .map(|(i, arg)| {
-                    if i == 0 {
-                        binary(arg)
-                    } else {
-                        OsString::from(arg)
-                    }
-                })
-                .collect())],
+                vec![at(vec![
+                    binary("bidir-spawn"),
+                    "--".into(),
+                    python.clone(),
+                    "pipes_test_child.py".into(),
+                    "spam".into(),
+                ])],
             ));
             // The Python parent with the Rust child: pipes.py execs `python3` found
             // on PATH; a directory in front of PATH holds a `python3` that execs
