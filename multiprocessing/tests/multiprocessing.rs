@@ -357,11 +357,11 @@ fn check_queue_run(run: &Finished, records: i64) -> usize {
 
 #[test]
 fn multi4_polls_and_delivers_every_record_once() {
-    let run = lesson(MULTI4).args(["--speed", "5"]).run();
-    // The first look comes at 0.1 s, the first record at 0.2 s; and the parent
-    // looks every 0.1 s, no more often.
+    let run = lesson(MULTI4).args(["--speed", "2"]).run();
+    // The first look comes at 0.25 s, the first record at 0.5 s; and the parent
+    // looks every 0.25 s, no more often.
     let no_data = check_queue_run(&run, 3) as f64;
-    let looks = run.elapsed.as_secs_f64() / 0.1;
+    let looks = run.elapsed.as_secs_f64() / 0.25;
     assert!(
         no_data >= 1.0 && no_data <= looks + 1.0,
         "{}",
