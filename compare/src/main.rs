@@ -41,6 +41,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use run::{ABORT, Outcome, Run, STOP};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -352,7 +353,14 @@ fn run_all(
             let done = done.clone();
             let spawned =
                 std::thread::Builder::new().spawn_scoped(scope, move || {
-                    let _ = done.send((index, run.execute()));
+                    // A panic (a bug) must not leave the main thread waiting for ever:
+                    // it becomes this run's failure; the run's programs were ended
+                    // and reaped as it unwound.
+                    let outcome = catch_unwind(AssertUnwindSafe(|| run.execute()))
+                        .unwrap_or_else(|_| {
+                            Err(Failure::new(&run.label, "panicked"))
+                        });
+                    let _ = done.send((index, outcome));
                 });
             if let Err(err) = spawned {
                 // A process limit counts threads too. Stop the runs already going.

@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 pub static STOP: AtomicI32 = AtomicI32::new(0);
 
 /// The value of [`STOP`] when compare gives up for a reason of its own (it could not
-/// start a thread for every run).
-pub const ABORT: i32 = -1;
+/// start a thread for every run): no signal has this number.
+pub const ABORT: i32 = i32::MAX;
 
 /// How long a program may take to end after a Ctrl-C before it gets SIGTERM, and
 /// after SIGTERM before it gets SIGKILL.
@@ -225,8 +225,13 @@ impl Run {
                 break;
             }
         }
-        // Every writer is gone: what is left in the pipes can be read to the end.
-        read_ready(&mut live, started, &mut outcome, Duration::ZERO)?;
+        // Every writer is gone: what is left in the terminals and pipes is all there
+        // will be.
+        for program in &mut live {
+            for stream in [Stream::Out, Stream::Err] {
+                program.take_in(stream, started, &mut outcome);
+            }
+        }
         for program in live {
             outcome.endings.push(program.ending());
         }
@@ -254,6 +259,12 @@ impl Run {
             .map_err(|err| format!("tcsetattr: {err}"))?;
         let (errors, errors_writer) =
             std::io::pipe().map_err(|err| format!("pipe: {err}"))?;
+        // Our ends never block: each poll is followed by reads until EAGAIN.
+        let errors = OwnedFd::from(errors);
+        for fd in [&master, &errors] {
+            fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+                .map_err(|err| format!("fcntl O_NONBLOCK: {err}"))?;
+        }
         let (name, args) = program.argv.split_first().ok_or("empty command")?;
         let mut command = Command::new(name);
         command
@@ -314,7 +325,7 @@ impl Run {
             leader,
             terminal: Some(master),
             idle_terminal: None,
-            errors: Some(errors.into()),
+            errors: Some(errors),
             pending: [Vec::new(), Vec::new()],
             anchor: self.anchor,
             first_line: None,
@@ -363,6 +374,20 @@ fn never_started(program: &Program, why: &str) -> Ending {
         sent: Vec::new(),
         status: format!("never started: {why}"),
         ended_at: Duration::ZERO,
+    }
+}
+
+/// A program left behind by a run that ended early (an error, a panic) is not left
+/// running: its whole group is killed and reaped here.
+impl Drop for Live {
+    fn drop(&mut self) {
+        if self.done() {
+            return;
+        }
+        let _ = killpg(self.leader, Signal::SIGKILL);
+        let group = Pid::from_raw(-self.leader.as_raw());
+        // Blocks until no child of ours is left in the group (ECHILD).
+        while waitpid(group, None).is_ok() {}
     }
 }
 
@@ -495,20 +520,7 @@ fn read_ready(
     drop(fds);
     for ((index, stream), ready) in sources.into_iter().zip(ready) {
         if ready {
-            live[index].take_in(stream, started, outcome, false);
-        }
-    }
-    // Zero wait: drain everything still buffered, until every source reports its
-    // end.
-    if wait.is_zero()
-        && live
-            .iter()
-            .any(|p| p.terminal.is_some() || p.errors.is_some())
-    {
-        for program in live.iter_mut() {
-            for stream in [Stream::Out, Stream::Err] {
-                program.drain(stream, started, outcome);
-            }
+            live[index].take_in(stream, started, outcome);
         }
     }
     Ok(())
@@ -522,62 +534,47 @@ impl Live {
         }
     }
 
-    /// One read from a ready source; its end (EOF, or EIO from a terminal whose
-    /// last user has closed it) closes our side too. When `draining`, "nothing
-    /// there" (EAGAIN) is an end too: every process is gone.
-    fn take_in(
-        &mut self,
-        stream: Stream,
-        started: Instant,
-        outcome: &mut Outcome,
-        draining: bool,
-    ) {
-        let Some(fd) = self.source(stream).as_ref() else {
-            return;
-        };
-        let mut chunk = [0u8; 4096];
-        let read = read(fd, &mut chunk);
-        let at = started.elapsed();
+    /// Everything a source has for us now (our ends are non-blocking: a read with
+    /// nothing there says EAGAIN). Its end (EOF, or EIO from a terminal nobody has
+    /// open any more) finishes the source.
+    fn take_in(&mut self, stream: Stream, started: Instant, outcome: &mut Outcome) {
         let slot = stream as usize;
-        match read {
-            Ok(n @ 1..) => {
-                self.pending[slot].extend_from_slice(&chunk[..n]);
-                while let Some(end) =
-                    self.pending[slot].iter().position(|b| *b == b'\n')
-                {
-                    let line: Vec<u8> = self.pending[slot].drain(..=end).collect();
-                    self.push(stream, at, &line[..end], outcome);
+        let mut chunk = [0u8; 4096];
+        while let Some(fd) = self.source(stream).as_ref() {
+            let read = read(fd, &mut chunk);
+            let at = started.elapsed();
+            match read {
+                Ok(n @ 1..) => {
+                    self.pending[slot].extend_from_slice(&chunk[..n]);
+                    while let Some(end) =
+                        self.pending[slot].iter().position(|b| *b == b'\n')
+                    {
+                        let line: Vec<u8> =
+                            self.pending[slot].drain(..=end).collect();
+                        self.push(stream, at, &line[..end], outcome);
+                    }
+                }
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return,
+                // 0 (EOF), EIO (no process has the terminal open any more) or
+                // any error: this source is finished.
+                _ => {
+                    let rest = std::mem::take(&mut self.pending[slot]);
+                    if !rest.is_empty() {
+                        self.push(stream, at, &rest, outcome);
+                    }
+                    // Stop reading, but keep the terminal itself open until the
+                    // program has ended: closing our end hangs it up, and the
+                    // kernel would send SIGHUP to the program, which may only have
+                    // put its stdin and stdout elsewhere (pipes.py does, onto its
+                    // pipes).
+                    if let Some(fd) = self.source(stream).take()
+                        && stream == Stream::Out
+                    {
+                        self.idle_terminal = Some(fd);
+                    }
                 }
             }
-            Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) if !draining => {}
-            // 0 (EOF), EIO (no process has the terminal open any more) or any
-            // error: this source is finished.
-            _ => {
-                let rest = std::mem::take(&mut self.pending[slot]);
-                if !rest.is_empty() {
-                    self.push(stream, at, &rest, outcome);
-                }
-                // Stop reading, but keep the terminal itself open until the program
-                // has ended: closing our end hangs it up, and the kernel would send
-                // SIGHUP to the program, which may only have put its stdin and stdout
-                // elsewhere (pipes.py does, onto its pipes).
-                if let Some(fd) = self.source(stream).take()
-                    && stream == Stream::Out
-                {
-                    self.idle_terminal = Some(fd);
-                }
-            }
-        }
-    }
-
-    /// Reads a finished program's sources to their end, without blocking.
-    fn drain(&mut self, stream: Stream, started: Instant, outcome: &mut Outcome) {
-        if let Some(fd) = self.source(stream).as_ref() {
-            let _ = fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
-        }
-        while self.source(stream).is_some() {
-            self.take_in(stream, started, outcome, true);
         }
     }
 

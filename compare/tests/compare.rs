@@ -393,6 +393,24 @@ fn programs_with_the_same_lines_and_cadence_on_terminals_compare_equal() {
 }
 
 #[test]
+fn output_still_buffered_when_a_program_ends_is_read_to_the_end() {
+    let setup = Setup::new()
+        .original("pipe_1.py", "burst.py")
+        .python_lesson("anon-pipe", "burst.py");
+    let run = setup
+        .compare("anon-pipe", &["--seconds", "5", "--tolerance", "10000"])
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    says(&run, STDOUT, "lines equal: 300 of 300");
+    says(
+        &run,
+        STDOUT,
+        "stderr (not compared): original 300 lines, lesson 300 lines",
+    );
+    says(&run, STDOUT, "exited with status 0 by itself");
+}
+
+#[test]
 fn a_line_that_differs_is_marked_and_exits_1() {
     let setup = spam_setup("spam_differs.py");
     let run = setup.compare("anon-pipe", &["--seconds", "3"]).run();
