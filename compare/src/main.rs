@@ -353,9 +353,9 @@ fn run_all(
             let done = done.clone();
             let spawned =
                 std::thread::Builder::new().spawn_scoped(scope, move || {
-                    // A panic (a bug) must not leave the main thread waiting for ever:
-                    // it becomes this run's failure; the run's programs were ended
-                    // and reaped as it unwound.
+                    // A panic (a bug) must not leave the main thread waiting for
+                    // ever: it becomes this run's failure; the run's programs were
+                    // ended and reaped as it unwound.
                     let outcome = catch_unwind(AssertUnwindSafe(|| run.execute()))
                         .unwrap_or_else(|_| {
                             Err(Failure::new(&run.label, "panicked"))

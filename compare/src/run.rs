@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 /// its window.
 pub static STOP: AtomicI32 = AtomicI32::new(0);
 
-/// The value of [`STOP`] when compare gives up for a reason of its own (it could not
-/// start a thread for every run): no signal has this number.
+/// The value of [`STOP`] when compare gives up for a reason of its own (it could
+/// not start a thread for every run): no signal has this number.
 pub const ABORT: i32 = i32::MAX;
 
 /// How long a program may take to end after a Ctrl-C before it gets SIGTERM, and
@@ -225,8 +225,8 @@ impl Run {
                 break;
             }
         }
-        // Every writer is gone: what is left in the terminals and pipes is all there
-        // will be.
+        // Every writer is gone: what is left in the terminals and pipes is all
+        // there will be.
         for program in &mut live {
             for stream in [Stream::Out, Stream::Err] {
                 program.take_in(stream, started, &mut outcome);
@@ -342,8 +342,8 @@ impl Run {
 
 /// A new pseudo-terminal: our end (the master) and the program's (the slave), both
 /// close-on-exec from the start. compare starts programs from several threads at
-/// once: an end inherited by another program would keep this terminal open after its
-/// own program and compare are gone, and so never hang it up.
+/// once: an end inherited by another program would keep this terminal open after
+/// its own program and compare are gone, and so never hang it up.
 fn open_terminal() -> Result<(OwnedFd, OwnedFd), String> {
     let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
     let master =
@@ -351,15 +351,16 @@ fn open_terminal() -> Result<(OwnedFd, OwnedFd), String> {
     grantpt(&master).map_err(|err| format!("grantpt: {err}"))?;
     unlockpt(&master).map_err(|err| format!("unlockpt: {err}"))?;
     let name = ptsname_r(&master).map_err(|err| format!("ptsname: {err}"))?;
-    // std opens every file with O_CLOEXEC; O_NOCTTY: not *our* controlling terminal.
+    // std opens every file with O_CLOEXEC; O_NOCTTY: not *our* controlling
+    // terminal.
     let slave = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_NOCTTY)
         .open(&name)
         .map_err(|err| format!("open {name}: {err}"))?;
-    // SAFETY: into_raw_fd hands over the descriptor the PtyMaster owned; nothing else
-    // owns it or will close it.
+    // SAFETY: into_raw_fd hands over the descriptor the PtyMaster owned; nothing
+    // else owns it or will close it.
     let master = unsafe { OwnedFd::from_raw_fd(master.into_raw_fd()) };
     Ok((master, OwnedFd::from(slave)))
 }

@@ -76,8 +76,8 @@ impl Setup {
             .args(args)
     }
 
-    /// The same, run by `sh -c` as `<before> exec compare ... <after>`: `before` sets
-    /// an environment or a limit, `after` redirects.
+    /// The same, run by `sh -c` as `<before> exec compare ... <after>`: `before`
+    /// sets an environment or a limit, `after` redirects.
     fn compare_in_shell(&self, before: &str, after: &str, lesson: &str) -> Lesson {
         let script = format!("{before} exec \"$0\" \"$@\" {after}");
         Lesson::new("/bin/sh")
@@ -137,7 +137,8 @@ fn seconds_after(text: &str, marker: &str) -> f64 {
 const STDOUT: bool = true;
 const STDERR: bool = false;
 
-/// Fails, with everything the run printed, unless its stdout (or stderr) has `text`.
+/// Fails, with everything the run printed, unless its stdout (or stderr) has
+/// `text`.
 fn says(run: &lesson_test::Finished, stdout: bool, text: &str) {
     let printed = if stdout {
         run.stdout_text()
@@ -672,8 +673,8 @@ fn processes_of(uid: u32) -> usize {
 
 #[test]
 fn a_process_limit_is_a_clear_error_and_leaves_nothing() {
-    // RLIMIT_NPROC does not bind root: compare runs as nobody (65534), under prlimit,
-    // with the system's python3 (root's pyenv is out of nobody's reach).
+    // RLIMIT_NPROC does not bind root: compare runs as nobody (65534), under
+    // prlimit, with the system's python3 (root's pyenv is out of nobody's reach).
     const NOBODY: &[&str] = &[
         "--reuid=65534",
         "--regid=65534",
@@ -723,8 +724,8 @@ fn a_process_limit_is_a_clear_error_and_leaves_nothing() {
 
 #[test]
 fn programs_end_by_hangup_when_compare_is_killed_outright() {
-    // SIGKILL leaves compare no chance to clean up: its terminals close with it, the
-    // kernel hangs them up, and each program, a session leader, gets SIGHUP.
+    // SIGKILL leaves compare no chance to clean up: its terminals close with it,
+    // the kernel hangs them up, and each program, a session leader, gets SIGHUP.
     let setup = spam_setup("spam_match.py");
     let mut running = setup.compare("anon-pipe", &["--seconds", "30"]).spawn();
     running.wait_for_stderr("side by side");
@@ -852,8 +853,8 @@ fn the_real_lesson_is_built_and_matches_a_fixture_with_its_cadence() {
 #[test]
 fn the_books_transcript_and_picture_come_from_a_real_run() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    // Under cargo-mutants it would only re-check the book (13 s a mutant): the tool's
-    // behaviour is the other tests' job.
+    // Under cargo-mutants it would only re-check the book (13 s a mutant): the
+    // tool's behaviour is the other tests' job.
     if std::env::var_os("INSIDE_MUTANTS").is_some() {
         println!("skipped under cargo-mutants");
         return;
@@ -886,7 +887,8 @@ fn the_books_transcript_and_picture_come_from_a_real_run() {
         .run();
     assert!(matches!(run.code(), Some(0 | 1)), "{}", run.transcript());
     let transcript = format!(
-        "$ cargo run -q -p compare -- anon-pipe --originals ../shared/originals \\\n    \
+        "$ cargo run -q -p compare -- anon-pipe \
+         --originals ../shared/originals \\\n    \
          --svg {book_svg}\n{}",
         run.stdout_text()
     );
