@@ -13,10 +13,10 @@ use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, killpg, pthread_sigmask};
 use nix::sys::termios::{LocalFlags, OutputFlags, SetArg, tcgetattr, tcsetattr};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{Pid, read, write};
+use nix::unistd::{Pid, read, setsid, write};
 use std::ffi::OsString;
 use std::os::fd::{AsFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
@@ -284,27 +284,21 @@ impl Run {
         }
         // SAFETY: the closure runs in the forked child before exec, where only
         // async-signal-safe calls are sound (compare has several threads). setsid,
-        // ioctl and pthread_sigmask are system calls on values built here; nothing
-        // is allocated, locked or printed.
+        // the TIOCSCTTY ioctl and pthread_sigmask are bare system calls on values
+        // made here; an error becomes an io::Error from its errno, without
+        // allocating; nothing is locked or printed.
         unsafe {
             command.pre_exec(|| {
                 // A new session, so the terminal we make controlling is this one's.
-                if libc::setsid() == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
+                setsid().map_err(std::io::Error::from)?;
                 // fd 0 is the terminal (std has already put it there).
-                if libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
+                Errno::result(libc::ioctl(0, libc::TIOCSCTTY, 0))
+                    .map_err(std::io::Error::from)?;
                 // compare blocks its stop signals to read them from a signalfd; the
                 // program must start with none blocked, as from a shell.
-                let mut none: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut none);
-                libc::pthread_sigmask(
-                    libc::SIG_SETMASK,
-                    &none,
-                    std::ptr::null_mut(),
-                );
+                let none = SigSet::empty();
+                pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&none), None)
+                    .map_err(std::io::Error::from)?;
                 Ok(())
             });
         }
