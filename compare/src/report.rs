@@ -190,13 +190,14 @@ pub fn write_columns(
     show_stderr: bool,
 ) -> io::Result<()> {
     let (original, lesson) = (&runs[pairing.reference], &runs[pairing.tested]);
+    let heading = format!("original: {}", original.label);
     let width = verdict
         .rows
         .iter()
         .filter_map(|row| {
             row.original.as_ref().map(|(_, text)| text.chars().count())
         })
-        .chain([original.label.len() + 10])
+        .chain([heading.chars().count()])
         .max()
         .unwrap_or(0);
     writeln!(
@@ -204,7 +205,6 @@ pub fn write_columns(
         "{}: {} beside the original",
         pairing.lesson, lesson.label
     )?;
-    let heading = format!("original: {}", original.label);
     writeln!(
         out,
         "  {:>7}  {heading:width$}  | {:>7}  {}",
@@ -552,6 +552,48 @@ mod tests {
         assert!(picture.contains(">20 s</text>") && !picture.contains(">19 s<"));
         assert_eq!(picture.matches("fill=\"#d00\"").count(), 0, "{picture}");
     }
+
+    #[test]
+    fn the_picture_is_laid_out_to_the_pixel() {
+        let run = Run {
+            label: "python3 pipe_1.py".to_owned(),
+            programs: Vec::new(),
+            window: Duration::from_secs(1),
+            anchor: Stream::Out,
+            clear_unbuffered: true,
+        };
+        let outcome = Outcome {
+            stdout: vec![line(0, "Spam 0"), line(1500, "Spam 1")],
+            endings: vec![ending("", &[(Stop::CtrlC, 2000)], "killed by SIGINT")],
+            ..Outcome::default()
+        };
+        let rows = [
+            (&run, &outcome, vec![false, true]),
+            (&run, &outcome, vec![]),
+        ];
+        let picture = svg("title", &rows, Stream::Out);
+        assert_eq!(picture, GOLDEN_SVG);
+    }
+
+    /// One row with a red tick, one without; Ctrl-C at 2 s, the end of the scale.
+    const GOLDEN_SVG: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" width="950" height="138" font-family="monospace" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="10" y="20" font-size="14">title</text>
+<text x="10" y="57">python3 pipe_1.py</text>
+<rect x="330" y="44" width="600" height="26" fill="#f2f2f2"/>
+<rect x="930.0" y="44" width="3" height="26" fill="#999"/>
+<rect x="330.0" y="46" width="2" height="22" fill="#000"><title>0.000 s: Spam 0</title></rect>
+<rect x="780.0" y="46" width="2" height="22" fill="#d00"><title>1.500 s: Spam 1</title></rect>
+<text x="10" y="91">python3 pipe_1.py</text>
+<rect x="330" y="78" width="600" height="26" fill="#f2f2f2"/>
+<rect x="930.0" y="78" width="3" height="26" fill="#999"/>
+<rect x="330.0" y="80" width="2" height="22" fill="#000"><title>0.000 s: Spam 0</title></rect>
+<rect x="780.0" y="80" width="2" height="22" fill="#000"><title>1.500 s: Spam 1</title></rect>
+<text x="330.0" y="122" text-anchor="middle">0 s</text>
+<text x="630.0" y="122" text-anchor="middle">1 s</text>
+<text x="930.0" y="122" text-anchor="middle">2 s</text>
+</svg>
+"##;
 
     #[test]
     fn mask_hides_times_and_pids_but_not_small_numbers() {
