@@ -192,7 +192,9 @@ fn expand(chapter_path: &Path, chapter: &str) -> String {
                     .skip_while(|l| !l.contains(&format!("ANCHOR: {anchor}")))
                     .skip(1)
                     .take_while(|l| !l.contains(&format!("ANCHOR_END: {anchor}")))
-                    .filter(|l| !l.contains("ANCHOR: ") && !l.contains("ANCHOR_END: "))
+                    .filter(|l| {
+                        !l.contains("ANCHOR: ") && !l.contains("ANCHOR_END: ")
+                    })
                     .collect();
                 out.push_str(&lines.join("\n"));
             }
@@ -207,7 +209,8 @@ fn code_lines(markdown: &str) -> Vec<String> {
     let mut lines = Vec::new();
     let mut block: Option<Vec<&str>> = None;
     for line in markdown.lines() {
-        let fence = line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~");
+        let fence = line.trim_start().starts_with("```")
+            || line.trim_start().starts_with("~~~");
         match (&mut block, fence) {
             (None, true) => block = Some(Vec::new()),
             (None, false) => {}
@@ -218,7 +221,11 @@ fn code_lines(markdown: &str) -> Vec<String> {
                     .map(|l| l.len() - l.trim_start().len())
                     .min()
                     .unwrap_or(0);
-                lines.extend(inside.iter().map(|l| l.get(indent..).unwrap_or("").to_owned()));
+                lines.extend(
+                    inside
+                        .iter()
+                        .map(|l| l.get(indent..).unwrap_or("").to_owned()),
+                );
                 block = None;
             }
             (Some(inside), false) => inside.push(line),
@@ -341,15 +348,29 @@ fn checker_reports_broken_links_and_fragments() {
     assert_eq!(problems.len(), 2, "{problems:#?}");
     assert!(problems[0].contains("no-such-chapter.md, which does not exist"));
     assert!(problems[1].contains("#no-such-heading"));
-    assert_eq!(heading_id("Try it: the flush (deadlock)"), "try-it-the-flush-deadlock");
+    assert_eq!(
+        heading_id("Try it: the flush (deadlock)"),
+        "try-it-the-flush-deadlock"
+    );
 }
 
 #[test]
 fn checker_reports_wide_listing_lines_after_stripping_indentation() {
     let here = root().join("docs/src/chapter.md");
-    let wide = format!("```rust\n    {}\n        short\n```\n", "x".repeat(CODE_COLUMN));
-    assert_eq!(width_problems(&here, &wide), Vec::<String>::new(), "dedented fits");
-    let too_wide = format!("```rust\n{}\n```\nprose {}\n", "y".repeat(87), "z".repeat(200));
+    let wide = format!(
+        "```rust\n    {}\n        short\n```\n",
+        "x".repeat(CODE_COLUMN)
+    );
+    assert_eq!(
+        width_problems(&here, &wide),
+        Vec::<String>::new(),
+        "dedented fits"
+    );
+    let too_wide = format!(
+        "```rust\n{}\n```\nprose {}\n",
+        "y".repeat(87),
+        "z".repeat(200)
+    );
     let problems = width_problems(&here, &too_wide);
     assert_eq!(problems.len(), 1, "{problems:#?}");
     assert!(problems[0].contains("87 characters"));

@@ -17,7 +17,10 @@ fn root() -> PathBuf {
 /// `target/debug`, where `cargo test --workspace` has built every lesson's binaries.
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
-    exe.parent().and_then(Path::parent).expect("target/debug").to_owned()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/debug")
+        .to_owned()
 }
 
 /// The lines of a trace, grouped by the process that made them, in order. Two things
@@ -75,7 +78,9 @@ fn every_trace_excerpt_matches_a_fresh_trace_process_by_process() {
             .lines()
             .next()
             .and_then(|line| line.strip_prefix("$ scripts/trace "))
-            .unwrap_or_else(|| panic!("{}: first line is not a command", file.display()));
+            .unwrap_or_else(|| {
+                panic!("{}: first line is not a command", file.display())
+            });
         let words: Vec<&str> = command.split_whitespace().collect();
         if !bin_dir().join(words[0]).exists() {
             eprintln!("skipped {}: {} is not built", file.display(), words[0]);
