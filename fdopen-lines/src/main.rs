@@ -41,7 +41,6 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpid, pipe2, read, write};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -146,6 +145,7 @@ fn main() -> Result<ExitCode, Failure> {
         let mut lines = BufReader::new(Watched {
             pipe: &pipe,
             signals: &signals,
+            stopped: None,
         });
         parent(&mut lines, child, &options)
     });
@@ -199,7 +199,7 @@ fn parent(
         // bounds it.
         let n = match lines.take(limit).read_until(b'\n', &mut line) {
             Ok(n) => n,
-            Err(err) => return stopped_or_failed(err),
+            Err(err) => return stopped_or_failed(lines, err),
         };
         if n == 0 {
             // EOF: no write end is left open, so the child is done. The document's
@@ -238,38 +238,34 @@ fn parent(
 struct Watched<'a> {
     pipe: &'a File,
     signals: &'a UnixStream,
+    /// The stop signal that ended the reading, if one did.
+    stopped: Option<i32>,
 }
 
 impl Read for Watched<'_> {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
         match wait_for(self.pipe.as_fd(), PollFlags::POLLIN, self.signals) {
             Ok(None) => self.pipe.read(buffer), // data or EOF: it will not block
-            Ok(Some(signal)) => Err(io::Error::other(Stopped(signal))),
+            Ok(Some(signal)) => {
+                self.stopped = Some(signal);
+                Err(io::Error::other("stopped by a signal"))
+            }
             Err(failure) => Err(io::Error::other(failure)),
         }
     }
 }
 
-/// A stop signal, carried out of `read_until` as an error.
-#[derive(Debug)]
-struct Stopped(i32);
-
-impl fmt::Display for Stopped {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "stopped by {}", signal_name(self.0))
-    }
-}
-
-impl std::error::Error for Stopped {}
-
 /// Sorts out why `read_until` failed: a stop signal, a failed `poll`, or the read.
-fn stopped_or_failed(err: io::Error) -> Result<Ended, Failure> {
-    match err.downcast::<Stopped>() {
-        Ok(Stopped(signal)) => Ok(Ended::Signal(signal)),
-        Err(err) => match err.downcast::<Failure>() {
-            Ok(failure) => Err(failure),
-            Err(err) => Err(Failure::new("read pipe", err)),
-        },
+fn stopped_or_failed(
+    lines: &BufReader<Watched>,
+    err: io::Error,
+) -> Result<Ended, Failure> {
+    if let Some(signal) = lines.get_ref().stopped {
+        return Ok(Ended::Signal(signal));
+    }
+    match err.downcast::<Failure>() {
+        Ok(failure) => Err(failure),
+        Err(err) => Err(Failure::new("read pipe", err)),
     }
 }
 // ANCHOR_END: watched
@@ -298,10 +294,10 @@ fn child(write_end: OwnedFd, options: &Options) -> ! {
     };
     match sent {
         Ok(()) => {}
-        // SIGPIPE is ignored (Rust sets that up before main, and fork keeps it), so
-        // a write with no reader left fails with EPIPE rather than killing us
-        // silently.
-        Err(("write pipe", err)) if err.kind() == io::ErrorKind::BrokenPipe => {
+        // SIGPIPE is ignored (Rust sets that up before main, and fork keeps it), so a
+        // write with no reader left fails with EPIPE rather than killing us silently;
+        // and EPIPE is the only way a blocking write to our pipe can fail.
+        Err(("write pipe", _)) => {
             note!("Child {}: write pipe: EPIPE, the parent is gone", getpid());
             exit_child(exit::RUNTIME);
         }
