@@ -363,6 +363,7 @@ fn bad_options_are_usage_errors() {
                 "CPU 1023 is not one this process may use",
             ),
             (&["--json", "--markdown"], "choose one"),
+            (&["--markdown", "--json"], "choose one"),
             (&["--svg"], "--svg needs a value"),
             (&["--fast"], "unknown option --fast"),
             (&["extra"], "unexpected argument \"extra\""),
