@@ -743,6 +743,25 @@ fn quick_measures_four_sizes_twice() {
 }
 
 #[test]
+fn the_byte_budget_defaults_to_32_mib_and_4_mib_with_quick() {
+    // 64-byte messages hit the message cap: bytes / 256 of them.
+    for (quick, messages) in [(false, 131_072.0), (true, 16_384.0)] {
+        let run = lesson()
+            .args(["--only", "socketpair", "--sizes", "64", "--rounds", "10"])
+            .args(["--reps", "1", "--json"])
+            .args(quick.then_some("--quick"))
+            .run();
+        assert_eq!(run.code(), Some(0), "{}", run.transcript());
+        let json = run.stdout_text();
+        let row = section(&json, "throughput")
+            .into_iter()
+            .find(|o| mechanism(o) == "socketpair")
+            .expect("a socketpair row");
+        assert_eq!(field(row, "bytes"), 64.0 * messages, "quick {quick}: {row}");
+    }
+}
+
+#[test]
 fn a_second_ctrl_c_does_not_break_the_clean_up() {
     let dir = TempDir::new("ipc-bench-twice");
     let mut running = lesson_in(dir.path())
