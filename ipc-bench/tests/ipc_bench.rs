@@ -599,6 +599,24 @@ fn a_failed_stdout_write_is_reported_and_exits_1() {
 }
 
 #[test]
+fn a_chart_that_cannot_be_written_is_a_failure() {
+    let dir = TempDir::new("ipc-bench-nochart");
+    let chart = dir.path().join("missing").join("chart.svg");
+    let run = lesson()
+        .args(TINY)
+        .args(["--only", "pipe", "--svg"])
+        .arg(&chart)
+        .run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    let expected = format!("ipc-bench: write {}: No such file", chart.display());
+    assert!(run.stderr.contains(&expected), "{}", run.transcript());
+    assert!(
+        run.stdout_text().contains("round trip"),
+        "the report came first"
+    );
+}
+
+#[test]
 fn stderr_into_dev_full_changes_nothing() {
     let run = Lesson::new("sh")
         .args(["-c", "exec \"$0\" \"$@\" 2> /dev/full", BIN])
