@@ -116,9 +116,10 @@ impl StalledStdout {
             {
                 break;
             }
+            let alive = process(running.pid()).is_some_and(|p| p.state != 'Z');
             assert!(
-                start.elapsed() < Duration::from_secs(12),
-                "the lesson did not fill its stdout"
+                alive && start.elapsed() < Duration::from_secs(12),
+                "the lesson did not fill its stdout (alive: {alive})"
             );
             sleep(Duration::from_millis(10));
         }
@@ -361,6 +362,7 @@ fn killing_the_parent_ends_a_child_waiting_on_an_idle_stdin() {
             BIN,
             path.to_str().unwrap(),
         ])
+        .deadline(Duration::from_secs(10))
         .spawn();
     let child = child_pid(&running.wait_for_stderr("forked child"));
     sleep(Duration::from_millis(100)); // the child is in its poll now

@@ -2,7 +2,7 @@
 
 use lesson_test::{
     Lesson, Running, TempDir, assert_matches_document, assert_usage_errors,
-    check_transcript_of, children_of, parse_bytes_repr,
+    check_transcript_of, children_of, parse_bytes_repr, process,
 };
 use nix::fcntl::{OFlag, open};
 use nix::sys::signal::Signal;
@@ -99,9 +99,10 @@ impl StalledStdout {
             {
                 break;
             }
+            let alive = process(running.pid()).is_some_and(|p| p.state != 'Z');
             assert!(
-                start.elapsed() < Duration::from_secs(12),
-                "the lesson did not fill its stdout"
+                alive && start.elapsed() < Duration::from_secs(12),
+                "the lesson did not fill its stdout (alive: {alive})"
             );
             sleep(Duration::from_millis(10));
         }
