@@ -562,6 +562,9 @@ fn multi5_child_prints_its_own_pid_and_argument() {
     assert_eq!(run.texts(), [format!("Hello from child {} 7", run.pid)]);
     let run = lesson(MULTI5_CHILD).args(["--", "-3"]).run();
     assert_eq!(run.texts(), [format!("Hello from child {} -3", run.pid)]);
+    // After `--`, even `--help` is the argument.
+    let run = lesson(MULTI5_CHILD).args(["--", "--help"]).run();
+    assert_eq!(run.texts(), [format!("Hello from child {} --help", run.pid)]);
 }
 
 // ---------------------------------------------------------------- every program
