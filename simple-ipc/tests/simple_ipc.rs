@@ -176,12 +176,73 @@ fn a_program_that_is_not_next_to_the_lesson_is_exit_127_with_its_path() {
         if bin == REDIRECT {
             // The child's stderr is out.txt by then (2>&1): the path is said there, as
             // with a shell. The lesson reports the status.
-            let said = format!("{missing}: exited with status 127: exec failed");
+            let said = format!(
+                "{missing}: exited with status 127: exec failed, not found"
+            );
             assert!(run.stderr.contains(&said), "{}", run.transcript());
         } else {
             assert!(run.stderr.contains(&expected), "{}", run.transcript());
         }
     }
+    std::fs::remove_dir_all(&dir).expect("remove the directory");
+}
+
+/// A directory holding `2-setenv` and, as `2-echoenv`, a shell script of ours.
+fn setenv_with_fake_echoenv(script: &str) -> (PathBuf, PathBuf) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "simple-ipc-fake-{}-{}",
+        std::process::id(),
+        script.len()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the directory");
+    let fake = dir.join("2-echoenv");
+    std::fs::write(&fake, format!("#!/bin/sh\n{script}\n"))
+        .expect("write the script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755))
+        .unwrap();
+    (alone(SETENV, &dir), dir)
+}
+
+#[test]
+fn a_program_that_vanishes_or_loses_its_x_bit_is_127_or_126_from_command_too() {
+    // The script works for the fork + exec step, then removes itself (or its execute
+    // permission), so that the next step, with Command, cannot run it.
+    for (script, code, said) in [
+        ("echo ok; rm -- \"$0\"", 127, "No such file or directory"),
+        ("echo ok; chmod -x \"$0\"", 126, "Permission denied"),
+    ] {
+        let (setenv, dir) = setenv_with_fake_echoenv(script);
+        let run = lesson(&setenv).run();
+        assert_eq!(run.code(), Some(code), "{}", run.transcript());
+        let expected = format!("spawn {}: {said}", dir.join("2-echoenv").display());
+        assert!(run.stderr.contains(&expected), "{}", run.transcript());
+        std::fs::remove_dir_all(&dir).expect("remove the directory");
+    }
+}
+
+#[test]
+fn popen_style_reads_take_1_mib_and_refuse_more() {
+    // Only the third run (USER=Linus) is read through a pipe.
+    let print = |bytes: usize| {
+        format!(
+            "if [ \"$USER\" = Linus ]; then head -c {bytes} /dev/zero; \
+             else echo \"echoenv... Hello, $USER\"; fi"
+        )
+    };
+    let (setenv, dir) = setenv_with_fake_echoenv(&print(1 << 20));
+    let run = lesson(&setenv).run();
+    ok(&run);
+    assert!(run.stdout.len() > 1 << 20, "{}", run.stdout.len());
+    std::fs::remove_dir_all(&dir).expect("remove the directory");
+    let (setenv, dir) = setenv_with_fake_echoenv(&print((1 << 20) + 1));
+    let run = lesson(&setenv).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("read pipe from 2-echoenv: more than 1 MiB")
+    );
     std::fs::remove_dir_all(&dir).expect("remove the directory");
 }
 
