@@ -573,7 +573,8 @@ fn set_nonblocking(stream: &Stream) -> Result<(), Failure> {
 /// Reads one newline-terminated message, without its newline. `Ok(None)`: the peer
 /// closed the connection before sending anything (EOF). EOF in the middle of a
 /// message, a reset, a message longer than [`MAX_MESSAGE`], or the deadline: an
-/// error.
+/// error. (No `EINTR` case, here or in [`write_all`]: the socket is non-blocking,
+/// so a call never sleeps, and only a sleeping call can be interrupted by a signal.)
 pub fn read_line(
     stream: &mut Stream,
     pending: &mut Vec<u8>,
@@ -609,7 +610,6 @@ pub fn read_line(
                 let waiting_for = format!("message from {peer}");
                 wait_ready(stream.fd(), PollFlags::POLLIN, deadline, &waiting_for)?;
             }
-            Err(err) if err.kind() == ErrorKind::Interrupted => {}
             Err(err) => {
                 return Err(Failure::new(format!("read {peer}"), err).into());
             }
@@ -638,7 +638,6 @@ pub fn write_all(
                     &waiting_for,
                 )?;
             }
-            Err(err) if err.kind() == ErrorKind::Interrupted => {}
             Err(err) => {
                 return Err(Failure::new(format!("write {peer}"), err).into());
             }

@@ -254,7 +254,6 @@ fn serve_parent(
                 wait_ready(socket.fd(), PollFlags::POLLIN, deadline, &"parent")?;
                 continue;
             }
-            Err(err) if err.kind() == ErrorKind::Interrupted => continue,
             Err(err) => return Err(Failure::new("read parent", err).into()),
         };
         if n == 0 {
