@@ -574,7 +574,8 @@ fn set_nonblocking(stream: &Stream) -> Result<(), Failure> {
 /// closed the connection before sending anything (EOF). EOF in the middle of a
 /// message, a reset, a message longer than [`MAX_MESSAGE`], or the deadline: an
 /// error. (No `EINTR` case, here or in [`write_all`]: the socket is non-blocking,
-/// so a call never sleeps, and only a sleeping call can be interrupted by a signal.)
+/// so a call never sleeps, and only a sleeping call can be interrupted by a
+/// signal.)
 pub fn read_line(
     stream: &mut Stream,
     pending: &mut Vec<u8>,
