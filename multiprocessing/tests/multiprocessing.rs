@@ -408,6 +408,8 @@ fn multi4_stop_signals_end_and_reap_the_producers_while_they_sleep() {
             "{}",
             run.transcript()
         );
+        // They end on SIGTERM: no SIGKILL needed.
+        assert!(!run.stderr.contains("SIGKILL"), "{}", run.transcript());
     }
 }
 
@@ -564,7 +566,10 @@ fn multi5_child_prints_its_own_pid_and_argument() {
     assert_eq!(run.texts(), [format!("Hello from child {} -3", run.pid)]);
     // After `--`, even `--help` is the argument.
     let run = lesson(MULTI5_CHILD).args(["--", "--help"]).run();
-    assert_eq!(run.texts(), [format!("Hello from child {} --help", run.pid)]);
+    assert_eq!(
+        run.texts(),
+        [format!("Hello from child {} --help", run.pid)]
+    );
 }
 
 // ---------------------------------------------------------------- every program
@@ -828,6 +833,7 @@ fn stop_signals_end_multi3_mid_race_and_reap_the_busy_children() {
         for child in children {
             assert!(process(child).is_none(), "child {child} still there");
         }
+        assert!(!run.stderr.contains("SIGKILL"), "{}", run.transcript());
     }
 }
 
