@@ -24,8 +24,9 @@
 //!     cargo run -p bidir-spawn -- --reply-timeout 1 -- sh -c 'sleep 30 & wait'
 //!
 //! `bidir-child` is looked for next to this executable. Under `cargo run`, which
-//! builds only the binary it runs, a missing `bidir-child` is built first (`cargo
-//! build --bin bidir-child`), so the commands above need nothing else.
+//! builds only the binary it runs, a missing (or out-of-date) `bidir-child` is
+//! built first (`cargo build --bin bidir-child`), so the commands above need
+//! nothing else.
 //!
 //! Where this differs from the document, on purpose: the child runs in a process
 //! group of its own and dies with the parent (`PR_SET_PDEATHSIG`); its SIGPIPE,
@@ -737,13 +738,26 @@ fn program_and_args(options: &Options) -> Result<(String, Vec<String>), Failure>
 fn child_program() -> Result<PathBuf, Failure> {
     let me = std::env::current_exe().context("find this program (current_exe)")?;
     let child = me.with_file_name(CHILD);
-    if !child.exists()
-        && let Some(cargo) = std::env::var_os("CARGO")
+    if let Some(cargo) = std::env::var_os("CARGO")
+        && out_of_date(&child)
     {
         build_child(Path::new(&cargo), &me)?;
     }
     // Still missing (not started by cargo): exec reports it, with status 127.
     Ok(child)
+}
+
+/// Whether `child` is missing, or older than its source: edited since it was built,
+/// and `cargo run -p bidir-spawn` rebuilds only bidir-spawn. Without the source at
+/// hand (a copied binary), whatever is built is used.
+fn out_of_date(child: &Path) -> bool {
+    let source =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin/bidir-child.rs");
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified());
+    let Ok(built) = modified(child) else {
+        return true; // not built at all
+    };
+    modified(&source).is_ok_and(|edited| edited > built)
 }
 
 /// `cargo run -p bidir-spawn` builds only bidir-spawn. Started by cargo (it says so

@@ -995,6 +995,37 @@ fn under_cargo_a_missing_child_is_built_next_to_the_parent_first() {
 }
 
 #[test]
+fn under_cargo_a_child_older_than_its_source_is_rebuilt_and_a_newer_one_kept() {
+    for (stale, rebuilt) in [(true, true), (false, false)] {
+        let dir = TempDir::new("bidir-build");
+        let (copy, cargo) = lone_lesson(&dir, "debug", true);
+        let child = dir.path().join("debug/bidir-child");
+        std::fs::copy(CHILD_BIN, &child).unwrap(); // built now: newer than its source
+        if stale {
+            // As if built in 2000, and src/bin/bidir-child.rs edited since.
+            std::process::Command::new("touch")
+                .args(["-d", "2000-01-01"])
+                .arg(&child)
+                .status()
+                .unwrap();
+        }
+        let run = Lesson::new("env")
+            .arg(format!("CARGO={}", cargo.display()))
+            .arg(&copy)
+            .args(["--speed", "20"])
+            .run();
+        assert_eq!(run.code(), Some(0), "{}", run.transcript());
+        assert_eq!(
+            run.stderr.contains("building bidir-child first"),
+            rebuilt,
+            "{}",
+            run.transcript()
+        );
+        assert_eq!(dir.path().join("cargo-args").exists(), rebuilt);
+    }
+}
+
+#[test]
 fn a_failed_build_or_no_cargo_is_reported() {
     let dir = TempDir::new("bidir-build");
     let (copy, cargo) = lone_lesson(&dir, "debug", false);
