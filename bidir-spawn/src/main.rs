@@ -37,6 +37,13 @@
 //! child's whole process group (SIGTERM, then SIGKILL after 300 ms) and exit 128+n;
 //! the child is always reaped.
 
+mod child_program;
+mod group;
+mod replies;
+mod stops;
+
+use child_program::{CHILD, child_program};
+use group::{end_group, has_exited};
 use lesson_kit::args::{Parser, UsageError, parse_command_line, usage_failure};
 use lesson_kit::pace::SPEED_RANGE;
 use lesson_kit::{
@@ -44,42 +51,31 @@ use lesson_kit::{
 };
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::prctl::set_pdeathsig;
 use nix::sys::signal::{
     SigHandler, SigSet, SigmaskHow, Signal, killpg, signal, sigprocmask,
 };
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
+use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{
     ForkResult, Pid, dup2_stdin, dup2_stdout, execvp, fork, getpid, getppid, pipe2,
-    read, setpgid, write,
+    setpgid, write,
 };
+use replies::{Replies, Reply};
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
+use stops::StopSignals;
 
 const PROGRAM: &str = "bidir-spawn";
-
-/// The child program run when no PROGRAM is named: this package's other binary.
-const CHILD: &str = "bidir-child";
 
 /// pipes_test_child.py waits 3 s before reading a line and 3 s before replying.
 const CHILD_WAIT_SECS: f64 = 3.0;
 
 /// What `--reply-timeout` accepts: a millisecond to a day.
 const REPLY_TIMEOUT_RANGE: std::ops::RangeInclusive<f64> = 0.001..=86_400.0;
-
-/// The longest reply line the parent accepts (without its newline).
-const MAX_REPLY: usize = 64 * 1024;
-
-/// How long the child's process group gets to exit after SIGTERM, before SIGKILL.
-const GRACE: Duration = Duration::from_millis(300);
 
 struct Options {
     speed: f64,
@@ -523,177 +519,7 @@ fn wait_for_exit(
         .map_err(Talk::Failed)
 }
 
-/// Ends the child's process group, grandchildren included: SIGTERM, up to [`GRACE`]
-/// for the child to exit, then SIGKILL for whatever is left. Reaps the child;
-/// returns how it ended (`None` only if waitpid itself failed).
-fn end_group(child: Pid) -> Option<WaitStatus> {
-    let _ = killpg(child, Signal::SIGTERM); // errors: the group is gone already
-    let _ = killpg(child, Signal::SIGCONT); // a stopped process acts on it only now
-    if !exits_within(child, GRACE) {
-        note!(
-            "{PROGRAM}: child {child} still running {GRACE:?} after SIGTERM; \
-             SIGKILL"
-        );
-    }
-    // The child is not reaped yet, so its pid (the group's id) cannot have been
-    // given to another process: this SIGKILL reaches only what is left of the
-    // child's group.
-    let _ = killpg(child, Signal::SIGKILL);
-    waitpid(child, None).ok()
-}
-
-/// Whether the child exits within `limit` (checked every 5 ms), without reaping it.
-fn exits_within(child: Pid, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if has_exited(child) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Whether the child has exited, without reaping it (`WNOWAIT`): until we reap it,
-/// its pid and so its process group id stay ours to signal.
-fn has_exited(child: Pid) -> bool {
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-    !matches!(waitid(Id::Pid(child), flags), Ok(WaitStatus::StillAlive))
-}
 // ANCHOR_END: finish
-
-// ANCHOR: replies
-/// Reads the child's replies line by line, never waiting longer than asked.
-///
-/// Python's `input()` would block forever on a child that never answers. Here every
-/// wait is a `poll` with a timeout, on the pipe and on the stop signals, and bytes
-/// after a newline are kept for the next line.
-struct Replies {
-    from_child: Box<dyn AsFd>,
-    pending: Vec<u8>,
-}
-
-enum Reply {
-    Line(String),
-    /// The child closed its end: it has exited, or closed its stdout.
-    Eof,
-    /// Nothing (or no complete line) within the time limit.
-    Silent,
-    /// A stop signal arrived first.
-    Stopped(Signal),
-}
-
-impl Replies {
-    fn new(from_child: Box<dyn AsFd>) -> Replies {
-        Replies {
-            from_child,
-            pending: Vec::new(),
-        }
-    }
-
-    fn next_line(
-        &mut self,
-        timeout: Duration,
-        stops: &StopSignals,
-    ) -> Result<Reply, Failure> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let newline = self.pending.iter().position(|byte| *byte == b'\n');
-            if newline.unwrap_or(self.pending.len()) > MAX_REPLY {
-                let why = format!("a reply line is longer than {MAX_REPLY} bytes");
-                return Err(Failure::new("read the pipe from the child", why));
-            }
-            if let Some(end) = newline {
-                let line: Vec<u8> = self.pending.drain(..=end).collect();
-                let text = String::from_utf8_lossy(&line[..end]).into_owned();
-                return Ok(Reply::Line(text));
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(Reply::Silent);
-            }
-            let fd = self.from_child.as_fd();
-            let mut ready = [
-                PollFd::new(fd, PollFlags::POLLIN),
-                PollFd::new(stops.fd(), PollFlags::POLLIN),
-            ];
-            match poll(&mut ready, poll_timeout(left)) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(errno) => {
-                    return Err(errno).context("poll the pipe from the child");
-                }
-            }
-            if let Some(signal) = stops.take() {
-                return Ok(Reply::Stopped(signal));
-            }
-            if ready[0].revents().is_none_or(|events| events.is_empty()) {
-                continue; // nothing yet: the deadline check decides
-            }
-            let mut chunk = [0u8; 4096];
-            let n = read(fd, &mut chunk).context("read the pipe from the child")?;
-            if n == 0 && self.pending.is_empty() {
-                return Ok(Reply::Eof);
-            }
-            if n == 0 {
-                // EOF after a partial line: deliver it, the next call reports EOF.
-                let text = String::from_utf8_lossy(&self.pending).into_owned();
-                self.pending.clear();
-                return Ok(Reply::Line(text));
-            }
-            self.pending.extend_from_slice(&chunk[..n]);
-        }
-    }
-}
-// ANCHOR_END: replies
-
-/// A `poll` timeout for what is `left` of a wait, at most a second (the caller
-/// loops).
-fn poll_timeout(left: Duration) -> PollTimeout {
-    PollTimeout::from(u16::try_from(left.as_millis().min(1000)).unwrap_or(1000))
-}
-
-// ANCHOR: stops
-/// SIGINT, SIGTERM and SIGHUP, blocked and read from a descriptor (`signalfd`)
-/// instead of run as handlers: every wait polls that descriptor beside what it
-/// waits for, so a stop signal is seen at once, even while we wait for a reply or
-/// for the child to exit, and a second Ctrl-C only waits, blocked, while the first
-/// one's clean-up runs.
-struct StopSignals(SignalFd);
-
-impl StopSignals {
-    fn block() -> Result<StopSignals, Failure> {
-        let mut stops = SigSet::empty();
-        for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-            stops.add(signal);
-        }
-        stops.thread_block().context("sigprocmask SIG_BLOCK")?;
-        let flags = SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC;
-        let fd = SignalFd::with_flags(&stops, flags).context("signalfd")?;
-        Ok(StopSignals(fd))
-    }
-
-    fn fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
-    }
-
-    /// The stop signal that has arrived, if any; never waits.
-    fn take(&self) -> Option<Signal> {
-        let info = self.0.read_signal().ok()??;
-        Signal::try_from(i32::try_from(info.ssi_signo).ok()?).ok()
-    }
-
-    /// Waits up to `limit` for a stop signal.
-    fn wait(&self, limit: Duration) -> Result<Option<Signal>, Failure> {
-        let mut ready = [PollFd::new(self.fd(), PollFlags::POLLIN)];
-        match poll(&mut ready, poll_timeout(limit)) {
-            Ok(_) | Err(Errno::EINTR) => Ok(self.take()),
-            Err(errno) => Err(errno).context("poll signalfd"),
-        }
-    }
-}
-// ANCHOR_END: stops
 
 /// Closes our ends of the two pipes, which the hand-written spawn put on fd 0 and
 /// fd 1, by putting /dev/null there instead (closing fd 0 or 1 outright would let
@@ -732,62 +558,6 @@ fn program_and_args(options: &Options) -> Result<(String, Vec<String>), Failure>
     }
     args.push("spam".to_owned());
     Ok((child.to_string_lossy().into_owned(), args))
-}
-
-/// bidir-child's path: next to this executable, where cargo builds both.
-fn child_program() -> Result<PathBuf, Failure> {
-    let me = std::env::current_exe().context("find this program (current_exe)")?;
-    let child = me.with_file_name(CHILD);
-    if let Some(cargo) = std::env::var_os("CARGO")
-        && out_of_date(&child)
-    {
-        build_child(Path::new(&cargo), &me)?;
-    }
-    // Still missing (not started by cargo): exec reports it, with status 127.
-    Ok(child)
-}
-
-/// Whether `child` is missing, or older than its source: edited since it was built,
-/// and `cargo run -p bidir-spawn` rebuilds only bidir-spawn. Without the source at
-/// hand (a copied binary), whatever is built is used.
-fn out_of_date(child: &Path) -> bool {
-    let source =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin/bidir-child.rs");
-    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified());
-    let Ok(built) = modified(child) else {
-        return true; // not built at all
-    };
-    modified(&source).is_ok_and(|edited| edited > built)
-}
-
-/// `cargo run -p bidir-spawn` builds only bidir-spawn. Started by cargo (it says so
-/// in `CARGO`), build bidir-child the same way, into the same directory.
-fn build_child(cargo: &Path, me: &Path) -> Result<(), Failure> {
-    let profile_dir = me.parent().unwrap_or(Path::new("."));
-    let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
-        Some("debug") | None => "dev",
-        Some(name) => name,
-    };
-    note!(
-        "{PROGRAM}: building {CHILD} first \
-         (cargo run builds only the binary it runs)"
-    );
-    let mut build = Command::new(cargo);
-    build
-        .args(["build", "--quiet", "--bin", CHILD, "--profile", profile])
-        .arg("--target-dir")
-        .arg(profile_dir.parent().unwrap_or(Path::new("target")));
-    if let Some(package) = std::env::var_os("CARGO_MANIFEST_DIR") {
-        build
-            .arg("--manifest-path")
-            .arg(Path::new(&package).join("Cargo.toml"));
-    }
-    let status = build.status().context("run cargo build")?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Failure::new(format!("cargo build --bin {CHILD}"), status))
-    }
 }
 
 /// argv for exec, as C strings. A NUL byte would cut an argument short: refuse it.
