@@ -154,7 +154,7 @@ pub fn plan(
     let original = |file: &str| places.originals.join(file).into_os_string();
     let python = OsString::from(places.python);
     let binary = |name: &str| places.binaries.join(name).into_os_string();
-    let mut made = 0;
+    let mut made: usize = 0; // makes the folder names unique
     let mut scratch = |name: &str| -> std::io::Result<PathBuf> {
         made += 1;
         let dir = places
