@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// - the quotes are single, unless the bytes contain `'` and no `"`, then double;
 /// - `\` and the chosen quote are escaped with a backslash;
 /// - tab, newline and carriage return are written `\t`, `\n`, `\r`;
-/// - any other byte outside printable ASCII (below 0x20, or 0x7f and above) is `\xhh`,
+/// - any other byte outside printable ASCII (below 0x20, or 0x7f and up) is `\xhh`,
 ///   with lowercase hex digits.
 pub fn bytes_repr(bytes: &[u8]) -> String {
     let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {

@@ -105,9 +105,9 @@ fn usage() -> String {
 Usage: {PROGRAM} [--default] [--show-fds]
 
 Writes to a pipe whose read end is closed. By default SIGPIPE is ignored (as in
-every Rust program): the write fails with EPIPE, reported, exit status 1. With
---default, SIGPIPE's default action is restored first: the kernel kills the process
-during the write, and the shell shows status 141 (128 + 13).
+every Rust program): the write fails with EPIPE, reported, exit status 1. With the
+option --default, SIGPIPE's default action is restored first: the kernel kills the
+process during the write, and the shell shows status 141 (128 + 13).
 
 Options:
   --default    restore SIGPIPE's default action before writing
