@@ -153,6 +153,7 @@ impl Parser {
     /// range the program can honour (a wait that fits in a `Duration` and a `poll` timeout,
     /// a size that fits in memory), and the error names it:
     /// `--speed "1e-20": must be from 0.001 to 1000000`.
+    // ANCHOR: value_in
     pub fn value_in<T>(
         &mut self,
         option: &str,
@@ -175,6 +176,7 @@ impl Parser {
             )))
         }
     }
+    // ANCHOR_END: value_in
 
     /// The error for an option or argument the lesson does not know.
     pub fn unexpected(&self, arg: &str) -> UsageError {

@@ -29,6 +29,7 @@ pub mod pyfmt;
 /// ```
 /// lesson_kit::note!("Parent {} forked child {}", 41, 42);
 /// ```
+// ANCHOR: note
 #[macro_export]
 macro_rules! note {
     ($($arg:tt)*) => {{
@@ -42,6 +43,7 @@ macro_rules! note {
         let _ = ::std::io::stderr().write_all(line.as_bytes());
     }};
 }
+// ANCHOR_END: note
 
 /// The exit status for a lesson stopped by `signal`: the shell's `128 + n` (130 for SIGINT,
 /// 143 for SIGTERM, 129 for SIGHUP).
