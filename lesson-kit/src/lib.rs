@@ -34,11 +34,12 @@ pub mod pyfmt;
 macro_rules! note {
     ($($arg:tt)*) => {{
         use ::std::io::Write as _;
-        // Built first and written with one `write`: stderr is unbuffered, and `writeln!`
-        // straight to it makes one system call per piece, so the notes of a parent and a
-        // child could interleave mid-line (`scripts/trace` shows it). One write of at
-        // most PIPE_BUF bytes to a pipe is never split. A failed note is not worth a
-        // failure: stdout carries the lesson's output, and the exit status tells the rest.
+        // Built first, then written with one `write`: stderr is unbuffered, and
+        // `writeln!` straight to it makes one system call per piece, so the notes of
+        // a parent and a child could interleave mid-line (`scripts/trace` shows it).
+        // One write of at most PIPE_BUF bytes to a pipe is never split. A failed note
+        // is not worth a failure: stdout carries the lesson's output, and the exit
+        // status tells the rest.
         let line = ::std::format!("{}\n", ::std::format_args!($($arg)*));
         let _ = ::std::io::stderr().write_all(line.as_bytes());
     }};
