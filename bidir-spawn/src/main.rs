@@ -13,13 +13,14 @@
 //!     Parent got: "Child 20267 got: [Hello 2 from parent 20266]"
 //!
 //! Usage: bidir-spawn [--speed X] [--no-flush] [--reply-timeout SECS] [--command]
-//!                    [-- PROGRAM [ARGS...]]
+//!                    [--show-fds] [-- PROGRAM [ARGS...]]
 //!
 //! Try it:
 //!     cargo run -p bidir-spawn                      # the document's 12-second run
 //!     cargo run -p bidir-spawn -- --speed 10
 //!     cargo run -p bidir-spawn -- --speed 10 --no-flush   # the flush deadlock
 //!     cargo run -p bidir-spawn -- --command --speed 10    # with std's Command
+//!     cargo run -p bidir-spawn -- --speed 100 --show-fds  # descriptor tables
 //!     cargo run -p bidir-spawn -- -- cat -n         # any program: cat echoes
 //!     cargo run -p bidir-spawn -- --reply-timeout 1 -- sh -c 'sleep 30 & wait'
 //!
@@ -47,7 +48,7 @@ use group::{end_group, has_exited};
 use lesson_kit::args::{Parser, UsageError, parse_command_line, usage_failure};
 use lesson_kit::pace::SPEED_RANGE;
 use lesson_kit::{
-    Context, Failure, describe_wait, exit, exited_ok, note, signal_exit,
+    Context, Failure, describe_wait, exit, exited_ok, fds, note, signal_exit,
 };
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -84,6 +85,8 @@ struct Options {
     reply_timeout: Option<f64>,
     /// Spawn with std::process::Command instead of the hand-written fork + exec.
     command: bool,
+    /// Print the descriptor tables at each step (stderr), in parent and child.
+    show_fds: bool,
     /// The program to spawn and its arguments; empty: bidir-child.
     program: Vec<String>,
 }
@@ -115,12 +118,13 @@ fn main() -> Result<ExitCode, Failure> {
     let (child, to_child, mut replies) = if options.command {
         match spawn_with_command(me, &program, &args)? {
             Spawned::Running(child, to_child, replies) => {
+                show(&options, "after Command::spawn");
                 (child, to_child, replies)
             }
             Spawned::Failed(code) => return Ok(ExitCode::from(code)),
         }
     } else {
-        let child = spawn(me, &argv)?;
+        let child = spawn(me, &argv, options.show_fds)?;
         // From here on our own stdout writes into the child's stdin, and our own
         // stdin reads the child's stdout, exactly as in the document.
         let to_child: Box<dyn Write> = Box::new(io::stdout());
@@ -147,6 +151,7 @@ fn main() -> Result<ExitCode, Failure> {
             note!("{PROGRAM}: {failure}");
         }
     }
+    show(&options, "after closing both pipes");
     let code = finish(child, talk, ended, timeout, &stops);
     // ANCHOR_END: choreography
     Ok(code)
@@ -158,7 +163,13 @@ fn main() -> Result<ExitCode, Failure> {
 /// stdout onto its ends of the pipes. The child then `execvp`s `argv`. Returns the
 /// child's pid; from then on, the parent's stdout goes to the child and its stdin
 /// comes from the child.
-fn spawn(parent: Pid, argv: &[CString]) -> Result<Pid, Failure> {
+fn spawn(parent: Pid, argv: &[CString], show_fds: bool) -> Result<Pid, Failure> {
+    // --show-fds: the parent's tables. (A closure that only calls: no allocation.)
+    let parent_shows = |step: &str| {
+        if show_fds {
+            fds::show("parent", step);
+        }
+    };
     // Two one-way pipes make one two-way conversation. O_CLOEXEC: any copy we
     // forget is closed by exec, so the exec'd program holds only what we give it on
     // purpose.
@@ -166,19 +177,34 @@ fn spawn(parent: Pid, argv: &[CString]) -> Result<Pid, Failure> {
         pipe2(OFlag::O_CLOEXEC).context("pipe2 (child to parent)")?;
     let (child_in, parent_out) =
         pipe2(OFlag::O_CLOEXEC).context("pipe2 (parent to child)")?;
+    parent_shows("after pipe2 twice");
 
+    // The child may print its tables before exec only if it is the child of a
+    // single-threaded process (fds::show allocates and reads /proc): counted here,
+    // just before the fork. Otherwise it shows them only after exec.
+    let child_may_show = show_fds && single_threaded();
     // Or the child could print it again:
     io::stdout().flush().context("flush stdout")?;
     // SAFETY: this process is single-threaded when it forks (nothing before this
-    // point starts a thread). The child still follows the strict rules for a forked
-    // child: it only makes system calls (setpgid, prctl, dup2, close, sigaction,
-    // sigprocmask, write), execs and _exits, all async-signal-safe except execvp's
-    // PATH search, which is fine in a single-threaded process. argv was allocated
-    // before the fork.
+    // point starts a thread; with --show-fds, /proc/self/task has just said so, and
+    // only this thread could have started another since). The child still follows
+    // the strict rules for a forked child: it only makes system calls (setpgid,
+    // prctl, dup2, close, sigaction, sigprocmask, write), execs and _exits, all
+    // async-signal-safe except execvp's PATH search, which is fine in a
+    // single-threaded process. argv was allocated before the fork. The one
+    // exception, fds::show (which allocates), runs only if child_may_show: the
+    // child of a single-threaded process is an ordinary single-threaded process,
+    // where no other thread can have left the allocator's lock taken at the fork.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             // In the child: no allocation, no `?`, no println!, no unwrap from here
-            // on. A process group of its own: one killpg ends it and all it starts.
+            // on (but fds::show, if child_may_show: see SAFETY above).
+            let child_shows = |step: &str| {
+                if child_may_show {
+                    fds::show("child", step);
+                }
+            };
+            // A process group of its own: one killpg ends it and all it starts.
             let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
             // If the parent dies, the kernel kills us (prctl cannot fail for a
             // valid signal); if it died before this line, we are an orphan already:
@@ -187,8 +213,10 @@ fn spawn(parent: Pid, argv: &[CString]) -> Result<Pid, Failure> {
             if getppid() != parent {
                 die(b"bidir-spawn: the parent is gone\n", exit::RUNTIME);
             }
+            child_shows("after fork");
             drop(parent_in); // the parent's ends are not ours
             drop(parent_out);
+            child_shows("after closing the parent's ends");
             if dup2_stdin(&child_in).is_err() {
                 die(
                     b"bidir-spawn: dup2 stdin failed in the child\n",
@@ -201,9 +229,11 @@ fn spawn(parent: Pid, argv: &[CString]) -> Result<Pid, Failure> {
                     exit::RUNTIME,
                 );
             }
+            child_shows("after dup2 onto fd 0 and 1");
             drop(child_in); // fd 0 and fd 1 are the copies we keep
             drop(child_out);
             close_inherited_descriptors();
+            child_shows("after closing the originals and what it inherited");
             // Rust set SIGPIPE to "ignore" before main, and an ignored signal stays
             // ignored across exec; our blocked stop signals would stay blocked.
             // Give the program the defaults it expects. (Command resets SIGPIPE,
@@ -222,17 +252,21 @@ fn spawn(parent: Pid, argv: &[CString]) -> Result<Pid, Failure> {
             // exists before we ever signal it. (EACCES once the child has exec'd:
             // harmless.)
             let _ = setpgid(child, child);
+            parent_shows("after fork");
             // The child's ends: if we kept child_out, we would never see EOF from
             // the child, even after it exits.
             drop(child_in);
             drop(child_out);
+            parent_shows("after closing the child's ends");
             let rewired = dup2_stdin(&parent_in)
                 .context("dup2 pipe onto stdin")
                 .and_then(|_| {
                     dup2_stdout(&parent_out).context("dup2 pipe onto stdout")
                 });
+            parent_shows("after dup2 onto fd 0 and 1");
             drop(parent_in); // fd 0 and fd 1 are now the copies we use
             drop(parent_out);
+            parent_shows("after closing the originals");
             if let Err(failure) = rewired {
                 end_group(child); // never leave a child behind, not even here
                 return Err(failure);
@@ -242,6 +276,19 @@ fn spawn(parent: Pid, argv: &[CString]) -> Result<Pid, Failure> {
     }
 }
 // ANCHOR_END: spawn
+
+/// Whether this process runs one thread: `/proc/self/task` lists one entry per
+/// thread. (Read in the parent, before fork, where it may allocate.)
+fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
+}
+
+/// `--show-fds`: the parent's table at `step`.
+fn show(options: &Options, step: &str) {
+    if options.show_fds {
+        fds::show("parent", step);
+    }
+}
 
 /// Closes every descriptor above 2 in the child, before exec.
 ///
@@ -556,6 +603,9 @@ fn program_and_args(options: &Options) -> Result<(String, Vec<String>), Failure>
     if !options.flush {
         args.push("--no-flush".to_owned());
     }
+    if options.show_fds {
+        args.push("--show-fds".to_owned()); // its table after exec
+    }
     args.push("spam".to_owned());
     Ok((child.to_string_lossy().into_owned(), args))
 }
@@ -579,6 +629,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
         flush: true,
         reply_timeout: None,
         command: false,
+        show_fds: false,
         program: Vec::new(),
     };
     while let Some(arg) = parser.next()? {
@@ -597,6 +648,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
                 options.reply_timeout = Some(secs);
             }
             "--command" => options.command = true,
+            "--show-fds" => options.show_fds = true,
             "-h" | "--help" => return Ok(None),
             _ => return Err(parser.unexpected(&arg)),
         }
@@ -613,7 +665,7 @@ fn usage() -> String {
     format!(
         "\
 Usage: {PROGRAM} [--speed X] [--no-flush] [--reply-timeout SECS] [--command]
-                   [-- PROGRAM [ARGS...]]
+                   [--show-fds] [-- PROGRAM [ARGS...]]
 
 The parent makes two pipes, forks, and rewires its stdin/stdout onto them; the child
 rewires its own and execs PROGRAM (by default {CHILD} --speed X spam, the
@@ -630,6 +682,9 @@ Options:
   --reply-timeout SECS  how long to wait for each reply, 0.001 to 86400 (default:
                         2 s more than the document's child needs at this speed)
   --command             spawn with std::process::Command instead of fork + exec
+  --show-fds            print the descriptor tables on stderr: the parent's after
+                        pipe2, fork, each close and dup2; the child's after fork,
+                        its closes and dup2, and {CHILD}'s after exec
   -h, --help            print this help
 
 SIGINT, SIGTERM and SIGHUP end the child's whole process group (SIGTERM, SIGKILL

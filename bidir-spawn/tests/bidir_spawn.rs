@@ -910,13 +910,14 @@ fn help_of_both_binaries_is_aligned_and_lists_every_option() {
             "--no-flush",
             "--reply-timeout SECS",
             "--command",
+            "--show-fds",
             "--help",
         ],
     );
     assert_help(
         CHILD_BIN,
         "bidir-child",
-        &["--speed X", "--no-flush", "--help"],
+        &["--speed X", "--no-flush", "--show-fds", "--help"],
     );
 }
 

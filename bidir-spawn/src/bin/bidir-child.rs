@@ -7,12 +7,13 @@
 //! `bidir-spawn` gives it a pipe as stdin and another as stdout; run by hand, it
 //! talks to the terminal.
 //!
-//! Usage: bidir-child [--speed X] [--no-flush] ARG
+//! Usage: bidir-child [--speed X] [--no-flush] [--show-fds] ARG
 //!
 //! Try it:
 //!     cargo run -p bidir-spawn -- --speed 10   # bidir-spawn runs it for you
 //!     printf 'a\nb\n' | cargo run -p bidir-spawn --bin bidir-child -- spam
 //!     cargo run -p bidir-spawn --bin bidir-child -- spam   # then type two lines
+//!     echo | cargo run -p bidir-spawn --bin bidir-child -- --show-fds spam
 //!
 //! Where this differs from pipes_test_child.py, on purpose: its replies go through
 //! a `BufWriter`, a block buffer like the one Python gives a program whose stdout
@@ -23,7 +24,7 @@
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pace::SPEED_RANGE;
-use lesson_kit::{Context, Failure, note};
+use lesson_kit::{Context, Failure, fds, note};
 use nix::unistd::{getpid, getppid};
 use std::io::{self, BufRead, BufWriter, Read, Write};
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ const MAX_LINE: usize = 64 * 1024;
 struct Options {
     speed: f64,
     flush: bool,
+    /// Print this program's descriptor table as exec left it (stderr).
+    show_fds: bool,
     arg: String,
 }
 
@@ -50,6 +53,11 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(code) => return code, // --help printed, or a usage error reported
     };
+    if options.show_fds {
+        // Same pid as the child that bidir-spawn forked: exec keeps the process and
+        // its descriptors, except those marked close-on-exec.
+        fds::show(PROGRAM, "after exec");
+    }
     let me = getpid();
     match converse(me, &options) {
         Ok(()) => ExitCode::SUCCESS,
@@ -116,11 +124,13 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     let mut parser = Parser::from_env(PROGRAM)?;
     let mut speed = 1.0;
     let mut flush = true;
+    let mut show_fds = false;
     let mut args = Vec::new();
     while let Some(arg) = parser.next()? {
         match arg.as_str() {
             "--speed" => speed = parser.value_in(&arg, SPEED_RANGE)?,
             "--no-flush" => flush = false,
+            "--show-fds" => show_fds = true,
             "-h" | "--help" => return Ok(None),
             _ if parser.options_ended() || !arg.starts_with('-') || arg == "-" => {
                 args.push(arg);
@@ -130,13 +140,18 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     }
     let [arg] = <[String; 1]>::try_from(args)
         .map_err(|_| UsageError("takes exactly one argument, ARG".to_owned()))?;
-    Ok(Some(Options { speed, flush, arg }))
+    Ok(Some(Options {
+        speed,
+        flush,
+        show_fds,
+        arg,
+    }))
 }
 
 fn usage() -> String {
     format!(
         "\
-Usage: {PROGRAM} [--speed X] [--no-flush] ARG
+Usage: {PROGRAM} [--speed X] [--no-flush] [--show-fds] ARG
 
 The child program of bidir-spawn (the documents' pipes_test_child.py). Says on
 stderr `Child <pid> of <ppid> got arg: \"ARG\"`, then twice: waits 3 s, reads a
@@ -146,6 +161,7 @@ flushed.
 Options:
   --speed X    make the 3 s waits X times shorter, 0.001 to 1000000 (default 1)
   --no-flush   DELIBERATELY BROKEN: do not flush the replies (the flush deadlock)
+  --show-fds   print its descriptor table on stderr first, as exec left it
   -h, --help   print this help
 
 Exit status: 0 both lines answered; 1 EOF before a line, a line longer than 64 KiB,
