@@ -74,7 +74,10 @@ impl Replies {
                     return Err(errno).context("poll the pipe from the child");
                 }
             }
-            if let Some(signal) = stops.take() {
+            // Read the signalfd only when poll says a signal waits there: no
+            // useless read (EAGAIN) for every reply.
+            let signalled = ready[1].revents().is_some_and(|e| !e.is_empty());
+            if let Some(signal) = stops.take_if(signalled) {
                 return Ok(Reply::Stopped(signal));
             }
             if ready[0].revents().is_none_or(|events| events.is_empty()) {

@@ -44,11 +44,17 @@ impl StopSignals {
         Signal::try_from(i32::try_from(info.ssi_signo).ok()?).ok()
     }
 
+    /// The stop signal that has arrived, if `poll` said one waits (`ready`).
+    pub fn take_if(&self, ready: bool) -> Option<Signal> {
+        if ready { self.take() } else { None }
+    }
+
     /// Waits up to `limit` for a stop signal.
     pub fn wait(&self, limit: Duration) -> Result<Option<Signal>, Failure> {
         let mut ready = [PollFd::new(self.fd(), PollFlags::POLLIN)];
         match poll(&mut ready, poll_timeout(limit)) {
-            Ok(_) | Err(Errno::EINTR) => Ok(self.take()),
+            Ok(n) => Ok(self.take_if(n > 0)),
+            Err(Errno::EINTR) => Ok(None), // the caller loops
             Err(errno) => Err(errno).context("poll signalfd"),
         }
     }
