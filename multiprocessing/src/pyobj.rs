@@ -460,7 +460,11 @@ mod tests {
         let deep = "[".repeat(100);
         let err = PyObject::from_json(&deep).unwrap_err();
         assert!(err.contains("levels of nesting"), "{err}");
-        let nested = format!("{}{}", "[".repeat(60), "]".repeat(60));
-        assert!(PyObject::from_json(&nested).is_ok());
+        // MAX_DEPTH (64) levels inside the outermost list are fine, one more is not.
+        let nested = |levels: usize| {
+            format!("{}1{}", "[".repeat(levels), "]".repeat(levels))
+        };
+        assert!(PyObject::from_json(&nested(64)).is_ok());
+        assert!(PyObject::from_json(&nested(65)).is_err());
     }
 }

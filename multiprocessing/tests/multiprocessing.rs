@@ -742,6 +742,32 @@ fn a_closed_stdout_pipe_is_reported_and_every_child_reaped() {
 }
 
 #[test]
+fn a_child_that_cannot_write_names_the_error_and_exits_1() {
+    // `head -n 1` takes `start <pid>` and is gone long before the producers' first
+    // line (0.5 s later); with --blocking the parent writes nothing meanwhile. So the
+    // producers are the ones to meet EPIPE.
+    let script = r#""$0" --blocking --speed 2 --count 1 | head -n 1
+        echo "status ${PIPESTATUS[0]}" >&2"#;
+    let run = in_shell(script, MULTI4).run();
+    assert!(run.stderr.contains("status 1"), "{}", run.transcript());
+    let failed = run
+        .stderr
+        .lines()
+        .filter(|line| {
+            line.starts_with("multi4: child ")
+                && line.ends_with("write stdout: EPIPE: Broken pipe")
+        })
+        .count();
+    assert_eq!(failed, 3, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("queue: every producer is gone, 3 records missing"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
 fn a_full_stderr_changes_nothing_but_the_notes() {
     let run = in_shell(r#"exec "$0" 2>/dev/full"#, MULTI5).run();
     assert_ok(&run);
