@@ -391,3 +391,24 @@ fn book_transcript_of_the_tables_matches_a_fresh_run() {
     };
     check_transcript_of(&path, &run);
 }
+
+#[test]
+fn an_inherited_descriptor_reaches_the_program_only_through_command() {
+    // fd 9, open without close-on-exec in the lesson: the hand-written spawn closes
+    // it before exec, Command passes it on (the chapter's claim).
+    for (style, passed) in [("", false), ("--command", true)] {
+        let script =
+            format!("exec \"$0\" {style} --speed 100 --show-fds 9</dev/null");
+        let run = Lesson::new("sh")
+            .args(["-c", &script, BIN])
+            .deadline(Duration::from_secs(10))
+            .run();
+        assert_eq!(run.code(), Some(0), "{}", run.transcript());
+        let blocks = blocks(&run.stderr);
+        let execd = block(&blocks, "bidir-child", "after exec");
+        let has_9 = execd.rows.iter().any(|r| r.fd == 9);
+        assert_eq!(has_9, passed, "{style:?}: {execd:#?}");
+        let parent = block(&blocks, "parent", "after closing both pipes");
+        assert!(parent.rows.iter().any(|r| r.fd == 9), "{parent:#?}");
+    }
+}
