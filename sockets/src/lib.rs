@@ -84,6 +84,36 @@ pub fn stop_on_signals() -> Result<(), Failure> {
 }
 // ANCHOR_END: signals
 
+/// Set by `--show-fds`: print the descriptor table at each step.
+static SHOW_FDS: AtomicBool = AtomicBool::new(false);
+
+/// `--show-fds`: from now on, [`show_fds`] prints this process's descriptor table.
+pub fn show_fds_from_now(on: bool) {
+    SHOW_FDS.store(on, Ordering::SeqCst);
+}
+
+/// With `--show-fds`, prints this process's descriptor table on stderr, headed by
+/// `who` and the step of the choreography just done: `[fds] server 4242, after
+/// accept:`. (The threads of one process share one table: what a client thread
+/// shows includes the server's sockets.)
+pub fn show_fds(who: &str, step: &str) {
+    if SHOW_FDS.load(Ordering::SeqCst) {
+        lesson_kit::fds::show(who, step);
+    }
+}
+
+/// The text [`show_fds`] would print now, for a process that must print it later
+/// (empty without `--show-fds`).
+pub fn fds_snapshot(who: &str, step: &str) -> String {
+    if !SHOW_FDS.load(Ordering::SeqCst) {
+        return String::new();
+    }
+    match lesson_kit::fds::table() {
+        Ok(fds) => lesson_kit::fds::render(who, std::process::id(), step, &fds),
+        Err(err) => format!("[fds] {who}: read /proc/self/fd: {err}\n"),
+    }
+}
+
 /// The signal that asked us to stop, if one did.
 pub fn stop_signal() -> Option<i32> {
     if !STOP.load(Ordering::SeqCst) {
@@ -527,6 +557,8 @@ pub fn serve(
             }
         };
         accept_failing = false;
+        // A new socket for this one client; the listening socket stays, for the next.
+        show_fds("server", "after accept");
         served.connections += 1;
         match answer(stream, &peer, timeout) {
             Ok(()) => served.answered += 1,
@@ -557,6 +589,7 @@ fn answer(mut stream: Stream, peer: &str, timeout: Duration) -> Result<(), Fault
     // of it. (The side that closes first keeps the connection in TIME_WAIT for a
     // while.)
     drop(stream);
+    show_fds("server", "after close (hung up)");
     Ok(())
 }
 // ANCHOR_END: answer
@@ -592,6 +625,11 @@ pub fn read_line(
             let why = format!("no newline in the first {MAX_MESSAGE} bytes");
             return Err(Fault::Failed(Failure::new(format!("read {peer}"), why)));
         }
+        // Wait until the socket has something to say (bytes, EOF or an error),
+        // then read it: the read never finds the socket empty, so a trace shows
+        // one `recvfrom` per arrival and no `EAGAIN`.
+        let waiting_for = format!("message from {peer}");
+        wait_ready(stream.fd(), PollFlags::POLLIN, deadline, &waiting_for)?;
         match stream.read(&mut chunk) {
             Ok(0) if pending.is_empty() => return Ok(None),
             Ok(0) => {
@@ -607,10 +645,8 @@ pub fn read_line(
                 )));
             }
             Ok(n) => pending.extend_from_slice(&chunk[..n]),
-            Err(err) if err.kind() == ErrorKind::WouldBlock => {
-                let waiting_for = format!("message from {peer}");
-                wait_ready(stream.fd(), PollFlags::POLLIN, deadline, &waiting_for)?;
-            }
+            // Woken for nothing (another reader was quicker): wait again.
+            Err(err) if err.kind() == ErrorKind::WouldBlock => {}
             Err(err) => {
                 return Err(Failure::new(format!("read {peer}"), err).into());
             }
@@ -737,6 +773,7 @@ pub fn converse(
 ) -> Result<Vec<u8>, Fault> {
     let deadline = Instant::now() + timeout;
     let mut stream = connect_to(address, deadline)?;
+    show_fds(name, "after socket and connect");
     write_all(
         &mut stream,
         format!("{name}\n").as_bytes(),
@@ -760,6 +797,7 @@ pub fn converse(
         Err(fault) => return Err(fault),
     }
     drop(stream); // we close second: the connection is over on both sides
+    show_fds(name, "after close");
     Ok(reply)
 }
 // ANCHOR_END: converse
@@ -848,6 +886,12 @@ pub const ADDRESS_HELP: &str = concat!(
     "                       (default 10)",
 );
 
+/// The help line for `--show-fds`, in the column of [`ADDRESS_HELP`].
+pub const SHOW_FDS_HELP: &str = concat!(
+    "  --show-fds           print the descriptor table (on stderr) at each step:\n",
+    "                       after listen, accept, connect and each close",
+);
+
 /// The options every socket program takes: where to meet, and the time limit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeetOptions {
@@ -855,6 +899,8 @@ pub struct MeetOptions {
     port: Option<u16>,
     unix: Option<PathBuf>,
     pub timeout: Duration,
+    /// `--show-fds`.
+    pub show_fds: bool,
 }
 
 impl Default for MeetOptions {
@@ -864,13 +910,14 @@ impl Default for MeetOptions {
             port: None,
             unix: None,
             timeout: DEFAULT_TIMEOUT,
+            show_fds: false,
         }
     }
 }
 
 impl MeetOptions {
-    /// Takes `--host`, `--port`, `--unix` or `--timeout`; `Ok(false)` for other
-    /// options.
+    /// Takes `--host`, `--port`, `--unix`, `--timeout` or `--show-fds`; `Ok(false)`
+    /// for other options.
     pub fn accept(
         &mut self,
         option: &str,
@@ -887,6 +934,7 @@ impl MeetOptions {
                 let secs = parser.value_in(option, TIMEOUT_RANGE)?;
                 self.timeout = Duration::from_secs_f64(secs);
             }
+            "--show-fds" => self.show_fds = true,
             _ => return Ok(false),
         }
         Ok(true)

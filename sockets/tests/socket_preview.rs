@@ -253,6 +253,7 @@ fn help_lists_every_option() {
         "--unix PATH",
         "--timeout SECS",
         "--no-reuse-address",
+        "--show-fds",
         "Exit status",
     ] {
         assert!(help.contains(needle), "{needle} missing:\n{help}");

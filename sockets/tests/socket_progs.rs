@@ -457,6 +457,7 @@ fn help_lists_every_mode_and_option() {
         "--unix PATH",
         "--timeout SECS",
         "--no-reuse-address",
+        "--show-fds",
     ] {
         assert!(help.contains(needle), "{needle} missing:\n{help}");
     }

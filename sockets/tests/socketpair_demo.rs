@@ -169,6 +169,7 @@ fn help_lists_every_option() {
         "--messages N",
         "--read-size N",
         "--close-instead",
+        "--show-fds",
     ] {
         assert!(help.contains(needle), "{needle} missing:\n{help}");
     }

@@ -10,7 +10,7 @@
 //! in whatever order the threads finish. The program ends when the five are done.
 //!
 //! Usage: socket-preview [--clients N] [--host ADDR] [--port N] [--unix PATH]
-//!                       [--timeout SECS] [--no-reuse-address]
+//!                       [--timeout SECS] [--no-reuse-address] [--show-fds]
 //!
 //! Try it:
 //!     cargo run -p sockets --bin socket-preview
@@ -18,6 +18,7 @@
 //!     cargo run -p sockets --bin socket-preview -- --unix /tmp/socket-preview.sock
 //!     cargo run -p sockets --bin socket-preview -- --no-reuse-address --port 50009
 //!     cargo run -p sockets --bin socket-preview -- --no-reuse-address --port 50009
+//!     cargo run -p sockets --bin socket-preview -- --port 0 --clients 1 --show-fds
 //!
 //! (the second `--no-reuse-address` run, within a minute, fails with EADDRINUSE.)
 //!
@@ -38,8 +39,8 @@
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::{Failure, exit, note};
 use sockets::{
-    ADDRESS_HELP, CLIENTS_RANGE, Fault, MeetOptions, bind, client, serve,
-    stop_on_signals, stopped_exit, worst,
+    ADDRESS_HELP, CLIENTS_RANGE, Fault, MeetOptions, SHOW_FDS_HELP, bind, client,
+    serve, show_fds, stop_on_signals, stopped_exit, worst,
 };
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,6 +65,7 @@ fn main() -> ExitCode {
 
 fn run(options: &Options) -> Result<ExitCode, Failure> {
     stop_on_signals()?;
+    sockets::show_fds_from_now(options.meet.show_fds);
     let endpoint = options
         .meet
         .endpoint()
@@ -74,6 +76,7 @@ fn run(options: &Options) -> Result<ExitCode, Failure> {
     let listener = bind(&endpoint.resolve()?, options.reuse_address)?;
     let address = listener.address().clone();
     note!("{PROGRAM}: server listening on {address}");
+    show_fds("server", "after socket, bind and listen");
 
     // The server thread answers connections until `done` is set.
     let done = AtomicBool::new(false);
@@ -98,6 +101,7 @@ fn run(options: &Options) -> Result<ExitCode, Failure> {
         (server.join(), code)
     });
     drop(listener); // close the listening socket (and remove its socket file)
+    show_fds("server", "after closing the listening socket");
 
     match served {
         Ok(Ok(served)) => {
@@ -146,7 +150,7 @@ fn usage() -> String {
     format!(
         "\
 Usage: {PROGRAM} [--clients N] [--host ADDR] [--port N] [--unix PATH]
-                      [--timeout SECS] [--no-reuse-address]
+                      [--timeout SECS] [--no-reuse-address] [--show-fds]
 
 A server thread listens; five client threads connect, each sends `client<i>` and
 prints the reply (the documents' socket_preview.py). Ends when every client is done.
@@ -156,6 +160,8 @@ Options:
 {ADDRESS_HELP}
   --no-reuse-address   bind like the document, without SO_REUSEADDR: a rerun
                        within a minute fails with EADDRINUSE
+{SHOW_FDS_HELP}
+                       (the threads share one table)
   -h, --help           print this help
 
 Output: `client got: [b\"server got: [b'client0']\"]` per client on stdout, in the

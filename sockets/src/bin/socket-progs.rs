@@ -6,15 +6,19 @@
 //! `client:process=<pid>`, any other number five client threads named
 //! `client:thread=<i>`. The words `server`, `client` and `threads` mean the same.
 //!
-//! Usage: socket-progs MODE [--clients N] [--connections N] [--host ADDR] [--port
-//! N]
-//!                          [--unix PATH] [--timeout SECS] [--no-reuse-address]
+//! Usage: socket-progs MODE [--clients N] [--connections N] [--host ADDR]
+//!                          [--port N] [--unix PATH] [--timeout SECS]
+//!                          [--no-reuse-address] [--show-fds]
 //!
 //! Try it, the server in one terminal, the clients in others:
 //!     cargo run -p sockets --bin socket-progs -- server
 //!     cargo run -p sockets --bin socket-progs -- client
 //!     cargo run -p sockets --bin socket-progs -- threads
 //!     ss -tan | grep 50008
+//!
+//! and each program's descriptors, step by step (the server stops after one):
+//!     cargo run -p sockets --bin socket-progs -- server --connections 1 --show-fds
+//!     cargo run -p sockets --bin socket-progs -- client --show-fds
 //!
 //! and the same over a Unix-domain socket:
 //!     cargo run -p sockets --bin socket-progs -- server --unix /tmp/progs.sock
@@ -31,8 +35,8 @@
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::{Failure, exit, note};
 use sockets::{
-    ADDRESS_HELP, Address, CLIENTS_RANGE, Fault, MeetOptions, bind, client, serve,
-    stop_on_signals, stopped_exit, worst,
+    ADDRESS_HELP, Address, CLIENTS_RANGE, Fault, MeetOptions, SHOW_FDS_HELP, bind,
+    client, serve, show_fds, stop_on_signals, stopped_exit, worst,
 };
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(code) => return code, // --help printed, or a usage error reported
     };
+    sockets::show_fds_from_now(options.meet.show_fds);
     let ran = stop_on_signals().and_then(|()| {
         let endpoint = options
             .meet
@@ -94,6 +99,7 @@ fn server(address: &Address, options: &Options) -> Result<ExitCode, Failure> {
         "{PROGRAM}: server listening on {} (Ctrl-C stops it)",
         listener.address()
     );
+    show_fds("server", "after socket, bind and listen");
     let never = AtomicBool::new(false); // nobody else tells this server to stop
     let served = serve(
         PROGRAM,
@@ -103,6 +109,7 @@ fn server(address: &Address, options: &Options) -> Result<ExitCode, Failure> {
         &never,
     );
     drop(listener); // close the listening socket (and remove its socket file)
+    show_fds("server", "after closing the listening socket");
     match served {
         Ok(served) => {
             note!("{PROGRAM}: server answered {} connections", served.answered);
@@ -196,6 +203,7 @@ fn usage() -> String {
         "\
 Usage: {PROGRAM} MODE [--clients N] [--connections N] [--host ADDR] [--port N]
                          [--unix PATH] [--timeout SECS] [--no-reuse-address]
+                         [--show-fds]
 
 The documents' socket-preview-progs.py: the server and its clients as separate
 programs. Start the server in one terminal, the clients in others.
@@ -211,6 +219,7 @@ Options:
   --connections N      server mode: stop after N connections (default: never)
 {ADDRESS_HELP}
   --no-reuse-address   server mode: bind like the document, without SO_REUSEADDR
+{SHOW_FDS_HELP}
   -h, --help           print this help
 
 Output: `client got: [b\"server got: [b'client:process=<pid>']\"]` per client on

@@ -14,13 +14,14 @@
 //! makes it small).
 //!
 //! Usage: socketpair-demo [--messages N] [--read-size N] [--pause SECS]
-//!                        [--close-instead]
+//!                        [--close-instead] [--show-fds]
 //!
 //! Try it:
 //!     cargo run -p sockets --bin socketpair-demo
 //!     cargo run -p sockets --bin socketpair-demo -- --messages 3 --read-size 10
 //!     cargo run -p sockets --bin socketpair-demo -- --pause 30   # then: ss -xp
 //!     cargo run -p sockets --bin socketpair-demo -- --close-instead  # wrong
+//!     cargo run -p sockets --bin socketpair-demo -- --messages 1 --show-fds
 //!
 //! Not in the documents (they show pipes and TCP sockets); it answers the question
 //! their two-pipe program (pipes.py) raises.
@@ -34,10 +35,12 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpid, getppid};
 use sockets::{
-    Fault, Stream, read_line, stop_on_signals, stopped_exit, wait_ready,
+    Fault, Stream, fds_snapshot, read_line, show_fds, stop_on_signals,
+    stopped_exit, wait_ready,
 };
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::Shutdown;
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -56,6 +59,7 @@ struct Options {
     close_instead: bool,
     /// How long the parent waits before it says "no more".
     pause: Duration,
+    show_fds: bool,
 }
 
 // ANCHOR: main
@@ -69,18 +73,23 @@ fn main() -> ExitCode {
 
 fn run(options: &Options) -> Result<ExitCode, Failure> {
     stop_on_signals()?; // flags only: this process still has a single thread
+    sockets::show_fds_from_now(options.show_fds);
 
     // ANCHOR: socketpair
     // Two connected sockets, in one call; close-on-exec like every descriptor we
-    // make.
+    // make, and non-blocking: every wait is a `poll` with a bound, watching Ctrl-C
+    // and the clock. (Set here, before the fork, and not by each process later:
+    // O_NONBLOCK belongs to the open socket, which both processes share until
+    // each closes its copy of the other's end.)
     let (parent_end, child_end) = socketpair(
         AddressFamily::Unix,
         SockType::Stream,
         None,
-        SockFlag::SOCK_CLOEXEC,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
     )
     .context("socketpair")?;
     // ANCHOR_END: socketpair
+    show_fds("parent", "after socketpair");
 
     // Flush first, or the child could print our buffered output again.
     io::stdout().flush().context("flush stdout")?;
@@ -91,8 +100,13 @@ fn run(options: &Options) -> Result<ExitCode, Failure> {
     // copy and may run Rust code; it ends with _exit, never by returning into main.
     let child = match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
+            // --show-fds: the child takes its tables now and prints them once the
+            // parent's first line is here, so they come after the parent's own
+            // (printed before that line is sent), in the same order on every run.
+            let mut tables = fds_snapshot("child", "after fork");
             drop(parent_end); // the parent's end is not ours: keep only our own
-            let code = child(UnixStream::from(child_end), options);
+            tables += &fds_snapshot("child", "after close(parent's end)");
+            let code = child(UnixStream::from(child_end), options, &tables);
             let _ = io::stdout().flush();
             // SAFETY: _exit ends this process at once, skipping the parent's atexit
             // handlers and buffers, which belong to the parent.
@@ -100,12 +114,15 @@ fn run(options: &Options) -> Result<ExitCode, Failure> {
         }
         ForkResult::Parent { child } => child,
     };
+    show_fds("parent", "after fork");
     // Our copy of the child's end must go: otherwise we would never read EOF when
     // the child exits, since one end of the pair would still be open, here.
     drop(child_end);
+    show_fds("parent", "after close(child's end)");
     note!("Parent {} forked child {child}", getpid());
 
     let talked = talk(UnixStream::from(parent_end), options);
+    show_fds("parent", "after the talk (its end closed)");
     let status = end_child(child, talked.is_err())?;
     // ANCHOR_END: main
     note!(
@@ -137,9 +154,6 @@ fn run(options: &Options) -> Result<ExitCode, Failure> {
 /// The parent: send every message, shut down the sending side, read the answers.
 fn talk(socket: UnixStream, options: &Options) -> Result<(), Fault> {
     let deadline = Instant::now() + TIMEOUT + options.pause;
-    socket
-        .set_nonblocking(true)
-        .context("set socket non-blocking")?;
     let mut socket = Stream::Unix(socket);
     let me = getpid();
     for i in 1..=options.messages {
@@ -217,11 +231,16 @@ fn wait_within(child: Pid, limit: Duration) -> Result<Option<WaitStatus>, Failur
 // ANCHOR: child
 /// The child: read what comes, `read_size` bytes at most per read, answer each
 /// whole line, and at EOF say goodbye, on the same socket. Returns the exit status.
-fn child(socket: UnixStream, options: &Options) -> u8 {
+fn child(socket: UnixStream, options: &Options, tables: &str) -> u8 {
     let me = getpid();
     let parent = getppid();
     // The parent may pause before it says "no more": wait as long as it may.
     let deadline = Instant::now() + TIMEOUT + options.pause;
+    if !tables.is_empty() {
+        // (A stop or a time-out here is met again, and reported, just below.)
+        let _ = wait_ready(socket.as_fd(), PollFlags::POLLIN, deadline, &"parent");
+        let _ = io::stderr().write_all(tables.as_bytes());
+    }
     match serve_parent(socket, options.read_size, deadline, (me, parent)) {
         Ok(()) => exit::OK,
         Err(Fault::Stopped) => {
@@ -241,19 +260,15 @@ fn serve_parent(
     deadline: Instant,
     (me, parent): (Pid, Pid),
 ) -> Result<(), Fault> {
-    socket
-        .set_nonblocking(true)
-        .context("set socket non-blocking")?;
     let mut socket = Stream::Unix(socket);
     let mut chunk = vec![0u8; read_size];
     let mut pending = Vec::new();
     loop {
+        // Wait until there is something to read (bytes or EOF), then read it.
+        wait_ready(socket.fd(), PollFlags::POLLIN, deadline, &"parent")?;
         let n = match socket.read(&mut chunk) {
             Ok(n) => n,
-            Err(err) if err.kind() == ErrorKind::WouldBlock => {
-                wait_ready(socket.fd(), PollFlags::POLLIN, deadline, &"parent")?;
-                continue;
-            }
+            Err(err) if err.kind() == ErrorKind::WouldBlock => continue, // not yet
             Err(err) => return Err(Failure::new("read parent", err).into()),
         };
         if n == 0 {
@@ -291,6 +306,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
         read_size: 4096,
         close_instead: false,
         pause: Duration::ZERO,
+        show_fds: false,
     };
     while let Some(arg) = parser.next()? {
         match arg.as_str() {
@@ -301,6 +317,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
                 options.read_size = parser.value_in(&arg, 1..=65536)?
             }
             "--close-instead" => options.close_instead = true,
+            "--show-fds" => options.show_fds = true,
             "--pause" => {
                 let secs: f64 = parser.value_in(&arg, 0.0..=3600.0)?;
                 options.pause = Duration::from_secs_f64(secs);
@@ -316,6 +333,7 @@ fn usage() -> String {
     format!(
         "\
 Usage: {PROGRAM} [--messages N] [--read-size N] [--pause SECS] [--close-instead]
+                       [--show-fds]
 
 A parent and its forked child talk both ways over one socketpair: the parent sends
 `Hello <i> from parent <pid>` lines and shuts down its sending side; the child
@@ -328,6 +346,8 @@ Options:
                    the sockets with `ss -xp`; the child waits meanwhile)
   --close-instead  DELIBERATELY WRONG: the parent closes its socket instead of
                    shutting down its sending side; the child's answers fail
+  --show-fds       print each process's descriptor table (on stderr) after
+                   socketpair, after fork, and after each closes the other's end
   -h, --help       print this help
 
 Output: `Parent got: \"Child <pid> got: [Hello 1 from parent <pid>]\"` on
