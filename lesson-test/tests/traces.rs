@@ -44,9 +44,11 @@ fn by_process(trace: &str) -> BTreeMap<String, Vec<String>> {
     groups
 }
 
-/// `write(1, "Parent <parent> got"..., 50) = 50` becomes `write(1, "Parent <parent>`.
+/// `write(1, "Parent <parent> got"..., 50) = 50` becomes `write(1, "Parent <parent>`;
+/// the same for `read`, `sendto` and `recvfrom`.
 fn without_lengths(call: &str) -> String {
-    if !(call.starts_with("write(") || call.starts_with("read(")) {
+    let data = ["write(", "read(", "sendto(", "recvfrom("];
+    if !data.iter().any(|name| call.starts_with(name)) {
         return call.to_owned();
     }
     let Some(open) = call.find('"') else {
