@@ -605,6 +605,8 @@ mod tests {
         assert_eq!(mask("at 1795445934 and 2.5"), "at <time> and 2.5");
         assert_eq!(mask("über 7 ünd 123456789.5x"), "über 7 ünd <time>x");
         assert_eq!(mask("12345678 12.5 99"), "<pid> 12.5 <pid>");
+        // A point that is not a decimal point: the end of a sentence.
+        assert_eq!(mask("Hello 42. Bye 43."), "Hello <pid>. Bye <pid>.");
     }
 
     #[test]
@@ -616,6 +618,11 @@ mod tests {
         assert!(verdict.rows[2].differs);
         assert_eq!(verdict.worst, Some((Duration::from_millis(8), 2)));
         assert!(!verdict.is_equal());
+        // On a tie, the first line with the largest difference is named.
+        let original = [line(0, "a"), line(1000, "b"), line(2000, "c")];
+        let lesson = [line(0, "a"), line(1010, "b"), line(2010, "c")];
+        let verdict = compare(&original, &lesson, Duration::from_millis(50));
+        assert_eq!(verdict.worst, Some((Duration::from_millis(10), 2)));
     }
 
     #[test]
