@@ -466,5 +466,9 @@ mod tests {
         };
         assert!(PyObject::from_json(&nested(64)).is_ok());
         assert!(PyObject::from_json(&nested(65)).is_err());
+        // Dicts count as levels too.
+        let dicts = format!("{}1{}", "{\"a\": ".repeat(65), "}".repeat(65));
+        let err = PyObject::from_json(&dicts).unwrap_err();
+        assert!(err.contains("levels of nesting"), "{err}");
     }
 }
