@@ -219,6 +219,22 @@ impl Lesson {
         become_subreaper();
         let stderr_buf = Arc::new(Mutex::new(Vec::new()));
         let stdout_buf = Arc::new(Mutex::new(Vec::new()));
+        // If the test process dies (a test binary killed by cargo-mutants' timeout, say),
+        // its `Drop` never runs: the kernel kills the lesson instead, whose own children
+        // then see it gone. The "parent" here is the thread that spawns, which lives
+        // until `finish`.
+        // SAFETY: the closure runs in the forked child before exec and makes one
+        // async-signal-safe system call, with no allocation and no lock.
+        unsafe {
+            self.command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == 0
+                {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
         self.command.process_group(0).stdin(if self.stdin {
             Stdio::piped()
         } else {
