@@ -141,11 +141,6 @@ impl Team {
             .ok_or_else(|| self.check().err().unwrap_or(Halt::Stopped(SIGINT)))
     }
 
-    /// The children not reaped yet.
-    pub fn children(&self) -> &[Pid] {
-        &self.children
-    }
-
     // ANCHOR: start
     /// Python's `Process(target=body).start()`: forks a child that runs `body` and
     /// exits with the code it returns. Returns the child's pid; never returns in

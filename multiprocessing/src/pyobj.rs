@@ -414,12 +414,13 @@ mod tests {
 
     #[test]
     fn json_from_elsewhere_is_read_with_its_escapes() {
-        let parsed =
-            PyObject::from_json(" [ \"\\u00e9\\ud83d\\ude00\\/\\b\\f\\r\" , -7 ] ");
+        let parsed = PyObject::from_json(
+            " [ \"\\u00e9\\ud83d\\ude00\\/\\b\\f\\r\\n\\t\" , -7 ] ",
+        );
         assert_eq!(
             parsed,
             Ok(PyObject::List(vec![
-                str_obj("é😀/\u{8}\u{c}\r"),
+                str_obj("é😀/\u{8}\u{c}\r\n\t"),
                 PyObject::Int(-7)
             ]))
         );
@@ -458,9 +459,12 @@ mod tests {
             assert!(err.starts_with(expected), "{text:?}: {err}");
         }
         let deep = "[".repeat(100);
+        // The place of a bad escape is the character after the backslash.
+        let err = PyObject::from_json("\"\\x\"").unwrap_err();
+        assert!(err.ends_with("at byte 2"), "{err}");
         let err = PyObject::from_json(&deep).unwrap_err();
         assert!(err.contains("levels of nesting"), "{err}");
-        // MAX_DEPTH (64) levels inside the outermost list are fine, one more is not.
+        // MAX_DEPTH (64) levels inside the outermost list are fine, not one more.
         let nested = |levels: usize| {
             format!("{}1{}", "[".repeat(levels), "]".repeat(levels))
         };
