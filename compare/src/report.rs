@@ -554,6 +554,53 @@ mod tests {
     }
 
     #[test]
+    fn a_line_exactly_at_the_tolerance_is_not_marked_one_beyond_is() {
+        let run = |label: &str| Run {
+            label: label.to_owned(),
+            programs: Vec::new(),
+            window: Duration::from_secs(1),
+            anchor: Stream::Out,
+            clear_unbuffered: true,
+        };
+        let runs = [run("python3 x.py"), run("x")];
+        let outcome = |at: [u64; 3]| Outcome {
+            stdout: at.iter().map(|ms| line(*ms, "Spam 42")).collect(),
+            endings: vec![ending("", &[], "exited with status 0")],
+            ..Outcome::default()
+        };
+        let outcomes = [outcome([0, 1000, 2000]), outcome([0, 1050, 2051])];
+        let pairing = Pairing {
+            lesson: "x",
+            stream: Stream::Out,
+            reference: 0,
+            tested: 1,
+        };
+        let verdict = compare(
+            &outcomes[0].stdout,
+            &outcomes[1].stdout,
+            Duration::from_millis(50),
+        );
+        let mut out = Vec::new();
+        write_columns(&mut out, &pairing, &runs, &outcomes, &verdict, false)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let expected = "\
+x: x beside the original
+           original: python3 x.py  |          x
+    0.000  Spam <pid>              |   0.000  =
+    1.000  Spam <pid>              |   1.050  =
+~   2.000  Spam <pid>              |   2.051  =
+lines equal: 3 of 3
+cadence: largest difference 51 ms (line 3), tolerance 50 ms
+original ended: exited with status 0 by itself at 2.50 s
+lesson ended:   exited with status 0 by itself at 2.50 s
+stderr (not compared): original 0 lines, lesson 0 lines (--stderr shows them)
+result: DIFFERENT
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
     fn the_picture_is_laid_out_to_the_pixel() {
         let run = Run {
             label: "python3 pipe_1.py".to_owned(),
