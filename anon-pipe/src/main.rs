@@ -6,13 +6,15 @@
 //! the parent reads at most 32 bytes at a time and prints each read as `Parent
 //! <pid> got [b'Spam 0'] at <time>`.
 //!
-//! Usage: anon-pipe [--count N] [--speed X] [--no-gap]
+//! Usage: anon-pipe [--count N] [--speed X] [--no-gap] [--show-fds] [--keep-ends]
 //!
 //! Try it (at the workspace root):
 //!     cargo run -p anon-pipe                           # the document's run
 //!     cargo run -p anon-pipe -- --count 5 --speed 20   # five messages, 0.5 s
 //!     cargo run -p anon-pipe -- --count 10 --no-gap    # see b'Spam 4Spam 0'
 //!     cargo run -p anon-pipe -- --speed 20 | head -n 1 # a reader that leaves
+//!     cargo run -p anon-pipe -- --count 2 --speed 20 --show-fds
+//!     cargo run -p anon-pipe -- --count 2 --speed 20 --show-fds --keep-ends
 //!
 //! Where this differs from the document, on purpose:
 //! - each process closes the pipe end it does not use, so a child whose parent dies
@@ -22,7 +24,14 @@
 //! - SIGINT, SIGTERM and SIGHUP stop the parent cleanly, even while it is blocked
 //!   on a full stdout: it ends the child (SIGTERM, then SIGKILL after 0.5 s), reaps
 //!   it and exits 128 + n;
-//! - `--count` makes the child stop after N messages, and the parent stop at EOF.
+//! - `--count` makes the child stop after N messages, and the parent stop at EOF;
+//! - `--show-fds` prints each process's descriptor table at each step;
+//!   `--keep-ends` is the document's way, deliberately broken: no end is closed, so
+//!   EOF never comes; the parent notices that the child is gone (`waitpid` with
+//!   `WNOHANG` whenever the pipe is quiet for 100 ms), says which descriptor of its
+//!   own keeps the pipe open, and exits 3. The child, which then cannot notice its
+//!   parent's death through the pipe, is killed by the kernel if the parent dies
+//!   (`PR_SET_PDEATHSIG`).
 //!
 //! Caveat: the 10 ms gap before each write only makes merged reads unlikely. A pipe
 //! is a byte stream; pipe_2 (the `fdopen-lines` lesson) adds real framing.
@@ -31,18 +40,19 @@ use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pace::{PACING_HELP, Pacing};
 use lesson_kit::pyfmt::{bytes_repr, time_str};
 use lesson_kit::{
-    Context, Failure, describe_wait, exit, exited_ok, note, signal_exit,
+    Context, Failure, describe_wait, exit, exited_ok, fds, note, signal_exit,
     signal_name,
 };
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::prctl::set_pdeathsig;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork, getpid, pipe2, read, write};
+use nix::unistd::{ForkResult, Pid, fork, getpid, getppid, pipe2, read, write};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::io::{self, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -64,6 +74,10 @@ const READ_SIZE: usize = 32;
 const GRACE_CHECKS: u128 = 50;
 const CHECK_EVERY: Duration = Duration::from_millis(10);
 
+/// `--keep-ends`: how long (ms) the pipe may stay quiet before the parent looks
+/// whether the child is still there (`waitpid` with `WNOHANG`).
+const QUIET_MS: u8 = 100;
+
 /// The stop signal that arrived (0: none yet). A signal handler can reach only
 /// statics.
 static STOP_SIGNAL: AtomicUsize = AtomicUsize::new(0);
@@ -71,6 +85,10 @@ static STOP_SIGNAL: AtomicUsize = AtomicUsize::new(0);
 struct Options {
     pacing: Pacing,
     gap: bool,
+    /// `--show-fds`: print the descriptor table at each step.
+    show_fds: bool,
+    /// `--keep-ends`, deliberately broken: close no end, as the document does.
+    keep_ends: bool,
 }
 
 /// Why the parent stopped reading.
@@ -79,6 +97,19 @@ enum Ended {
     Eof,
     /// A stop signal (SIGINT, SIGTERM, SIGHUP) arrived.
     Signal(i32),
+    /// `--keep-ends`: the child is gone (reaped, with this status) and the pipe is
+    /// empty, yet EOF never came: a write end is still open, in this process.
+    NoEof(WaitStatus),
+}
+
+/// What woke a wait in `poll`.
+enum Woke {
+    /// The descriptor is ready (or in error: the call that follows will say which).
+    Ready,
+    /// A stop signal arrived.
+    Signal(i32),
+    /// Nothing happened within the timeout.
+    Quiet,
 }
 
 // ANCHOR: main
@@ -94,12 +125,14 @@ fn main() -> Result<ExitCode, Failure> {
     // here execs, that prevents the "EOF never comes" deadlock (see the hazards
     // chapter).
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
+    show_fds(&options, "parent", "after pipe2");
     // ANCHOR_END: pipe
 
     // ANCHOR: fork
     // Whatever sits in our stdout buffer at fork time would be copied into the
     // child and printed twice.
     io::stdout().flush().context("flush stdout")?;
+    let parent_pid = getpid();
     // SAFETY: in the child of a multi-threaded process only async-signal-safe calls
     // are sound, because other threads may have held locks (the allocator's,
     // stdout's) at the moment of the fork. This process has a single thread
@@ -107,28 +140,46 @@ fn main() -> Result<ExitCode, Failure> {
     // ordinary Rust code.
     let child = match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
-            drop(read_end); // the child only writes: close its copy of the read end
-            child(write_end, &options) // never returns
+            show_fds(&options, "child", "after fork");
+            let kept = if options.keep_ends {
+                // DELIBERATELY BROKEN (--keep-ends): the document's child keeps
+                // its read end. It is then a reader itself, so no POLLERR and no
+                // EPIPE can tell it that its parent is gone.
+                show_fds(&options, "child", "read end kept (--keep-ends)");
+                Some(read_end)
+            } else {
+                drop(read_end); // the child only writes: close its read end
+                show_fds(&options, "child", "after closing the read end");
+                None
+            };
+            child(write_end, kept, parent_pid, &options) // never returns
         }
         ForkResult::Parent { child } => child,
     };
+    show_fds(&options, "parent", "after fork");
     // ANCHOR_END: fork
 
     // ANCHOR: close
     // The parent only reads. Its copy of the write end must go: `read` returns 0
     // (EOF) only when every write end in every process is closed, and this one
     // would never be.
-    drop(write_end);
+    let kept = if options.keep_ends {
+        // DELIBERATELY BROKEN (--keep-ends): the document's parent keeps it.
+        show_fds(&options, "parent", "write end kept (--keep-ends)");
+        Some(write_end)
+    } else {
+        drop(write_end);
+        show_fds(&options, "parent", "after closing the write end");
+        None
+    };
     // ANCHOR_END: close
-    note!(
-        "Parent {} forked child {child} (stop it with: kill {child})",
-        getpid()
-    );
+    note!("Parent {parent_pid} forked child {child} (stop it with: kill {child})");
 
     // Installed after the fork, so the child keeps the default actions: Ctrl-C,
     // which the terminal sends to both processes, simply ends it.
+    let watch = kept.as_ref().map(|_| child); // --keep-ends: watch the child
     let reading = match stop_signals() {
-        Ok(signals) => parent(&read_end, &signals),
+        Ok(signals) => parent(&read_end, &signals, watch),
         Err(err) => Err(Failure::new("install signal handlers", err)),
     };
 
@@ -138,32 +189,67 @@ fn main() -> Result<ExitCode, Failure> {
     // may be asleep before its next write, or stopped: end it, with a bound.
     let status = match reading {
         Ok(Ended::Eof) => waitpid(child, None),
+        Ok(Ended::NoEof(status)) => Ok(status), // reaped already, by WNOHANG
         _ => end_child(child),
     }
     .context(format!("waitpid child {child}"))?;
-    drop(read_end); // closed last, so a child asked to stop hears it from SIGTERM
+    show_fds(&options, "parent", "at the end, child reaped");
     note!(
-        "Parent {}: child {child} {}",
-        getpid(),
+        "Parent {parent_pid}: child {child} {}",
         describe_wait(status)
     );
-    // ANCHOR_END: wait
-    if let Ended::Signal(signal) = reading? {
-        note!("{PROGRAM}: stopped by {}", signal_name(signal));
-        return Ok(signal_exit(signal));
+    if let (Ok(Ended::NoEof(_)), Some(write_end)) = (&reading, &kept) {
+        // The child is reaped and the pipe is drained: EOF would have come, but
+        // for our own write end.
+        note!(
+            "Parent {parent_pid}: EOF never came: this process still holds the \
+             write end, fd {}",
+            write_end.as_raw_fd()
+        );
+        note!(
+            "{PROGRAM}: --keep-ends: read would wait for ever; giving up (exit 3)"
+        );
     }
-    Ok(ExitCode::from(if exited_ok(status) {
-        exit::OK
-    } else {
-        exit::RUNTIME
-    }))
+    drop(kept); // --keep-ends: the write end we should have closed at once
+    drop(read_end); // closed last, so a child asked to stop hears it from SIGTERM
+    // ANCHOR_END: wait
+    match reading? {
+        Ended::Signal(signal) => {
+            note!("{PROGRAM}: stopped by {}", signal_name(signal));
+            Ok(signal_exit(signal))
+        }
+        Ended::NoEof(_) => Ok(ExitCode::from(exit::TIMEOUT)),
+        Ended::Eof if exited_ok(status) => Ok(ExitCode::from(exit::OK)),
+        Ended::Eof => Ok(ExitCode::from(exit::RUNTIME)),
+    }
 }
 // ANCHOR_END: main
 
 // ANCHOR: child
 /// The child's whole life: write `Spam <n>` on the document's cadence, then exit.
 /// It never returns to `main`, so nothing after the fork in `main` runs twice.
-fn child(write_end: OwnedFd, options: &Options) -> ! {
+/// `kept` is the read end, when `--keep-ends` kept it.
+fn child(
+    write_end: OwnedFd,
+    kept: Option<OwnedFd>,
+    parent: Pid,
+    options: &Options,
+) -> ! {
+    if kept.is_some() {
+        // --keep-ends: the pipe can no longer tell us that the parent died, so the
+        // kernel is asked to kill us when it does. If it died before we asked, we
+        // were re-parented already: go now.
+        match (set_pdeathsig(Signal::SIGKILL), getppid() == parent) {
+            (Ok(()), true) => {}
+            (armed, _) => {
+                note!(
+                    "Child {}: parent gone or prctl failed ({armed:?})",
+                    getpid()
+                );
+                exit_child(exit::RUNTIME);
+            }
+        }
+    }
     for beat in options.pacing.spam_beats() {
         let gap = if options.gap { GAP } else { Duration::ZERO };
         // The document's simulated work (0, 1, 2, 3, 4 s), after the gap that keeps
@@ -188,7 +274,8 @@ fn child(write_end: OwnedFd, options: &Options) -> ! {
             }
         }
     }
-    drop(write_end); // the last write end: the parent's next read returns 0 (EOF)
+    drop(write_end); // the last write end? not with --keep-ends: the parent has one
+    drop(kept); // --keep-ends: the read end this child never needed
     exit_child(exit::OK)
 }
 // ANCHOR_END: child
@@ -226,18 +313,36 @@ fn exit_child(code: u8) -> ! {
 
 // ANCHOR: parent
 /// The parent's loop: one `read` of at most 32 bytes, one line of output, until EOF
-/// or a stop signal.
-fn parent(read_end: &OwnedFd, signals: &UnixStream) -> Result<Ended, Failure> {
+/// or a stop signal. With `--keep-ends`, `watch` is the child, whose end the parent
+/// must notice by itself, since EOF cannot come.
+fn parent(
+    read_end: &OwnedFd,
+    signals: &UnixStream,
+    watch: Option<Pid>,
+) -> Result<Ended, Failure> {
     let me = getpid();
     let mut buffer = [0u8; READ_SIZE];
+    let quiet = watch.map(|_| QUIET_MS); // None: wait as long as it takes
+    let mut gone = None; // --keep-ends: the child's status, once it is reaped
     loop {
         // Wait until the child writes (or a signal asks us to stop), then read what
         // is in the pipe, up to 32 bytes: one message, or two if the child wrote
         // twice before we got here.
-        if let Some(signal) =
-            wait_for(read_end.as_fd(), PollFlags::POLLIN, signals)?
-        {
-            return Ok(Ended::Signal(signal));
+        match wait_for(read_end.as_fd(), PollFlags::POLLIN, signals, quiet)? {
+            Woke::Ready => {}
+            Woke::Signal(signal) => return Ok(Ended::Signal(signal)),
+            // --keep-ends only: the pipe was quiet for 100 ms. A child that exited
+            // had written everything before: once the pipe is drained too, no
+            // EOF will ever come (our own write end keeps the pipe open).
+            Woke::Quiet => {
+                if let Some(status) = gone {
+                    return Ok(Ended::NoEof(status));
+                }
+                if let Some(child) = watch {
+                    gone = reaped(child)?; // one more round drains the pipe
+                }
+                continue;
+            }
         }
         let n = read(read_end, &mut buffer).context("read pipe")?;
         if n == 0 {
@@ -248,6 +353,16 @@ fn parent(read_end: &OwnedFd, signals: &UnixStream) -> Result<Ended, Failure> {
         if let Some(signal) = print(&line, signals)? {
             return Ok(Ended::Signal(signal));
         }
+    }
+}
+
+/// `--keep-ends`: the child's status if it has ended (and is now reaped), without
+/// waiting.
+fn reaped(child: Pid) -> Result<Option<WaitStatus>, Failure> {
+    match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::StillAlive) => Ok(None),
+        Ok(status) => Ok(Some(status)),
+        Err(err) => Err(Failure::new(format!("waitpid child {child}"), err)),
     }
 }
 // ANCHOR_END: parent
@@ -261,8 +376,13 @@ fn print(line: &str, signals: &UnixStream) -> Result<Option<i32>, Failure> {
     let stdout = io::stdout();
     let mut rest = line.as_bytes();
     while !rest.is_empty() {
-        if let Some(signal) = wait_for(stdout.as_fd(), PollFlags::POLLOUT, signals)?
-        {
+        let room = wait_for(
+            stdout.as_fd(),
+            PollFlags::POLLOUT,
+            signals,
+            PollTimeout::NONE,
+        )?;
+        if let Woke::Signal(signal) = room {
             return Ok(Some(signal));
         }
         // Room for at least PIPE_BUF bytes: a short line goes in without blocking.
@@ -287,14 +407,16 @@ fn stop_signals() -> io::Result<UnixStream> {
 }
 
 /// Waits until `fd` is ready for `events` (or in error: the call that follows will
-/// say which), or until a stop signal arrives, and returns that signal. Watches
-/// stdout all the while: when its reader goes away (`| head -n 1`) we stop now, not
-/// at our next line, which a stopped child might never let us write.
+/// say which), until a stop signal arrives, or until `timeout` passes, and says
+/// which. Watches stdout all the while: when its reader goes away (`| head -n 1`) we
+/// stop now, not at our next line, which a stopped child might never let us write.
 fn wait_for(
     fd: BorrowedFd,
     events: PollFlags,
     signals: &UnixStream,
-) -> Result<Option<i32>, Failure> {
+    timeout: impl Into<PollTimeout>,
+) -> Result<Woke, Failure> {
+    let timeout = timeout.into();
     let stdout = io::stdout();
     let mut fds = [
         PollFd::new(fd, events),
@@ -304,23 +426,24 @@ fn wait_for(
         PollFd::new(stdout.as_fd(), PollFlags::empty()),
     ];
     loop {
-        match poll(&mut fds, PollTimeout::NONE) {
+        match poll(&mut fds, timeout) {
             // poll is never restarted after a handler ran (SA_RESTART or not): the
             // signal's byte is waiting on the socket, so the next round sees it.
             Err(Errno::EINTR) => {}
             Err(err) => return Err(Failure::new("poll", err)),
+            Ok(0) => return Ok(Woke::Quiet),
             Ok(_) => break,
         }
     }
     let [_, signal, out] = fds.map(|fd| fd.revents().unwrap_or(PollFlags::POLLERR));
     if signal.contains(PollFlags::POLLIN) {
         let signal = STOP_SIGNAL.load(Ordering::SeqCst);
-        return Ok(Some(i32::try_from(signal).unwrap_or(SIGTERM)));
+        return Ok(Woke::Signal(i32::try_from(signal).unwrap_or(SIGTERM)));
     }
     if out.contains(PollFlags::POLLERR) {
         return Err(Failure::new("poll stdout", "POLLERR: its reader is gone"));
     }
-    Ok(None)
+    Ok(Woke::Ready)
 }
 // ANCHOR_END: signals
 
@@ -354,6 +477,8 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     let mut options = Options {
         pacing: Pacing::default(),
         gap: true,
+        show_fds: false,
+        keep_ends: false,
     };
     while let Some(arg) = parser.next()? {
         if options.pacing.accept(&arg, &mut parser)? {
@@ -361,6 +486,8 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
         }
         match arg.as_str() {
             "--no-gap" => options.gap = false,
+            "--show-fds" => options.show_fds = true,
+            "--keep-ends" => options.keep_ends = true,
             "-h" | "--help" => return Ok(None),
             _ => return Err(parser.unexpected(&arg)),
         }
@@ -369,10 +496,17 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
 }
 // ANCHOR_END: options
 
+/// `--show-fds`: this process's descriptor table, as the kernel holds it now.
+fn show_fds(options: &Options, who: &str, step: &str) {
+    if options.show_fds {
+        fds::show(who, step);
+    }
+}
+
 fn usage() -> String {
     format!(
         "\
-Usage: {PROGRAM} [--count N] [--speed X] [--no-gap]
+Usage: {PROGRAM} [--count N] [--speed X] [--no-gap] [--show-fds] [--keep-ends]
 
 A forked child writes `Spam 0`..`Spam 4` into an anonymous pipe, pausing 0, 1, 2, 3,
 4 s; the parent reads up to 32 bytes at a time and prints what each read returned
@@ -382,14 +516,19 @@ Options:
 {PACING_HELP}
   --no-gap     drop the 10 ms pause before each write, so `Spam 4` and `Spam 0`
                usually arrive in one read: b'Spam 4Spam 0'
+  --show-fds   each process prints its descriptor table (stderr) after pipe2,
+               after fork, after closing its unused end, and at the end
+  --keep-ends  DELIBERATELY BROKEN, the document's way: no end is closed, so EOF
+               never comes. Once the child is gone and the pipe stays empty for
+               0.1 s, the parent names the write end it still holds, exit 3
   -h, --help   print this help
 
 Output: `Parent <pid> got [b'Spam 0'] at <time>` on stdout; notes on stderr.
 Ctrl-C, SIGTERM or SIGHUP: the child is ended (SIGTERM, SIGKILL after 0.5 s) and
 reaped, and the parent exits 128 + the signal's number.
 Exit status: 0 the child sent everything and exited 0; 1 a system call failed or the
-child ended badly (killed, non-zero status); 2 bad command line; 129, 130, 143
-stopped by SIGHUP, SIGINT, SIGTERM.
+child ended badly (killed, non-zero status); 2 bad command line; 3 --keep-ends: EOF
+never came; 129, 130, 143 stopped by SIGHUP, SIGINT, SIGTERM.
 "
     )
 }

@@ -512,6 +512,7 @@ fn bad_options_exit_2_with_usage_naming_the_option() {
         (&["--fast"], "unknown option --fast"),
         (&["spam"], "unexpected argument \"spam\""),
         (&["--no-gap=yes"], "does not take a value"),
+        (&["--keep-ends=1"], "does not take a value"),
     ];
     assert_usage_errors(lesson, "Usage: anon-pipe", cases);
 }
@@ -540,6 +541,10 @@ fn help_lists_the_options_ranges_and_exit_statuses() {
         "--speed X",
         "0.001 to 1000000",
         "--no-gap",
+        "--show-fds",
+        "--keep-ends",
+        "DELIBERATELY BROKEN",
+        "3 --keep-ends: EOF",
         "Exit status",
         "130",
         "SIGKILL after 0.5 s",
