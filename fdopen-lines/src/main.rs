@@ -7,13 +7,14 @@
 //! bytes.
 //!
 //! Usage: fdopen-lines [--count N] [--speed X] [--hello] [--from-stdin]
-//!                     [--max-line BYTES]
+//!                     [--max-line BYTES] [--show-fds]
 //!
 //! Try it (at the workspace root):
 //!     cargo run -p fdopen-lines                        # the document's run
 //!     cargo run -p fdopen-lines -- --count 5 --speed 20
 //!     cargo run -p fdopen-lines -- --hello --count 3   # seed 004's "how are you"
 //!     printf 'one\ntwo' | cargo run -p fdopen-lines -- --from-stdin
+//!     cargo run -p fdopen-lines -- --count 2 --speed 20 --show-fds
 //!
 //! Where this differs from the document, on purpose:
 //! - at EOF the original's `readline()` returns an empty string forever, so it
@@ -31,7 +32,7 @@ use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pace::{PACING_HELP, Pacing};
 use lesson_kit::pyfmt::time_str;
 use lesson_kit::{
-    Context, Failure, describe_wait, exit, exited_ok, note, signal_exit,
+    Context, Failure, describe_wait, exit, exited_ok, fds, note, signal_exit,
     signal_name,
 };
 use nix::errno::Errno;
@@ -83,6 +84,8 @@ struct Options {
     pacing: Pacing,
     sender: Sender,
     max_line: usize,
+    /// `--show-fds`: print the descriptor table at each step.
+    show_fds: bool,
 }
 
 /// Why the parent stopped reading.
@@ -104,6 +107,7 @@ fn main() -> Result<ExitCode, Failure> {
     };
 
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
+    show_fds(&options, "parent", "after pipe2");
 
     io::stdout().flush().context("flush stdout")?; // or the child prints it again
     // SAFETY: this process is single-threaded (nothing above starts a thread), so
@@ -111,23 +115,27 @@ fn main() -> Result<ExitCode, Failure> {
     // included.
     let child = match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
+            show_fds(&options, "child", "after fork");
             // ANCHOR: child_close
             // The child only writes. It closes its copy of the read end at once:
             // then, if the parent dies, no read end is left anywhere, and the child
             // learns it (EPIPE, POLLERR) instead of filling a pipe that nobody will
             // ever read.
             drop(read_end);
+            show_fds(&options, "child", "after closing the read end");
             // ANCHOR_END: child_close
             child(write_end, &options) // never returns
         }
         ForkResult::Parent { child } => child,
     };
+    show_fds(&options, "parent", "after fork");
 
     // ANCHOR: parent_close
     // The parent only reads. It closes its copy of the write end at once: a reader
     // sees EOF only when every write end is closed, and this one would keep the
     // pipe open.
     drop(write_end);
+    show_fds(&options, "parent", "after closing the write end");
     // ANCHOR_END: parent_close
     note!(
         "Parent {} forked child {child} (stop it with: kill {child})",
@@ -157,6 +165,7 @@ fn main() -> Result<ExitCode, Failure> {
         _ => end_child(child),
     }
     .context(format!("waitpid child {child}"))?;
+    show_fds(&options, "parent", "at the end, child reaped");
     drop(pipe); // closed last, so a child asked to stop hears it from SIGTERM
     note!(
         "Parent {}: child {child} {}",
@@ -480,6 +489,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
         pacing: Pacing::default(),
         sender: Sender::Spam,
         max_line: DEFAULT_MAX_LINE,
+        show_fds: false,
     };
     let mut from_stdin = false;
     let mut hello = false;
@@ -490,6 +500,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
         match arg.as_str() {
             "--hello" => hello = true,
             "--from-stdin" => from_stdin = true,
+            "--show-fds" => options.show_fds = true,
             "--max-line" => {
                 options.max_line = parser.value_in(&arg, MAX_LINE_RANGE)?
             }
@@ -515,11 +526,19 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     Ok(Some(options))
 }
 
+/// `--show-fds`: this process's descriptor table, as the kernel holds it now.
+fn show_fds(options: &Options, who: &str, step: &str) {
+    if options.show_fds {
+        fds::show(who, step);
+    }
+}
+
 fn usage() -> String {
     let (min, max) = (MAX_LINE_RANGE.start(), MAX_LINE_RANGE.end());
     format!(
         "\
 Usage: {PROGRAM} [--count N] [--speed X] [--hello] [--from-stdin] [--max-line BYTES]
+                    [--show-fds]
 
 A forked child writes `Spam 0\\n`..`Spam 4\\n` into a pipe, pausing 0, 1, 2, 3, 4 s;
 the parent reads whole lines through a buffered reader and prints each one
@@ -535,6 +554,8 @@ Options:
   --max-line BYTES
                refuse lines longer than this, {min} to {max}
                (default {DEFAULT_MAX_LINE})
+  --show-fds   each process prints its descriptor table (stderr) after pipe2,
+               after fork, after closing its unused end, and at the end
   -h, --help   print this help
 
 Output: `Parent <pid> got [Spam 0] at <time>` on stdout; notes on stderr.

@@ -650,6 +650,7 @@ fn help_lists_the_options_ranges_and_exit_statuses() {
         "--hello",
         "--from-stdin",
         "--max-line BYTES",
+        "--show-fds",
         "1 to 67108864",
         "Exit status",
         "130",
