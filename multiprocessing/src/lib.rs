@@ -18,3 +18,13 @@ pub mod pyobj;
 pub mod shm;
 
 pub use process::{Halt, Team, say};
+
+/// `--show-fds`: when `on`, this process's descriptor table goes to stderr, labelled
+/// with who it is and the step of the choreography just done (observation only: the
+/// lesson's own calls stay in the lesson). Call it in the parent, or in a child
+/// (the parent has one thread, so a child may allocate).
+pub fn show_fds(on: bool, who: &str, step: &str) {
+    if on {
+        lesson_kit::fds::show(who, step);
+    }
+}

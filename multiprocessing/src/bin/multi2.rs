@@ -7,10 +7,11 @@
 //! `'spam'` doubled; the child prints `talker got: ...`; the parent joins it and
 //! prints `parent exit`.
 //!
-//! Usage: multi2
+//! Usage: multi2 [--show-fds]
 //!
 //! Try it:
 //!     cargo run -p multiprocessing --bin multi2
+//!     cargo run -p multiprocessing --bin multi2 -- --show-fds  # who holds which end
 //!     scripts/trace multi2   # its system calls: socketpair, clone, write, read...
 //!
 //! Where this differs from the document, on purpose:
@@ -22,13 +23,15 @@
 //! - the set prints sorted, `{'aa', 'mm', 'pp', 'ss'}`: Python's order changes from
 //!   run to run (string hashes are randomised per process);
 //! - a peer that closes before it answers is reported (`connection closed`), where
-//!   Python raises `EOFError`; Ctrl-C ends and reaps the children.
+//!   Python raises `EOFError`; Ctrl-C ends and reaps the children;
+//! - `--show-fds` prints, on stderr, each process's descriptor table at each step of
+//!   the first conversation (after socketpair, after fork, after the closes).
 
 use lesson_kit::Failure;
-use multiprocessing::process::main_without_options;
+use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use multiprocessing::process::{Side, child_code, run_child};
 use multiprocessing::pyobj::{PyObject, str_obj};
-use multiprocessing::{Halt, Team, say};
+use multiprocessing::{Halt, Team, say, show_fds};
 use nix::errno::Errno;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::unistd::{read, write};
@@ -42,24 +45,32 @@ const PROGRAM: &str = "multi2";
 const MAX_LINE: usize = 64 * 1024;
 
 fn main() -> ExitCode {
-    // `--help`, or a usage error; else `run`, and then whatever is still running is
-    // stopped and reaped, on every path.
-    main_without_options(PROGRAM, usage, run)
+    let show = match parse_command_line(PROGRAM, parse_options, usage) {
+        Ok(show) => show,
+        Err(code) => return code, // --help printed, or a usage error reported
+    };
+    // Whatever is still running at the end is stopped and reaped, on every path.
+    Team::lead(PROGRAM, |team| run(team, show))
 }
 
 // ANCHOR: run
-fn run(team: &mut Team) -> Result<ExitCode, Halt> {
+fn run(team: &mut Team, show: bool) -> Result<ExitCode, Halt> {
     let (mut parent_end, child_end) = pipe()?;
+    show_fds(show, "parent", "after socketpair");
     let sender = match team.fork()? {
         Side::Child => run_child(|| {
+            show_fds(show, "child", "after fork");
             drop(parent_end); // the child uses its own end only
+            show_fds(show, "child", "after close(parent's end)");
             child_code(PROGRAM, sender(child_end))
         }),
         Side::Parent(child) => child,
     };
+    show_fds(show, "parent", "after fork");
     // Only the child's copy of its end is left open now: when the child closes it,
     // or dies, our next read returns EOF instead of waiting forever.
     drop(child_end);
+    show_fds(show, "parent", "after close(child's end)");
     let got = parent_end.recv(|fd| team.wait_readable(fd))?;
     say(&format!("parent got: {}", got.repr()))?;
     drop(parent_end); // parentEnd.close()
@@ -200,15 +211,31 @@ fn parse_line(line: &[u8]) -> Result<PyObject, Failure> {
     PyObject::from_json(text).map_err(|err| Failure::new("recv: bad message", err))
 }
 
+/// `--show-fds`, or nothing; `None` for `--help`.
+fn parse_options() -> Result<Option<bool>, UsageError> {
+    let mut parser = Parser::from_env(PROGRAM)?;
+    let mut show = false;
+    while let Some(arg) = parser.next()? {
+        match arg.as_str() {
+            "--show-fds" => show = true,
+            "-h" | "--help" => return Ok(None),
+            _ => return Err(parser.unexpected(&arg)),
+        }
+    }
+    Ok(Some(show))
+}
+
 fn usage() -> String {
     format!(
         "\
-Usage: {PROGRAM}
+Usage: {PROGRAM} [--show-fds]
 
 A parent and two forked children exchange a list, a dict and a set through duplex
 pipes (socketpair), one JSON line per object (Programming Python's multi2.py).
 
 Options:
+  --show-fds   print each process's descriptor table (stderr) at each step of the
+               first conversation: after socketpair, after fork, after the closes
   -h, --help   print this help
 
 Exit status: 0 both children exited 0; 1 a system call failed, a message was bad

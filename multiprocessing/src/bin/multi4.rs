@@ -10,12 +10,13 @@
 //! records; it joins the producers and prints `finish <pid> <exitcode>` (the last
 //! producer's exit code).
 //!
-//! Usage: multi4 [--count N] [--speed X] [--blocking]
+//! Usage: multi4 [--count N] [--speed X] [--blocking] [--show-fds]
 //!
 //! Try it:
 //!     cargo run -p multiprocessing --bin multi4
 //!     cargo run -p multiprocessing --bin multi4 -- --speed 10 --count 5
 //!     cargo run -p multiprocessing --bin multi4 -- --blocking  # no polling
+//!     cargo run -p multiprocessing --bin multi4 -- --speed 10 --count 1 --show-fds
 //!
 //! Where this differs from the document, on purpose:
 //! - the queue is a pipe; each record is one `write` of a 4-byte length and the
@@ -26,15 +27,18 @@
 //!   lines;
 //! - the parent closes its copy of the write end, so if every producer dies before
 //!   sending all records the parent sees EOF and says so (the original polls
-//!   forever);
+//!   forever); each producer closes its copy of the read end, so a put after the
+//!   consumer is gone fails (EPIPE) instead of waiting on a full pipe;
+//! - `--show-fds` prints, on stderr, each process's descriptor table at each step
+//!   (after pipe2, after fork, after the closes);
 //! - Ctrl-C ends and reaps the producers; a producer whose parent dies ends at
 //!   once.
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pace::{PACING_HELP, Pacing};
 use lesson_kit::{Context, Failure};
-use multiprocessing::process::child_code;
-use multiprocessing::{Halt, Team, say};
+use multiprocessing::process::{Side, child_code, run_child};
+use multiprocessing::{Halt, Team, say, show_fds};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::unistd::{Pid, getpid, pipe2, read, write};
@@ -61,6 +65,8 @@ const PIPE_BUF: usize = 4096;
 struct Options {
     pacing: Pacing,
     blocking: bool,
+    /// `--show-fds`: print the descriptor table at each step.
+    show_fds: bool,
 }
 
 fn main() -> ExitCode {
@@ -74,17 +80,30 @@ fn main() -> ExitCode {
 
 // ANCHOR: run
 fn run(team: &mut Team, options: &Options) -> Result<ExitCode, Halt> {
+    let show = options.show_fds;
     say(&format!("start {}", getpid()))?;
-    let queue = Queue::new()?;
+    let (queue, put_end) = queue()?;
+    show_fds(show, "parent", "after pipe2");
     let records = options.pacing.count.unwrap_or(RECORDS);
     for start in STARTS {
-        team.start(|| {
-            child_code(PROGRAM, produce(start, records, &queue, &options.pacing))
-        })?;
+        match team.fork()? {
+            Side::Child => run_child(|| {
+                show_fds(show, "producer", "after fork");
+                // A producer only writes. Without a read end of its own, a put
+                // after the consumer is gone fails (EPIPE) instead of waiting.
+                drop(queue);
+                show_fds(show, "producer", "after close(read end)");
+                let pacing = &options.pacing;
+                child_code(PROGRAM, produce(start, records, &put_end, pacing))
+            }),
+            Side::Parent(_) => {}
+        }
     }
+    show_fds(show, "parent", "after 3 forks");
     // The producers hold the write end now. Closing ours means EOF once they are
     // all gone, so a producer that dies early cannot leave us waiting for ever.
-    let queue = queue.into_reader();
+    drop(put_end);
+    show_fds(show, "parent", "after close(write end)");
 
     let mut expected = records * STARTS.len() as u64;
     while expected > 0 {
@@ -123,7 +142,7 @@ fn run(team: &mut Team, options: &Options) -> Result<ExitCode, Halt> {
 fn produce(
     mut state: i64,
     records: u64,
-    queue: &Queue,
+    queue: &PutEnd,
     pacing: &Pacing,
 ) -> Result<(), Failure> {
     let me = getpid();
@@ -140,10 +159,23 @@ fn produce(
 
 // ANCHOR: queue
 /// Python's `multiprocessing.Queue`, reduced to its core: a pipe and framed
-/// records.
+/// records. This is the consumer's side, the read end.
 struct Queue {
     read_end: OwnedFd,
-    write_end: Option<OwnedFd>,
+}
+
+/// The producers' side of the queue: the write end.
+struct PutEnd {
+    write_end: OwnedFd,
+}
+
+/// A new queue: its read end (non-blocking) and its write end.
+fn queue() -> Result<(Queue, PutEnd), Failure> {
+    let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
+    // Non-blocking reads: an empty queue is EAGAIN, not a wait. (Only the read
+    // end: a producer's `put` may wait while the pipe is full.)
+    fcntl(&read_end, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).context("O_NONBLOCK")?;
+    Ok((Queue { read_end }, PutEnd { write_end }))
 }
 
 /// What one look at the queue found.
@@ -155,26 +187,7 @@ enum Got {
     Closed,
 }
 
-impl Queue {
-    fn new() -> Result<Queue, Failure> {
-        let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
-        // Non-blocking reads: an empty queue is EAGAIN, not a wait. (Only the read
-        // end: a producer's `put` may wait while the pipe is full.)
-        fcntl(&read_end, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
-            .context("O_NONBLOCK")?;
-        Ok(Queue {
-            read_end,
-            write_end: Some(write_end),
-        })
-    }
-
-    /// The consumer's side: the queue without our write end.
-    fn into_reader(mut self) -> Queue {
-        // EOF comes when the producers' copies are closed too.
-        drop(self.write_end.take());
-        self
-    }
-
+impl PutEnd {
     /// `queue.put([pid, state])`: one `write` of the whole frame. At most PIPE_BUF
     /// bytes, so it is atomic: frames from several producers never interleave.
     fn put(&self, pid: Pid, state: i64) -> Result<(), Failure> {
@@ -184,10 +197,7 @@ impl Queue {
         let mut frame = length.to_be_bytes().to_vec();
         frame.extend_from_slice(payload.as_bytes());
         debug_assert!(frame.len() <= PIPE_BUF);
-        let Some(write_end) = &self.write_end else {
-            return Err(Failure::new("queue put", "the write end is closed"));
-        };
-        match write(write_end, &frame) {
+        match write(&self.write_end, &frame) {
             Ok(n) if n == frame.len() => Ok(()),
             Ok(n) => Err(Failure::new(
                 "queue put",
@@ -197,7 +207,9 @@ impl Queue {
             Err(errno) => Err(Failure::new("queue put (write pipe)", errno)),
         }
     }
+}
 
+impl Queue {
     /// `queue.get(block=False)`: one frame if there is one. Because every frame
     /// went in with a single atomic write, a frame whose header is there is there
     /// whole.
@@ -253,6 +265,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     let mut options = Options {
         pacing: Pacing::default(),
         blocking: false,
+        show_fds: false,
     };
     while let Some(arg) = parser.next()? {
         if arg == "--count" {
@@ -266,6 +279,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
         }
         match arg.as_str() {
             "--blocking" => options.blocking = true,
+            "--show-fds" => options.show_fds = true,
             "-h" | "--help" => return Ok(None),
             _ => return Err(parser.unexpected(&arg)),
         }
@@ -275,11 +289,14 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
 
 fn usage() -> String {
     // The shared help's --speed lines; --count means something else here.
-    let speed: Vec<&str> = PACING_HELP.lines().skip(1).collect();
+    let speed: Vec<&str> = PACING_HELP
+        .lines()
+        .skip_while(|line| !line.starts_with("  --speed"))
+        .collect();
     let speed = speed.join("\n");
     format!(
         "\
-Usage: {PROGRAM} [--count N] [--speed X] [--blocking]
+Usage: {PROGRAM} [--count N] [--speed X] [--blocking] [--show-fds]
 
 Three forked producers put [pid, state] records on a queue (a pipe with framed
 records); the parent polls it every 0.5 s until it has them all (Programming
@@ -289,6 +306,8 @@ Options:
   --count N    records per producer, 1 to 1000 (default 3, like the document)
 {speed}
   --blocking   wait for each record instead of polling (no `no data...` lines)
+  --show-fds   print each process's descriptor table (stderr) at each step: after
+               pipe2, after fork, after the closes
   -h, --help   print this help
 
 Exit status: 0 every record arrived and every producer exited 0; 1 a system call
