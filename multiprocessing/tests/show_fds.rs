@@ -218,7 +218,7 @@ fn multi2_after_the_closes_parent_and_child_each_hold_one_end_of_the_socketpair(
 #[test]
 fn multi4_after_the_closes_the_consumer_holds_only_the_read_end_each_producer_the_write_end()
  {
-    let args = ["--speed", "10", "--count", "1", "--blocking", "--show-fds"];
+    let args = ["--speed", "10", "--count", "1", "--show-fds"];
     let command = format!(
         "cargo run -q -p multiprocessing --bin multi4 -- {}",
         args.join(" ")
