@@ -7,13 +7,14 @@
 //! one process.
 //!
 //! Usage: pipe-thread [--count N] [--speed X] [--no-gap] [--writer-panics-after N]
-//!                    [--writer-ignores-stop]
+//!                    [--writer-ignores-stop] [--show-fds]
 //!
 //! Try it (at the workspace root):
 //!     cargo run -p pipe-thread                            # the document's run
 //!     cargo run -p pipe-thread -- --count 5 --speed 20
 //!     cargo run -p pipe-thread -- --speed 20 --writer-panics-after 3
 //!     cargo run -p pipe-thread -- --writer-ignores-stop   # then Ctrl-C, Ctrl-C
+//!     cargo run -p pipe-thread -- --count 2 --speed 20 --show-fds
 //!
 //! Where this differs from the document, on purpose:
 //! - one Ctrl-C (or SIGTERM, SIGHUP) ends the program within milliseconds, cleanly,
@@ -31,7 +32,7 @@
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::pace::{PACING_HELP, Pacing};
 use lesson_kit::pyfmt::{bytes_repr, time_str};
-use lesson_kit::{Context, Failure, exit, note, signal_exit, signal_name};
+use lesson_kit::{Context, Failure, exit, fds, note, signal_exit, signal_name};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::write;
@@ -64,6 +65,8 @@ struct Options {
     panic_after: Option<u64>,
     /// A deliberately broken variant: the writer never looks at the stop flag.
     deaf: bool,
+    /// `--show-fds`: print the descriptor table at each step.
+    show_fds: bool,
 }
 
 /// Why the main thread stopped reading.
@@ -91,7 +94,9 @@ fn main() -> Result<ExitCode, Failure> {
     // ANCHOR: pipe
     // std's pipe: two plain Read/Write values, close-on-exec, portable beyond Unix.
     let (mut reader, writer) = io::pipe().context("pipe")?;
+    show_fds(options.show_fds, "main thread", "after pipe");
     // ANCHOR_END: pipe
+    let show = options.show_fds; // `options` moves into the writer thread
 
     // ANCHOR: spawn
     // The writer thread owns the write end. When the thread ends, however it ends
@@ -104,6 +109,10 @@ fn main() -> Result<ExitCode, Failure> {
     // ANCHOR_END: spawn
 
     let reading = read_chunks(&mut reader, &signals);
+    if let Ok(Ended::Eof) = reading {
+        // One process, one table: the writer's end is gone from it for everyone.
+        show_fds(show, "main thread", "after EOF: the write end is dropped");
+    }
     // However the reading ended, the writer must end too: ask it (it looks at the
     // flag at every pause), and close our end, so a write it is blocked in fails
     // (EPIPE).
@@ -181,6 +190,13 @@ fn stop_signals() -> io::Result<UnixStream> {
 // ANCHOR: writer
 /// The writer thread: pipe_1's child loop. Returns how many messages it sent.
 fn write_spam(mut writer: PipeWriter, options: &Options) -> Result<u64, Failure> {
+    // The threads of a process share one descriptor table: moving the write end
+    // into this thread changed nothing in it.
+    show_fds(
+        options.show_fds,
+        "writer thread",
+        "after taking the write end",
+    );
     let mut sent = 0;
     for beat in options.pacing.spam_beats() {
         let pause = if options.gap {
@@ -327,6 +343,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
         gap: true,
         panic_after: None,
         deaf: false,
+        show_fds: false,
     };
     while let Some(arg) = parser.next()? {
         if options.pacing.accept(&arg, &mut parser)? {
@@ -338,6 +355,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
                 options.panic_after = Some(parser.value(&arg)?);
             }
             "--writer-ignores-stop" => options.deaf = true,
+            "--show-fds" => options.show_fds = true,
             "-h" | "--help" => return Ok(None),
             _ => return Err(parser.unexpected(&arg)),
         }
@@ -345,11 +363,18 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     Ok(Some(options))
 }
 
+/// `--show-fds`: the process's descriptor table, as the kernel holds it now.
+fn show_fds(show: bool, who: &str, step: &str) {
+    if show {
+        fds::show(who, step);
+    }
+}
+
 fn usage() -> String {
     format!(
         "\
 Usage: {PROGRAM} [--count N] [--speed X] [--no-gap] [--writer-panics-after N]
-                   [--writer-ignores-stop]
+                   [--writer-ignores-stop] [--show-fds]
 
 A writer thread writes `Spam 0`..`Spam 4` into a pipe, pausing 0, 1, 2, 3, 4 s; the
 main thread reads up to 32 bytes at a time and prints what each read returned
@@ -364,6 +389,8 @@ Options:
   --writer-ignores-stop
                DELIBERATELY BROKEN: the writer thread never looks at the stop
                flag, like the original's; a second Ctrl-C ends it at once
+  --show-fds   print the process's descriptor table (stderr) after the pipe,
+               from the writer thread with its end, and after EOF
   -h, --help   print this help
 
 Ctrl-C, SIGTERM or SIGHUP stops the program cleanly within milliseconds; a second

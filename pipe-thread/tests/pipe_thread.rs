@@ -495,6 +495,7 @@ fn help_lists_the_options_ranges_and_exit_statuses() {
     for needle in [
         "--writer-panics-after N",
         "--writer-ignores-stop",
+        "--show-fds",
         "Exit status",
         "130",
         "a second",
