@@ -107,14 +107,14 @@ pub fn show(who: &str, step: &str) {
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
+/// How wide the object column is: `socket:[123456789]` fits. A fixed width keeps the
+/// columns where they are whatever the inode numbers (a fresh machine has short ones);
+/// a longer path is shortened to its last part.
+const OBJECT_WIDTH: usize = 18;
+
 /// The text [`show`] prints, for a table already read.
 pub fn render(who: &str, pid: u32, step: &str, fds: &[Fd]) -> String {
-    let width = fds
-        .iter()
-        .map(|fd| fd.object.chars().count())
-        .max()
-        .unwrap_or(0)
-        .clamp(6, 40);
+    let width = OBJECT_WIDTH;
     let mut out = format!("[fds] {who} {pid}, {step}:\n");
     let _ = writeln!(
         out,
@@ -242,10 +242,16 @@ mod tests {
         assert_eq!(
             text,
             "[fds] child 42, after fork:\n\
-             \x20  fd  kind      object        end    flags\n\
-             \x20   0  terminal  /dev/pts/0    rw\n\
-             \x20  10  pipe      pipe:[33045]  write  cloexec,nonblock\n"
+             \x20  fd  kind      object              end    flags\n\
+             \x20   0  terminal  /dev/pts/0          rw\n\
+             \x20  10  pipe      pipe:[33045]        write  cloexec,nonblock\n"
         );
+        // The columns do not move with the inode numbers' length.
+        let mut long = fds.clone();
+        long[1].object = "pipe:[123456789]".into();
+        let wide = render("child", 42, "after fork", &long);
+        let column = |t: &str| t.lines().nth(3).and_then(|l| l.find("write"));
+        assert_eq!(column(&text), column(&wide));
     }
 
     #[test]
