@@ -715,6 +715,40 @@ fn python_runs_the_same_loops_when_installed() {
 }
 
 #[test]
+fn python_figures_are_rates_and_times_of_their_own_mechanism() {
+    // A file named python3 that is not executable, first on PATH, must be passed over.
+    let dir = TempDir::new("ipc-bench-path");
+    std::fs::write(dir.path().join("python3"), "not a program").expect("decoy");
+    let run = Lesson::new("sh")
+        .args(["-c", "d=$1; shift; PATH=$d:$PATH exec \"$0\" \"$@\"", BIN])
+        .arg(dir.path())
+        .args(TINY)
+        .args(["--only", "pipe", "--sizes", "64K", "--bytes", "1048576"])
+        .args(["--python", "--json"])
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    if run.stderr.contains("no python3 on PATH") {
+        return;
+    }
+    let json = run.stdout_text();
+    let rows = section(&json, "python");
+    assert_eq!(rows.len(), 2, "{json}");
+    for row in &rows {
+        // 1 MiB in 16 messages: a rate (bytes per nanosecond), never above a
+        // physical bound, and a round trip of at least a nanosecond.
+        let rate = field(row, "gbps");
+        assert!(rate > 0.0 && rate < 1000.0, "{row}");
+        assert!(field(row, "median_ns") >= 1.0, "{row}");
+    }
+    // Each mechanism's figure is its own: two medians in nanoseconds never agree.
+    assert_ne!(
+        field(rows[0], "median_ns"),
+        field(rows[1], "median_ns"),
+        "{json}"
+    );
+}
+
+#[test]
 fn a_stop_signal_during_python_ends_python_and_its_child() {
     if !std::env::var_os("PATH").is_some_and(|path| {
         std::env::split_paths(&path).any(|dir| dir.join("python3").exists())
