@@ -9,7 +9,8 @@
 //! - [`Exec`]: an `argv` built before `fork`, and the child's side of `exec`;
 //! - [`reap`] and [`end_child`]: every child is waited for, with a bound, on every
 //!   path;
-//! - [`Scratch`]: a fresh temporary directory that is removed on every exit path.
+//! - [`Scratch`]: a fresh temporary directory that is removed on every exit path;
+//! - [`show_fds`]: with `--show-fds`, the descriptor table at a step of the wiring.
 //!
 //! Every system call a lesson is about (`fork`, `exec`, `dup2`, `pipe`, `setenv`,
 //! `rename`) stays in the lesson's own file.
@@ -25,7 +26,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The signals that stop a lesson cleanly.
@@ -34,6 +35,29 @@ pub const STOP_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 /// The last stop signal that arrived (0: none yet). Set by the handler, read by
 /// [`Stop`].
 static LAST_STOP: AtomicUsize = AtomicUsize::new(0);
+
+/// Set by `--show-fds`: [`show_fds`] prints tables.
+static SHOW_FDS: AtomicBool = AtomicBool::new(false);
+
+/// `--show-fds`: from now on, [`show_fds`] prints this process's descriptor table.
+pub fn show_fds_from_now(on: bool) {
+    SHOW_FDS.store(on, Ordering::Relaxed);
+}
+
+/// Whether `--show-fds` was given (to pass it on to a program we exec).
+pub fn showing_fds() -> bool {
+    SHOW_FDS.load(Ordering::Relaxed)
+}
+
+/// With `--show-fds`, prints this process's descriptor table on stderr, headed
+/// `[fds] <who> <pid>, <step>:` (see `lesson_kit::fds`). It reads `/proc` and
+/// allocates: call it in the parent, in the child of this single-threaded process,
+/// or in an exec'd program.
+pub fn show_fds(who: &str, step: &str) {
+    if showing_fds() {
+        lesson_kit::fds::show(who, step);
+    }
+}
 
 /// How a lesson ended early: a stop signal, or a failed call.
 #[derive(Debug)]
@@ -437,7 +461,7 @@ pub fn describe_raw(status: i32) -> String {
     }
 }
 
-/// A fresh temporary directory (`$TMPDIR/simple-ipc-<name>-<pid>`), removed with
+/// A fresh temporary directory (`$TMPDIR/simple-ipc-<pid>-<name>`), removed with
 /// what is in it when dropped: on a normal end, an error and a stop signal alike.
 pub struct Scratch {
     path: PathBuf,
@@ -447,7 +471,9 @@ pub struct Scratch {
 impl Scratch {
     pub fn new(name: &str) -> Result<Scratch, Failure> {
         let owner = getpid();
-        let path = std::env::temp_dir().join(format!("simple-ipc-{name}-{owner}"));
+        // The name last: `--show-fds` shows a long path as its last 17 characters,
+        // `…4-redirect/in.txt`, the same for every pid.
+        let path = std::env::temp_dir().join(format!("simple-ipc-{owner}-{name}"));
         // A directory of that name can only be a leftover of a killed run that had
         // our pid.
         let _ = std::fs::remove_dir_all(&path);

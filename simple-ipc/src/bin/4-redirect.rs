@@ -12,11 +12,15 @@
 //! 3. the same with `Command` and `Stdio`, the way a Rust program usually says it.
 //!
 //! The files live in a fresh temporary directory, removed on every exit path.
+//! `--show-fds` prints the descriptor tables at each step (on stderr): ours around
+//! the `dup2`s of step 1, the child's after each redirection of step 2, and
+//! `4-upcase`'s as `exec` left it.
 //!
-//! Usage: 4-redirect [--out PATH]
+//! Usage: 4-redirect [--out PATH] [--show-fds]
 //!
 //! Try it:
 //!     cargo run -p simple-ipc --bin 4-redirect
+//!     cargo run -p simple-ipc --bin 4-redirect -- --show-fds
 //!     cargo run -p simple-ipc --bin 4-redirect -- --out /dev/full  # write fails
 
 use lesson_kit::args::{Parser, UsageError};
@@ -27,8 +31,8 @@ use nix::unistd::{
     ForkResult, dup, dup2_stderr, dup2_stdin, dup2_stdout, fork, write,
 };
 use simple_ipc::{
-    Ended, Exec, Outcome, Scratch, Stop, child_ok, die, lesson_main, reap, sibling,
-    spawn_failed,
+    Ended, Exec, Outcome, Scratch, Stop, child_ok, die, lesson_main, reap,
+    show_fds, show_fds_from_now, showing_fds, sibling, spawn_failed,
 };
 use std::ffi::CString;
 use std::fs::File;
@@ -43,6 +47,8 @@ const UPCASE: &str = "4-upcase";
 struct Options {
     /// Where the redirected output goes; `None`: `out.txt` in the temporary dir.
     out: Option<PathBuf>,
+    /// `--show-fds`: print the descriptor tables at each step.
+    show_fds: bool,
 }
 
 fn main() -> ExitCode {
@@ -51,6 +57,7 @@ fn main() -> ExitCode {
 
 // ANCHOR: run
 fn run(options: &Options) -> Outcome {
+    show_fds_from_now(options.show_fds);
     let stop = Stop::install()?;
     let upcase = sibling(UPCASE)?;
     let scratch = Scratch::new(PROGRAM)?; // removed on every path out of `run`
@@ -91,8 +98,11 @@ fn redirect_own_stdout(path: &Path) -> Result<(), Failure> {
     stdout.lock().flush().context("flush stdout")?;
     let saved = dup(&stdout).context("dup stdout")?; // another name for the tty
     let file = File::create(path).context(format!("create {}", path.display()))?;
+    show_fds("parent", "after dup(1) and open");
     dup2_stdout(&file).context("dup2 file onto stdout")?; // fd 1 now names the file
+    show_fds("parent", "after dup2 onto fd 1");
     drop(file); // its own descriptor is not needed: fd 1 keeps the file open
+    show_fds("parent", "after close(file)");
     // write(2) on fd 1 itself. Rust's Stdout has a buffer, emptied into whatever
     // fd 1 names at the moment it is flushed: text left in it (after a failed
     // write, say) would reach the terminal later. A raw write leaves nothing.
@@ -109,6 +119,7 @@ fn redirect_own_stdout(path: &Path) -> Result<(), Failure> {
     // Back to the terminal *before* reporting anything, whatever the write did.
     dup2_stdout(&saved).context("dup2 saved stdout back onto stdout")?;
     drop(saved); // fd 1 is the terminal again; the spare name can go
+    show_fds("parent", "after dup2 back onto fd 1 and close(saved)");
     wrote
         .map_err(|err| Failure::new(format!("{} (as stdout)", path.display()), err))
 }
@@ -124,15 +135,22 @@ fn shell_style(
     stop: &Stop,
 ) -> Result<(), Ended> {
     // Everything the child needs, built before fork (it may not allocate after).
-    let exec = Exec::new(upcase, [UPCASE.as_bytes().to_vec()])?;
+    let mut argv = vec![UPCASE.as_bytes().to_vec()];
+    if showing_fds() {
+        argv.push(b"--show-fds".to_vec()); // its table after exec
+    }
+    let exec = Exec::new(upcase, argv)?;
     let input_c = c_path(input)?;
     let out_c = c_path(out)?;
     io::stdout().flush().context("flush stdout")?;
     // SAFETY: single-threaded process (Stop::install starts no thread); the child
     // only opens files, calls dup2, resets its signals, execs or writes a fixed
-    // message and _exits: all async-signal-safe.
+    // message and _exits: all async-signal-safe. With --show-fds it also reads
+    // /proc and allocates (show_fds): sound here, as no other thread can hold a
+    // lock of the allocator at the fork.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
+            show_fds("child", "after fork");
             // < in.txt: open it, and make fd 0 another name for it.
             let Ok(fd) = open(input_c.as_c_str(), OFlag::O_RDONLY, Mode::empty())
             else {
@@ -148,6 +166,7 @@ fn shell_style(
                 );
             }
             drop(fd); // fd 0 is the copy the program will use
+            show_fds("child", "after < in.txt (open, dup2 onto fd 0, close)");
             // > out.txt: create or truncate it, and make fd 1 another name for it.
             let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC;
             let mode = Mode::from_bits_truncate(0o644);
@@ -164,6 +183,7 @@ fn shell_style(
                 );
             }
             drop(fd);
+            show_fds("child", "after > out.txt (open, dup2 onto fd 1, close)");
             // 2>&1: fd 2 becomes another name for what fd 1 is *now* (the file).
             if dup2_stderr(io::stdout()).is_err() {
                 die(
@@ -171,9 +191,14 @@ fn shell_style(
                     exit::RUNTIME,
                 );
             }
+            // Into out.txt, like everything on fd 2 from now on
+            show_fds("child", "after 2>&1 (dup2(1, 2))");
             exec.exec_in_child() // never returns; the program inherits fds 0, 1, 2
         }
-        ForkResult::Parent { child } => child_ok(UPCASE, reap(child, stop)?),
+        ForkResult::Parent { child } => {
+            show_fds("parent", "after fork"); // the same as before: nothing moved
+            child_ok(UPCASE, reap(child, stop)?)
+        }
     }
 }
 // ANCHOR_END: shell_style
@@ -189,7 +214,9 @@ fn with_command(
     let stdin = File::open(input).context(format!("open {}", input.display()))?;
     let stdout = File::create(out).context(format!("create {}", out.display()))?;
     let stderr = stdout.try_clone().context("dup the output file")?; // 2>&1
+    show_fds("parent", "after open in.txt, out.txt and try_clone");
     let child = Command::new(upcase)
+        .args(showing_fds().then_some("--show-fds"))
         .stdin(stdin)
         .stdout(stdout)
         .stderr(stderr)
@@ -197,6 +224,7 @@ fn with_command(
         .map_err(|err| spawn_failed(upcase, err))?;
     // The Command and our copies of the three files are gone: only the child has
     // them now.
+    show_fds("parent", "after Command::spawn");
     let pid = nix::unistd::Pid::from_raw(child.id() as libc::pid_t);
     child_ok(UPCASE, reap(pid, stop)?)
 }
@@ -227,12 +255,16 @@ fn c_path(path: &Path) -> Result<CString, Failure> {
 
 fn parse_options() -> Result<Option<Options>, UsageError> {
     let mut parser = Parser::from_env(PROGRAM)?;
-    let mut options = Options { out: None };
+    let mut options = Options {
+        out: None,
+        show_fds: false,
+    };
     while let Some(arg) = parser.next()? {
         match arg.as_str() {
             "--out" => {
                 options.out = Some(PathBuf::from(parser.value::<String>(&arg)?))
             }
+            "--show-fds" => options.show_fds = true,
             "-h" | "--help" => return Ok(None),
             _ => return Err(parser.unexpected(&arg)),
         }
@@ -243,7 +275,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
 fn usage() -> String {
     format!(
         "\
-Usage: {PROGRAM} [--out PATH]
+Usage: {PROGRAM} [--out PATH] [--show-fds]
 
 Redirects stdout into a file and back in this process (dup, dup2), then runs
 `{UPCASE} < in.txt > out.txt 2>&1` with open + dup2 in a forked child, then the same
@@ -253,6 +285,9 @@ in a fresh temporary directory, removed at the end.
 Options:
   --out PATH   write the redirected output to PATH instead (it is truncated;
                /dev/full shows a write that fails)
+  --show-fds   print the descriptor tables on stderr at each step: ours around
+               the dup2s, the child's after each redirection (after 2>&1 they
+               go into out.txt), and {UPCASE}'s after exec
   -h, --help   print this help
 
 Exit status: 0 done; 1 a system call failed or {UPCASE} failed; 2 bad command line;

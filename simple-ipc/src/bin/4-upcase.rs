@@ -3,16 +3,19 @@
 //! Reads its stdin to the end and writes it back in capitals to stdout, then says
 //! how many lines it read on stderr (`upcase: 2 lines (on stderr)`); with WORDs it
 //! writes those instead and does not read stdin. `--exit CODE` makes it end with
-//! that status, so a parent can show that it checks it.
+//! that status, so a parent can show that it checks it. `--show-fds` first prints
+//! the descriptor table it was started with ("after exec"): which is how
+//! `4-redirect` and `5-popen` show what their children handed over.
 //!
-//! Usage: 4-upcase [--exit CODE] [WORD...]
+//! Usage: 4-upcase [--exit CODE] [--show-fds] [WORD...]
 //!
 //! Try it:
 //!     printf 'hello\nworld\n' | cargo run -q -p simple-ipc --bin 4-upcase
 //!     cargo run -q -p simple-ipc --bin 4-upcase -- --exit 3 spam eggs; echo $?
+//!     echo hi | cargo run -q -p simple-ipc --bin 4-upcase -- --show-fds
 
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
-use lesson_kit::{Context, Failure, note};
+use lesson_kit::{Context, Failure, fds, note};
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
@@ -20,6 +23,7 @@ const PROGRAM: &str = "4-upcase";
 
 struct Options {
     exit: u8,
+    show_fds: bool,
     words: Vec<String>,
 }
 
@@ -29,6 +33,10 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(code) => return code, // --help printed, or a usage error reported
     };
+    if options.show_fds {
+        // What exec left us: the descriptors without close-on-exec, as they were
+        fds::show(PROGRAM, "after exec");
+    }
     match filter(&options) {
         Ok(()) => ExitCode::from(options.exit),
         Err(failure) => {
@@ -74,6 +82,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     let mut parser = Parser::from_env(PROGRAM)?;
     let mut options = Options {
         exit: 0,
+        show_fds: false,
         words: Vec::new(),
     };
     while let Some(arg) = parser.next()? {
@@ -87,6 +96,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
                 let code: u16 = parser.value_in(&arg, 0..=255)?;
                 options.exit = u8::try_from(code).unwrap_or(u8::MAX);
             }
+            "--show-fds" => options.show_fds = true,
             "-h" | "--help" => return Ok(None),
             _ => return Err(parser.unexpected(&arg)),
         }
@@ -97,7 +107,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
 fn usage() -> String {
     format!(
         "\
-Usage: {PROGRAM} [--exit CODE] [WORD...]
+Usage: {PROGRAM} [--exit CODE] [--show-fds] [WORD...]
 
 Copies stdin to stdout in capitals, then writes `upcase: <n> lines (on stderr)` to
 stderr. With WORDs, writes them in capitals instead, one per line, without reading
@@ -105,6 +115,7 @@ stdin.
 
 Options:
   --exit CODE  end with status CODE, 0 to 255 (default 0), after doing the work
+  --show-fds   first print its descriptor table on stderr, as exec left it
   -h, --help   print this help
 
 Exit status: CODE (default 0); 1 stdin or stdout failed; 2 bad command line.

@@ -11,15 +11,18 @@
 //! 3. and 4. the same with `Command` and `Stdio::piped()`.
 //!
 //! After each step it prints the command's exit status, as Python's `close()`
-//! returns it.
+//! returns it. `--show-fds` prints the descriptor tables (on stderr) after each
+//! step of the wiring, in both processes, and `4-upcase`'s after exec.
 //!
-//! Usage: 5-popen [--exit CODE] [--forget-close r|w] [--timeout SECS]
+//! Usage: 5-popen [--exit CODE] [--forget-close r|w] [--timeout SECS] [--show-fds]
 //!
 //! Try it:
 //!     cargo run -p simple-ipc --bin 5-popen
 //!     cargo run -p simple-ipc --bin 5-popen -- --exit 3          # status checked
 //!     cargo run -p simple-ipc --bin 5-popen -- --forget-close r  # EOF never comes
 //!     cargo run -p simple-ipc --bin 5-popen -- --forget-close w  # no EOF for it
+//!     cargo run -p simple-ipc --bin 5-popen -- --show-fds        # who holds what
+//!     cargo run -p simple-ipc --bin 5-popen -- --forget-close r --show-fds
 //!
 //! Where this differs from Python: a command that fails is an error (exit 1), not a
 //! status to remember to look at; `--forget-close` shows the trap Python's file
@@ -36,7 +39,8 @@ use nix::unistd::{
 };
 use simple_ipc::{
     Ended, Exec, Outcome, Stop, child_ok, describe_raw, end_child, lesson_main,
-    read_all, reap, sibling, spawn_failed, try_reap,
+    read_all, reap, show_fds, show_fds_from_now, showing_fds, sibling,
+    spawn_failed, try_reap,
 };
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -63,6 +67,8 @@ struct Options {
     forget: Option<Mode>,
     /// How long to wait for an EOF before calling it the trap.
     timeout: Duration,
+    /// `--show-fds`: print the descriptor tables at each step.
+    show_fds: bool,
 }
 
 /// How a step ended.
@@ -79,12 +85,15 @@ fn main() -> ExitCode {
 
 // ANCHOR: run
 fn run(options: &Options) -> Outcome {
+    show_fds_from_now(options.show_fds);
     let stop = Stop::install()?;
     let upcase = sibling(UPCASE)?;
     let code = options.exit.to_string();
     let argv = |words: &[&str]| -> Vec<Vec<u8>> {
+        let show = showing_fds().then_some("--show-fds"); // its table after exec
         [UPCASE, "--exit", &code]
             .iter()
+            .chain(show.iter())
             .chain(words)
             .map(|word| word.as_bytes().to_vec())
             .collect()
@@ -151,27 +160,39 @@ fn run(options: &Options) -> Outcome {
 fn popen_read(exec: &Exec, options: &Options, stop: &Stop) -> Result<Step, Ended> {
     // O_CLOEXEC: exec closes any copy not handed over on purpose as fd 0, 1 or 2.
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
+    show_fds("parent", "after pipe2");
     io::stdout().flush().context("flush stdout")?;
     // SAFETY: single-threaded process (Stop::install starts no thread); the child
     // only closes, dup2s, resets its signals, execs or writes a fixed message and
-    // _exits.
+    // _exits. With --show-fds it also reads /proc and allocates: sound here, as no
+    // other thread can hold a lock of the allocator at the fork.
     let child = match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
+            show_fds("child", "after fork");
             drop(read_end); // the child only writes
+            show_fds("child", "after close(read end)");
             if dup2_stdout(&write_end).is_err() {
                 simple_ipc::die(b"5-popen: child: dup2 failed\n", exit::RUNTIME);
             }
+            show_fds("child", "after dup2 onto fd 1");
             drop(write_end); // fd 1 is the copy it keeps (dup2 clears CLOEXEC)
+            show_fds("child", "after close(write end)");
             exec.exec_in_child()
         }
         ForkResult::Parent { child } => child,
     };
+    show_fds("parent", "after fork");
     let kept = if options.forget == Some(Mode::Read) {
         // DELIBERATELY BROKEN: we keep a write end of the pipe we read from, so the
         // kernel can never tell us "no writer is left": EOF never comes.
+        show_fds(
+            "parent",
+            "after NOT closing its write end (--forget-close r)",
+        );
         Some(write_end)
     } else {
         drop(write_end); // the child has the only write end: its exit is our EOF
+        show_fds("parent", "after close(write end)");
         None
     };
     let outcome = read_to_eof(&read_end, child, options.timeout, stop)?;
@@ -269,20 +290,27 @@ fn read_to_eof(
 /// `os.popen(cmd, "w").write(...)` by hand; the command writes to our stdout.
 fn popen_write(exec: &Exec, options: &Options, stop: &Stop) -> Result<Step, Ended> {
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
+    show_fds("parent", "after pipe2");
     io::stdout().flush().context("flush stdout")?;
     // SAFETY: as in popen_read.
     let child = match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
+            show_fds("child", "after fork");
             drop(write_end); // the child only reads (a write end here: a trap)
+            show_fds("child", "after close(write end)");
             if dup2_stdin(&read_end).is_err() {
                 simple_ipc::die(b"5-popen: child: dup2 failed\n", exit::RUNTIME);
             }
+            show_fds("child", "after dup2 onto fd 0");
             drop(read_end);
+            show_fds("child", "after close(read end)");
             exec.exec_in_child()
         }
         ForkResult::Parent { child } => child,
     };
+    show_fds("parent", "after fork");
     drop(read_end); // we only write
+    show_fds("parent", "after close(read end)");
     // Two short lines: far below the pipe's 64 KiB, so this write never blocks.
     match write(&write_end, LINES) {
         Ok(_) => {}
@@ -296,10 +324,15 @@ fn popen_write(exec: &Exec, options: &Options, stop: &Stop) -> Result<Step, Ende
     }
     let kept = if options.forget == Some(Mode::Write) {
         // DELIBERATELY BROKEN: the child waits for an EOF that never comes
+        show_fds(
+            "parent",
+            "after NOT closing its write end (--forget-close w)",
+        );
         Some(write_end)
     } else {
         // The last write end: the child's next read returns 0 (EOF)
         drop(write_end);
+        show_fds("parent", "after close(write end)");
         None
     };
     let step = match reap_within(child, options.timeout, stop)? {
@@ -346,10 +379,13 @@ fn reap_within(
 /// parent.
 fn command_read(upcase: &Path, code: &str, stop: &Stop) -> Result<Step, Ended> {
     let mut child = Command::new(upcase)
-        .args(["--exit", code, "spam", "eggs"])
+        .args(["--exit", code])
+        .args(showing_fds().then_some("--show-fds"))
+        .args(["spam", "eggs"])
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|err| spawn_failed(upcase, err))?;
+    show_fds("parent", "after Command::spawn");
     let from_child = child.stdout.take().expect("stdout was piped");
     let pid = Pid::from_raw(child.id() as libc::pid_t);
     let text = read_all(from_child.as_fd(), stop, "read pipe from 4-upcase");
@@ -364,9 +400,11 @@ fn command_read(upcase: &Path, code: &str, stop: &Stop) -> Result<Step, Ended> {
 fn command_write(upcase: &Path, code: &str, stop: &Stop) -> Result<Step, Ended> {
     let mut child = Command::new(upcase)
         .args(["--exit", code])
+        .args(showing_fds().then_some("--show-fds"))
         .stdin(Stdio::piped())
         .spawn()
         .map_err(|err| spawn_failed(upcase, err))?;
+    show_fds("parent", "after Command::spawn");
     let mut to_child = child.stdin.take().expect("stdin was piped");
     let pid = Pid::from_raw(child.id() as libc::pid_t);
     let wrote = to_child.write_all(LINES);
@@ -424,6 +462,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
         exit: 0,
         forget: None,
         timeout: Duration::from_secs(2),
+        show_fds: false,
     };
     while let Some(arg) = parser.next()? {
         match arg.as_str() {
@@ -447,6 +486,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
                 let secs: f64 = parser.value_in(&arg, 0.1..=60.0)?;
                 options.timeout = Duration::from_secs_f64(secs);
             }
+            "--show-fds" => options.show_fds = true,
             "-h" | "--help" => return Ok(None),
             _ => return Err(parser.unexpected(&arg)),
         }
@@ -457,7 +497,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
 fn usage() -> String {
     format!(
         "\
-Usage: {PROGRAM} [--exit CODE] [--forget-close r|w] [--timeout SECS]
+Usage: {PROGRAM} [--exit CODE] [--forget-close r|w] [--timeout SECS] [--show-fds]
 
 Reads the output of `{UPCASE} spam eggs` through a pipe (Python's os.popen mode r),
 then writes two lines into `{UPCASE}`'s stdin (mode w), first by hand (pipe, fork,
@@ -469,6 +509,9 @@ Options:
   --forget-close r|w   DELIBERATELY BROKEN: keep our write end open in that mode, so
                        EOF never comes; detected after --timeout, exit 3
   --timeout SECS       how long to wait for that EOF, 0.1 to 60 (default 2)
+  --show-fds           print the descriptor tables on stderr after each step:
+                       pipe2, fork, the closes and dup2 in both processes, and
+                       {UPCASE}'s after exec
   -h, --help           print this help
 
 Exit status: 0 done; 1 a system call failed or {UPCASE} exited non-zero; 2 bad
