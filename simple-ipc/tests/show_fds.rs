@@ -1,6 +1,6 @@
 //! `--show-fds`: the descriptor tables that `4-redirect`, `5-popen` and the
-//! `4-upcase` they exec print at each step, and what the tables prove (which process
-//! holds which end, what `dup2` moved, what `exec` kept).
+//! `4-upcase` they exec print at each step, and what the tables prove (which
+//! process holds which end, what `dup2` moved, what `exec` kept).
 
 use lesson_test::{Finished, Lesson, TempDir, check_transcript_of};
 use std::path::{Path, PathBuf};
