@@ -108,9 +108,12 @@ pub fn show(who: &str, step: &str) {
 }
 
 /// How wide the object column is: `socket:[123456789]` fits. A fixed width keeps the
-/// columns where they are whatever the inode numbers (a fresh machine has short ones);
-/// a longer path is shortened to its last part.
+/// columns where they are whatever the inode numbers (a fresh machine has short ones).
 const OBJECT_WIDTH: usize = 18;
+
+/// A longer object is shown whole up to this many characters (it pushes its own row's
+/// last columns to the right); past it, a path is shortened to its last part.
+const OBJECT_MAX: usize = 40;
 
 /// The text [`show`] prints, for a table already read.
 pub fn render(who: &str, pid: u32, step: &str, fds: &[Fd]) -> String {
@@ -133,7 +136,7 @@ pub fn render(who: &str, pid: u32, step: &str, fds: &[Fd]) -> String {
             "  {:>3}  {:<8}  {:<width$}  {:<5}  {}",
             fd.fd,
             fd.kind,
-            shorten(&fd.object, width),
+            shorten(&fd.object, OBJECT_MAX),
             fd.end,
             flags.join(",")
         );
@@ -252,6 +255,14 @@ mod tests {
         let wide = render("child", 42, "after fork", &long);
         let column = |t: &str| t.lines().nth(3).and_then(|l| l.find("write"));
         assert_eq!(column(&text), column(&wide));
+        // Up to 40 characters an object is shown whole; past that, its end.
+        long[1].object = "/tmp/fifo-fds-0029332/my_pipe".into();
+        assert!(
+            render("c", 1, "s", &long).contains(" /tmp/fifo-fds-0029332/my_pipe ")
+        );
+        long[1].object = format!("/tmp/{}/my_pipe", "d".repeat(40));
+        let shown = format!(" …{}/my_pipe ", "d".repeat(31)); // 40 characters in all
+        assert!(render("c", 1, "s", &long).contains(&shown));
     }
 
     #[test]

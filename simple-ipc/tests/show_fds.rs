@@ -157,14 +157,14 @@ fn upcase_prints_its_table_first_only_with_the_flag() {
 
 // ---------------------------------------------------------------- 4-redirect
 
-/// A path as the tables show it: one longer than their object column (18) is cut
-/// to its last 17 characters behind an ellipsis.
+/// A path as the tables show it: one longer than 40 characters is cut to its last
+/// 39 behind an ellipsis.
 fn as_shown(path: &str) -> String {
     let count = path.chars().count();
-    if count <= 18 {
+    if count <= 40 {
         return path.to_owned();
     }
-    let tail: String = path.chars().skip(count - 17).collect();
+    let tail: String = path.chars().skip(count - 39).collect();
     format!("…{tail}")
 }
 
