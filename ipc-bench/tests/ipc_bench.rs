@@ -186,6 +186,35 @@ fn ring_never_loses_or_repeats_a_record_when_blocking_or_spinning() {
 }
 
 #[test]
+fn the_ring_streams_several_times_its_capacity_in_pieces_that_wrap() {
+    // 40 messages of 100 KiB: 4 MB through a 1 MiB ring, so its counters pass the
+    // capacity several times and messages are split at its end; 1 MiB messages too.
+    let run = lesson()
+        .args([
+            "--only",
+            "ring,ring-threads",
+            "--sizes",
+            "100K,1M",
+            "--reps",
+            "1",
+        ])
+        .args(["--bytes", "4194304", "--rounds", "10", "--json"])
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let json = run.stdout_text();
+    for name in ["ring", "ring-threads"] {
+        for (size, bytes) in [(102400.0, 4096000.0), (1048576.0, 4194304.0)] {
+            let row = section(&json, "throughput")
+                .into_iter()
+                .find(|o| mechanism(o) == name && field(o, "size") == size)
+                .unwrap_or_else(|| panic!("{name} {size}\n{json}"));
+            assert_eq!(field(row, "bytes"), bytes, "{row}");
+            assert!(row.contains("\"checked\": true"), "{row}");
+        }
+    }
+}
+
+#[test]
 fn every_echoing_mechanism_reports_a_round_trip() {
     let run = lesson().args(TINY).args(["--sizes", "64", "--json"]).run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
