@@ -683,8 +683,28 @@ Exit status: 0 measured; 1 a system call or a side failed (bytes lost, a child
 died); 2 bad command line; 3 no progress for --patience seconds; 128+n stopped
 by signal n.
 ",
-        names.join(",")
+        wrapped_list(&names)
     )
+}
+
+/// The mechanisms' names, comma-separated, in lines that keep the help within 80
+/// columns (continued under the option's description).
+fn wrapped_list(names: &[&str]) -> String {
+    let mut lines = vec![String::new()];
+    for (i, name) in names.iter().enumerate() {
+        let item = if i + 1 < names.len() {
+            format!("{name},")
+        } else {
+            (*name).to_owned()
+        };
+        let line = lines.last_mut().expect("one line at least");
+        if !line.is_empty() && line.len() + item.len() > 60 {
+            lines.push(item);
+        } else {
+            line.push_str(&item);
+        }
+    }
+    lines.join("\n                   ")
 }
 
 #[cfg(test)]

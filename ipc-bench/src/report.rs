@@ -235,7 +235,15 @@ impl Report {
     pub fn text(&self) -> String {
         let mut out = String::new();
         for line in self.header() {
-            let _ = writeln!(out, "{line}");
+            // A terminal (and the book's column) gets the command broken into lines.
+            match line.strip_prefix("command: ") {
+                Some(command) => {
+                    let _ = writeln!(out, "command: {}", wrap_command(command));
+                }
+                None => {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
         }
         let _ = writeln!(
             out,
@@ -745,6 +753,24 @@ fn kernel() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|r| r.trim().to_owned())
         .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// A long command line, broken as a shell would accept it: ` \` at the end of each
+/// line but the last, so a table header stays within the book's column.
+fn wrap_command(command: &str) -> String {
+    let mut lines = vec![String::new()];
+    for word in command.split(' ') {
+        let line = lines.last_mut().expect("one line at least");
+        if !line.is_empty() && line.len() + word.len() > 66 {
+            lines.push(format!("    {word}"));
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines.join(" \\\n")
 }
 
 #[cfg(test)]
