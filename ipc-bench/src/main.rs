@@ -139,9 +139,8 @@ fn main() -> ExitCode {
     // ANCHOR_END: signals
 
     // FIFOs and the Unix socket live in a private directory, removed on every path.
-    let dir = std::env::temp_dir().join(format!("{PROGRAM}-{}", getpid()));
-    let outcome = match make_private_dir(&dir) {
-        Ok(()) => {
+    let outcome = match make_private_dir(&std::env::temp_dir()) {
+        Ok(dir) => {
             let outcome = run_all(&options, &signals, &dir);
             if let Err(err) = std::fs::remove_dir_all(&dir) {
                 note!("{PROGRAM}: remove {}: {err}", dir.display());
@@ -173,12 +172,30 @@ fn main() -> ExitCode {
 }
 // ANCHOR_END: main
 
-fn make_private_dir(dir: &std::path::Path) -> Result<(), Failure> {
+/// A new directory only we can use, `ipc-bench-<pid>` in `tmp`. A run killed outright
+/// (SIGKILL) leaves its own behind, and pids come round again: then the next free
+/// `ipc-bench-<pid>-<n>`.
+fn make_private_dir(tmp: &std::path::Path) -> Result<std::path::PathBuf, Failure> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(dir)
-        .context(format!("mkdir {}", dir.display()))
+    let base = format!("{PROGRAM}-{}", getpid());
+    let mut n = 0;
+    loop {
+        let dir = match n {
+            0 => tmp.join(&base),
+            n => tmp.join(format!("{base}-{n}")),
+        };
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(err)
+                if err.kind() == std::io::ErrorKind::AlreadyExists && n < 100 =>
+            {
+                n += 1
+            }
+            Err(err) => {
+                return Err(Failure::new(format!("mkdir {}", dir.display()), err));
+            }
+        }
+    }
 }
 
 /// What one job (the limits, or one mechanism) sent back: its result lines.
@@ -710,6 +727,19 @@ fn wrapped_list(names: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stale_directory_of_an_earlier_run_with_our_pid_is_stepped_over() {
+        let tmp = std::env::temp_dir().join(format!("ipc-bench-unit-{}", getpid()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(tmp.join(format!("{PROGRAM}-{}", getpid())))
+            .unwrap();
+        let dir = make_private_dir(&tmp).expect("a free name");
+        assert_eq!(dir, tmp.join(format!("{PROGRAM}-{}-1", getpid())));
+        let again = make_private_dir(&tmp).expect("the next free name");
+        assert_eq!(again, tmp.join(format!("{PROGRAM}-{}-2", getpid())));
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
 
     #[test]
     fn sizes_take_units_and_come_sorted_without_repeats() {
