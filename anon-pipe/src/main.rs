@@ -213,6 +213,16 @@ fn main() -> Result<ExitCode, Failure> {
     drop(kept); // --keep-ends: the write end we should have closed at once
     drop(read_end); // closed last, so a child asked to stop hears it from SIGTERM
     // ANCHOR_END: wait
+    // A Ctrl-C typed at a terminal reaches the whole foreground group: the child may
+    // die of it, and we read EOF, before we look at our own signal. The handler has
+    // run by then (the kernel raises a group's signal in every member at once), so a
+    // recorded stop signal wins over the EOF it caused.
+    let reading = match reading {
+        Ok(Ended::Eof) if STOP_SIGNAL.load(Ordering::SeqCst) != 0 => {
+            Ok(Ended::Signal(STOP_SIGNAL.load(Ordering::SeqCst) as i32))
+        }
+        other => other,
+    };
     match reading? {
         Ended::Signal(signal) => {
             note!("{PROGRAM}: stopped by {}", signal_name(signal));

@@ -568,3 +568,27 @@ fn book_transcript_matches_a_fresh_run() {
         .join("../docs/src/transcripts/anon-pipe.txt");
     check_transcript_of(&path, &run);
 }
+
+#[test]
+fn ctrl_c_at_a_terminal_reaching_parent_and_child_is_still_a_clean_stop() {
+    // A terminal sends SIGINT to the whole foreground group, so the child (which keeps
+    // the default action) may die of it before the parent reads its own signal. The
+    // run must still end as a stop: exit 130, `stopped by SIGINT`. Several tries,
+    // since which process acts first varies.
+    for _ in 0..5 {
+        let mut running = lesson().args(["--speed", "20"]).spawn();
+        running.next_line().expect("a first message");
+        nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(running.pid()),
+            Signal::SIGINT,
+        )
+        .expect("killpg");
+        let run = running.finish();
+        assert_eq!(run.code(), Some(130), "{}", run.transcript());
+        assert!(
+            run.stderr.contains("stopped by SIGINT"),
+            "{}",
+            run.transcript()
+        );
+    }
+}

@@ -172,6 +172,16 @@ fn main() -> Result<ExitCode, Failure> {
         getpid(),
         describe_wait(status)
     );
+    // A Ctrl-C typed at a terminal reaches the whole foreground group: the child may
+    // die of it, and we read EOF, before we look at our own signal. The handler has
+    // run by then (the kernel raises a group's signal in every member at once), so a
+    // recorded stop signal wins over the EOF it caused.
+    let reading = match reading {
+        Ok(Ended::Eof) if STOP_SIGNAL.load(Ordering::SeqCst) != 0 => {
+            Ok(Ended::Signal(STOP_SIGNAL.load(Ordering::SeqCst) as i32))
+        }
+        other => other,
+    };
     if let Ended::Signal(signal) = reading? {
         note!("{PROGRAM}: stopped by {}", signal_name(signal));
         return Ok(signal_exit(signal));
