@@ -237,12 +237,55 @@ fn build(lessons: &[&'static Lesson]) -> Result<PathBuf, Setup> {
     for lesson in lessons {
         command.args(["-p", lesson.package()]);
     }
-    let status = command.status().map_err(|err| {
+    // The build can take a while (or wait for cargo's lock): our stop signals must
+    // still end it. They are blocked here, before any thread exists, and read from a
+    // signalfd while cargo runs; cargo gets an empty mask (Command keeps ours).
+    let mut stops = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        stops.add(signal);
+    }
+    let signals = stops
+        .thread_block()
+        .and_then(|()| {
+            SignalFd::with_flags(
+                &stops,
+                SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
+            )
+        })
+        .map_err(|err| Setup(format!("block the stop signals: {err}")))?;
+    // SAFETY: the closure runs in the forked child before exec and makes one
+    // async-signal-safe call (sigprocmask), with no allocation and no lock.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            SigSet::empty()
+                .thread_set_mask()
+                .map_err(|errno| io::Error::from_raw_os_error(errno as i32))
+        });
+    }
+    let mut child = command.spawn().map_err(|err| {
         Setup(format!(
             "run {}: {err} (or give --bin-dir)",
             cargo.to_string_lossy()
         ))
     })?;
+    let status = loop {
+        if let Ok(Some(info)) = signals.read_signal() {
+            let signal = i32::try_from(info.ssi_signo).unwrap_or(libc::SIGTERM);
+            let _ = child.kill(); // cargo, and the compilers it waits for, end
+            let _ = child.wait();
+            note!(
+                "{PROGRAM}: stopped by {} while cargo built the lessons",
+                signal_name(signal)
+            );
+            // Nothing else exists yet: no scratch folder, no program, no thread.
+            std::process::exit(128 + signal);
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(err) => return Err(Setup(format!("wait for cargo: {err}"))),
+        }
+    };
     if !status.success() {
         return Err(Setup(format!(
             "cargo build of the lessons failed ({status}); fix it or give --bin-dir"

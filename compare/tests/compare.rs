@@ -1012,3 +1012,33 @@ fn all_runs_every_lesson_at_once_and_details_only_what_differs() {
         "fdopen-lines: fdopen-lines beside the original",
     );
 }
+
+#[test]
+fn a_stop_signal_while_cargo_builds_the_lessons_ends_cargo_and_compare() {
+    // Without --bin-dir compare builds the lessons first; a build can take a while,
+    // or wait for cargo's lock. A stand-in cargo that never ends stands for both.
+    let dir = TempDir::new("compare-slow-cargo");
+    let cargo = dir.path().join("cargo");
+    std::fs::write(&cargo, "#!/bin/sh\nexec sleep 30\n").expect("write stand-in");
+    std::fs::set_permissions(
+        &cargo,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    // compare checks that the original is there before it builds anything.
+    std::fs::write(dir.path().join("pipe_1.py"), "print('spam')\n")
+        .expect("original");
+    let running = Lesson::new(BIN)
+        .args(["anon-pipe", "--originals"])
+        .arg(dir.path())
+        .env("CARGO", &cargo)
+        .deadline(Duration::from_secs(10))
+        .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let run = running.stop_with(Signal::SIGTERM);
+    assert!(
+        run.stderr.contains("while cargo built"),
+        "{}",
+        run.transcript()
+    );
+}
