@@ -13,7 +13,7 @@
 use mdbook_preprocessor::book::{Book, BookItem};
 use mdbook_preprocessor::errors::Result;
 use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
-use std::io;
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 struct Dedent;
@@ -89,24 +89,33 @@ fn main() -> ExitCode {
         // `mdbook` asks first whether a renderer is supported: every one is.
         (Some("supports"), Some(_)) => return ExitCode::SUCCESS,
         (Some("--version"), None) => {
-            println!("mdbook-dedent {}", env!("CARGO_PKG_VERSION"));
+            // Like every program here: a closed or full stdout is not a panic.
+            let _ = writeln!(
+                io::stdout(),
+                "mdbook-dedent {}",
+                env!("CARGO_PKG_VERSION")
+            );
             return ExitCode::SUCCESS;
         }
         (None, None) => {}
         _ => {
-            eprintln!("usage: mdbook-dedent [supports RENDERER | --version]");
+            let _ = writeln!(
+                io::stderr(),
+                "usage: mdbook-dedent [supports RENDERER | --version]"
+            );
             return ExitCode::from(2);
         }
     }
-    let result = mdbook_preprocessor::parse_input(io::stdin()).and_then(|(ctx, book)| {
-        let book = Dedent.run(&ctx, book)?;
-        serde_json::to_writer(io::stdout(), &book)?;
-        Ok(())
-    });
+    let result =
+        mdbook_preprocessor::parse_input(io::stdin()).and_then(|(ctx, book)| {
+            let book = Dedent.run(&ctx, book)?;
+            serde_json::to_writer(io::stdout(), &book)?;
+            Ok(())
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("mdbook-dedent: {err}");
+            let _ = writeln!(io::stderr(), "mdbook-dedent: {err}");
             ExitCode::FAILURE
         }
     }
