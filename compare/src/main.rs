@@ -90,6 +90,19 @@ fn main() -> ExitCode {
         None => LESSONS.iter().collect(),
     };
 
+    // From here on compare starts programs (python3 to ask where it is, cargo, the
+    // runs): the stop signals are blocked first, and read from a signalfd later, so
+    // one that comes while a program runs is never the default action, which would
+    // leave that program behind. Each program gets an empty mask back.
+    let mut stops = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        stops.add(signal);
+    }
+    if let Err(err) = stops.thread_block() {
+        note!("{PROGRAM}: block SIGINT, SIGTERM, SIGHUP: {err}");
+        return ExitCode::from(exit::RUNTIME);
+    }
+
     // Everything that can be missing is checked before anything starts: exit 2.
     let (python, originals, binaries) = match prepare(&options, &lessons) {
         Ok(found) => found,
@@ -181,7 +194,16 @@ fn absolute(path: &Path) -> Result<PathBuf, Setup> {
 /// puts its own folders in front of PATH): run through it, pipes.py would never
 /// find the stand-in `python3` that compare puts first on PATH for the Rust child.
 fn interpreter(python: &Path) -> Result<PathBuf, Setup> {
-    let output = std::process::Command::new(python)
+    let mut command = std::process::Command::new(python);
+    // SAFETY: one async-signal-safe call (sigprocmask) in the child before exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            SigSet::empty()
+                .thread_set_mask()
+                .map_err(|errno| io::Error::from_raw_os_error(errno as i32))
+        });
+    }
+    let output = command
         .args(["-c", "import sys; sys.stdout.write(sys.executable)"])
         .stderr(std::process::Stdio::inherit())
         .output()
@@ -274,7 +296,7 @@ fn build(lessons: &[&'static Lesson]) -> Result<PathBuf, Setup> {
             let _ = child.kill(); // cargo, and the compilers it waits for, end
             let _ = child.wait();
             note!(
-                "{PROGRAM}: stopped by {} while cargo built the lessons",
+                "{PROGRAM}: stopped by {} before the runs started",
                 signal_name(signal)
             );
             // Nothing else exists yet: no scratch folder, no program, no thread.
