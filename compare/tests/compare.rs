@@ -1037,7 +1037,7 @@ fn a_stop_signal_while_cargo_builds_the_lessons_ends_cargo_and_compare() {
     std::thread::sleep(Duration::from_millis(300));
     let run = running.stop_with(Signal::SIGTERM);
     assert!(
-        run.stderr.contains("while cargo built"),
+        run.stderr.contains("before the runs started"),
         "{}",
         run.transcript()
     );
