@@ -242,23 +242,6 @@ pub fn usage_failure(program: &str, err: &UsageError, usage: &str) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-/// A positive, finite float (for `--speed`): `0`, negatives, `inf` and `NaN` are refused.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
-pub struct Positive(pub f64);
-
-impl FromStr for Positive {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let value: f64 = text.parse().map_err(|_| "not a number".to_owned())?;
-        if value.is_finite() && value > 0.0 {
-            Ok(Positive(value))
-        } else {
-            Err("must be a positive number".to_owned())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,13 +300,5 @@ mod tests {
         assert_eq!(parser.value_in::<f64>("--w", 0.0..=86400.0), Ok(5.0));
         parser.next().unwrap();
         assert!(parser.value_in::<f64>("--w", 0.0..=86400.0).is_err());
-    }
-
-    #[test]
-    fn positive_refuses_zero_negative_and_non_finite() {
-        assert_eq!("2.5".parse::<Positive>(), Ok(Positive(2.5)));
-        for bad in ["0", "-1", "inf", "NaN", "fast"] {
-            assert!(bad.parse::<Positive>().is_err(), "{bad}");
-        }
     }
 }
