@@ -67,12 +67,12 @@ static void read_exact(int fd, unsigned char *p, size_t n) {
     }
 }
 
-/* The lesson's checksum: the sum of the bytes, in chunks of 64 KiB into 32 bits. */
+/* The lesson's checksum: the sum of the bytes, in blocks of 256 into 16 bits. */
 static uint64_t checksum(const unsigned char *p, size_t n) {
     uint64_t total = 0;
     while (n > 0) {
-        size_t chunk = n < 65536 ? n : 65536;
-        uint32_t sum = 0;
+        size_t chunk = n < 256 ? n : 256;
+        uint16_t sum = 0;
         for (size_t i = 0; i < chunk; i++) sum += p[i];
         total += sum;
         p += chunk;
