@@ -18,9 +18,9 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpid, getppid};
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -74,32 +74,31 @@ pub struct Team {
     program: &'static str,
     /// Children not reaped yet.
     children: Vec<Pid>,
-    /// The read end of the self-pipe: a byte arrives on every stop signal and
-    /// SIGCHLD.
+    /// The read end of the self-pipe: a byte arrives on every stop signal.
     wake: UnixStream,
 }
 
 impl Team {
     // ANCHOR: signals
     /// Installs the stop signals. From here on SIGINT, SIGTERM and SIGHUP set a
-    /// flag and write a byte into a self-pipe; SIGCHLD writes a byte too, so a
-    /// parent waiting for a child or a signal wakes up at once for either. Nothing
-    /// ever blocks without watching that pipe: signal-hook installs its handlers
-    /// with SA_RESTART, so a blocking `waitpid` or `read` would just carry on after
-    /// Ctrl-C.
+    /// flag and write a byte into a self-pipe, so a parent waiting (in `poll`) for
+    /// a child, a record or a timeout wakes up at once. Nothing ever blocks without
+    /// watching that pipe: signal-hook installs its handlers with SA_RESTART, so a
+    /// blocking `waitpid` or `read` would just carry on after Ctrl-C.
     pub fn new(program: &'static str) -> Result<Team, Failure> {
         let (wake, waker) = UnixStream::pair().context("socketpair (self-pipe)")?;
         wake.set_nonblocking(true).context("O_NONBLOCK self-pipe")?;
-        for signal in STOP_SIGNALS {
+        // Each handler owns the descriptor it writes to: two copies and the end
+        // itself, one per signal.
+        let copy = || waker.try_clone().context("dup (self-pipe)");
+        let ends = [copy()?, copy()?, waker];
+        for (signal, end) in STOP_SIGNALS.into_iter().zip(ends) {
             let what = format!("install handler for {}", signal_name(signal));
             let value = usize::try_from(signal).unwrap_or(usize::MAX);
             signal_hook::flag::register_usize(signal, &STOP_SIGNAL, value)
                 .context(&what)?;
-            let copy = waker.try_clone().context(&what)?;
-            signal_hook::low_level::pipe::register(signal, copy).context(&what)?;
+            signal_hook::low_level::pipe::register(signal, end).context(&what)?;
         }
-        signal_hook::low_level::pipe::register(SIGCHLD, waker)
-            .context("install handler for SIGCHLD")?;
         Ok(Team {
             program,
             children: Vec::new(),
@@ -193,28 +192,19 @@ impl Team {
 
     // ANCHOR: join
     /// Python's `p.join()`: waits for `child` to end and reaps it. Returns how it
-    /// ended. Wakes up on SIGCHLD (through the self-pipe), and on a stop signal
-    /// returns `Halt::Stopped` with the child still running, for [`Team::end`] to
-    /// stop.
+    /// ended. On a stop signal returns `Halt::Stopped` with the child still
+    /// running, for [`Team::end`] to stop.
     pub fn join(&mut self, child: Pid) -> Result<WaitStatus, Halt> {
-        loop {
-            self.check()?;
-            match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) => {
-                    self.pause(SLICE, None)?;
-                }
-                Ok(status) => {
-                    self.children.retain(|pid| *pid != child);
-                    return Ok(status);
-                }
-                Err(Errno::EINTR) => {}
-                Err(errno) => {
-                    return Err(
-                        Failure::new(format!("waitpid {child}"), errno).into()
-                    );
-                }
-            }
-        }
+        // A pidfd is the child as a descriptor: it turns readable when the child
+        // ends, so one `poll` watches for that and for a stop signal at once, and
+        // `waitpid` is called when it cannot block.
+        let ended = pidfd_open(child)?;
+        self.wait_readable(ended.as_fd())?;
+        drop(ended); // done with it: the child is a zombie now, waitpid reaps it
+        let status = waitpid(child, None)
+            .map_err(|errno| Failure::new(format!("waitpid {child}"), errno))?;
+        self.children.retain(|pid| *pid != child);
+        Ok(status)
     }
     // ANCHOR_END: join
 
@@ -276,7 +266,8 @@ impl Team {
     }
 
     /// One `poll` on the self-pipe (and `fd`), for at most `timeout`. Returns
-    /// whether `fd` is ready. Drains the self-pipe, so the next pause sleeps again.
+    /// whether `fd` is ready. Drains the self-pipe if a signal wrote into it, so
+    /// the next pause sleeps again.
     fn pause(
         &self,
         timeout: Duration,
@@ -291,13 +282,16 @@ impl Team {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(errno) => return Err(Failure::new("poll", errno).into()),
         }
-        let ready = fds
-            .get(1)
-            .and_then(PollFd::revents)
-            .is_some_and(|events| !events.is_empty());
-        let mut drain = [0u8; 64];
-        // Non-blocking: stops at EAGAIN once the pipe is empty.
-        while matches!((&self.wake).read(&mut drain), Ok(1..)) {}
+        let readable = |fd: Option<&PollFd>| {
+            fd.and_then(PollFd::revents)
+                .is_some_and(|events| !events.is_empty())
+        };
+        let ready = readable(fds.get(1));
+        if readable(fds.first()) {
+            let mut drain = [0u8; 64];
+            // Non-blocking: stops at EAGAIN once the pipe is empty.
+            while matches!((&self.wake).read(&mut drain), Ok(1..)) {}
+        }
         self.check()?;
         Ok(ready)
     }
@@ -374,7 +368,7 @@ fn become_child(parent: Pid, mask: SigSet) {
     // The parent's stop handlers write into the parent's self-pipe: a child wants
     // the default actions back, so Ctrl-C at the terminal (sent to the whole
     // process group) and the parent's SIGTERM end it.
-    for signal in STOP_SIGNALS.into_iter().chain([SIGCHLD]) {
+    for signal in STOP_SIGNALS {
         // SAFETY: resetting a disposition to SIG_DFL is async-signal-safe and
         // involves no Rust code running in a handler.
         unsafe { libc::signal(signal, libc::SIG_DFL) };
@@ -394,15 +388,31 @@ fn become_child(parent: Pid, mask: SigSet) {
 }
 // ANCHOR_END: become_child
 
-/// The stop signals and SIGCHLD, as a signal set.
+/// The stop signals, as a signal set.
 fn stop_set() -> SigSet {
     let mut set = SigSet::empty();
-    for signal in STOP_SIGNALS.into_iter().chain([SIGCHLD]) {
+    for signal in STOP_SIGNALS {
         if let Ok(signal) = Signal::try_from(signal) {
             set.add(signal);
         }
     }
     set
+}
+
+/// `pidfd_open(2)` (Linux 5.3): a descriptor for `child` that turns readable when
+/// it ends (close-on-exec, as the kernel always makes it).
+fn pidfd_open(child: Pid) -> Result<OwnedFd, Failure> {
+    let what = || format!("pidfd_open {child}");
+    // SAFETY: pidfd_open takes a pid and flags (none) and returns a new descriptor
+    // or -1; no memory of ours is involved.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) };
+    if fd < 0 {
+        return Err(Failure::new(what(), Errno::last()));
+    }
+    let fd = RawFd::try_from(fd).map_err(|_| Failure::new(what(), "not an fd"))?;
+    // SAFETY: the kernel just made this descriptor for us: it is open and owned
+    // by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Blocks `set` and returns the mask as it was.

@@ -796,11 +796,23 @@ fn running_out_of_descriptors_is_reported() {
         "{}",
         run.transcript()
     );
-    // Six: not even the self-pipe's copies.
+    // Six: not even the self-pipe's copies (one per stop signal).
     let run = in_shell(&with_descriptors(6), MULTI1).run();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
     assert!(
-        run.stderr.contains("install handler for"),
+        run.stderr.contains("dup (self-pipe): Too many open files"),
+        "{}",
+        run.transcript()
+    );
+    // Seven: the self-pipe fits (3 to 6), the pidfd that join waits on does not;
+    // the child already forked is ended and reaped.
+    let run = in_shell(&with_descriptors(7), MULTI1).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("pidfd_open ")
+            && run.stderr.contains(
+                ": EMFILE: Too many open files; 1 child ended and reaped"
+            ),
         "{}",
         run.transcript()
     );
