@@ -23,7 +23,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::unistd::{Pid, dup, execv, getpid, getppid, pipe2, read};
 use std::ffi::CString;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -397,15 +397,54 @@ pub const GRACE: Duration = Duration::from_millis(300);
 /// stop signal while waiting ends the child ([`end_child`]) before returning
 /// `Ended::Signal`, so the child is reaped on every path.
 pub fn reap(child: Pid, stop: &Stop) -> Result<i32, Ended> {
-    loop {
-        if let Some(status) = try_reap(child)? {
-            return Ok(status);
-        }
-        if let Err(ended) = stop.sleep(Duration::from_millis(5)) {
+    // A pidfd is the child as a descriptor: readable once the child has ended. One
+    // `poll` sleeps on it and on the stop pipe together, and `waitpid` is called
+    // once, when it returns at once: no polling loop, no `WNOHANG`.
+    let ended = match pidfd_open(child) {
+        Ok(fd) => fd,
+        Err(failure) => {
             end_child(child);
-            return Err(ended);
+            return Err(failure.into());
+        }
+    };
+    let events = PollFlags::POLLIN;
+    loop {
+        match stop.wait_for(Some((ended.as_fd(), events)), Duration::from_secs(1)) {
+            Ok(true) => break,
+            Ok(false) => {} // still running: wait on
+            Err(why) => {
+                end_child(child);
+                return Err(why);
+            }
         }
     }
+    drop(ended); // the child is a zombie now: waitpid reaps it without blocking
+    let mut status = 0;
+    // SAFETY: waitpid writes one int into `status`, a live local variable.
+    match unsafe { libc::waitpid(child.as_raw(), &mut status, 0) } {
+        -1 => Err(Failure::new(
+            format!("waitpid {child}"),
+            std::io::Error::last_os_error(),
+        )
+        .into()),
+        _ => Ok(status),
+    }
+}
+
+/// `pidfd_open(2)` (Linux 5.3): a descriptor for `child` that turns readable when
+/// it ends (close-on-exec, as the kernel always makes it).
+fn pidfd_open(child: Pid) -> Result<OwnedFd, Failure> {
+    let what = || format!("pidfd_open {child}");
+    // SAFETY: pidfd_open takes a pid and flags (none) and returns a new descriptor
+    // or -1; no memory of ours is involved.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) };
+    if fd < 0 {
+        return Err(Failure::new(what(), Errno::last()));
+    }
+    let fd = RawFd::try_from(fd).map_err(|_| Failure::new(what(), "not an fd"))?;
+    // SAFETY: the kernel just made this descriptor for us: it is open and owned
+    // by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// `waitpid(child, WNOHANG)`: the raw status if it has ended, `None` if it still
