@@ -264,6 +264,11 @@ impl Setup {
 }
 
 impl Side {
+    /// Whether this side gets its descriptors only when it opens (after `fork`).
+    pub fn opens_late(&self) -> bool {
+        !matches!(self, Side::Ready(_))
+    }
+
     /// Opens this side (after `fork`, in the process or thread that uses it).
     pub fn open(self) -> Result<End, Failure> {
         match self {

@@ -10,7 +10,7 @@
 //!
 //! Usage: ipc-bench [--quick] [--only LIST] [--sizes LIST] [--reps N] [--bytes N]
 //!                  [--rounds N] [--cpus A,B] [--patience S] [--python]
-//!                  [--json | --markdown] [--svg FILE]
+//!                  [--json | --markdown] [--svg FILE] [--show-fds]
 //!
 //! Try it:
 //!     cargo run --release -p ipc-bench               # everything, under 30 s
@@ -18,12 +18,14 @@
 //!     cargo run --release -p ipc-bench -- --only pipe,vmsplice --sizes 64K,1M
 //!     cargo run --release -p ipc-bench -- --quick --only pipe,ring-spin --cpus 0,0
 //!     cargo run --release -p ipc-bench -- --quick --markdown --svg /tmp/bench.svg
+//!     cargo run -p ipc-bench -- --only pipe --sizes 64 --bytes 256 --show-fds
 //!
 //! How it works: this process only coordinates. For each mechanism it makes what
 //! must exist before `fork` (pipes, a listening socket, FIFOs, shared memory),
 //! forks the peer and the measuring side, closes its own copies, and waits for
 //! result lines on a pipe while watching for signals (a `signalfd`), so Ctrl-C ends
-//! everything within a second.
+//! everything within a second. `--show-fds` prints each process's descriptor table
+//! (stderr) at each step of that choreography.
 //!
 //! Caveats: a debug build (`cargo run` without `--release`) measures the compiler,
 //! not the mechanism. Numbers from a busy machine (other programs on the same CPUs)
@@ -38,7 +40,7 @@ mod ring;
 use channel::{ALL, Mechanism, Setup};
 use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::{
-    Context, Failure, describe_wait, exit, note, signal_exit, signal_name,
+    Context, Failure, describe_wait, exit, fds, note, signal_exit, signal_name,
 };
 use measure::{Plan, Results};
 use nix::errno::Errno;
@@ -51,7 +53,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpid, getppid, pipe2, read};
 use report::{Format, Report};
 use std::io::{self, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -88,6 +90,8 @@ struct Options {
     python: bool,
     format: Format,
     svg: Option<PathBuf>,
+    /// `--show-fds`: each process prints its descriptor table at each step.
+    show_fds: bool,
     /// The command line as given, for the report.
     args: Vec<String>,
 }
@@ -305,6 +309,14 @@ fn run_job(
     // Commands from the measuring side to the peer; results from it to us.
     let (control_rx, control_tx) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
     let (results_rx, results_tx) = pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
+    // `--show-fds`, for the mechanisms (the limits job has none to show).
+    let show = options.show_fds && mechanism.is_some();
+    let fds = move |who: &str, step: &str| {
+        if show {
+            fds::show(who, step);
+        }
+    };
+    fds("coordinator", "all made, before fork");
     let mut children = Children {
         pids: Vec::new(),
         failed: None,
@@ -331,40 +343,63 @@ fn run_job(
         // `child`.
         match unsafe { fork() }.context("fork peer")? {
             ForkResult::Child => {
+                fds("peer", "after fork");
                 drop(control_tx); // the peer only reads commands
                 drop(results_rx);
                 drop(results_tx); // sends no results: our EOF comes from `a` alone
                 drop(a); // the other side's descriptors are not ours
+                close_signalfd(signals);
+                fds("peer", "after closing what is not its own");
                 child(coordinator, cpu_b, || {
-                    measure::peer(b.open()?, &control_rx, largest)
+                    let late = b.opens_late();
+                    let end = b.open()?;
+                    if late {
+                        fds("peer", "after opening its end");
+                    }
+                    measure::peer(end, &control_rx, largest)
                 })
             }
-            ForkResult::Parent { child } => children.pids.push((child, "peer")),
+            ForkResult::Parent { child } => {
+                children.pids.push((child, "peer"));
+                drop(b); // the peer's own: the measuring side must not get a copy
+            }
         }
     }
     // SAFETY: as above; a fork that fails here leaves the peer in `children`, whose
     // drop ends and reaps it.
     match unsafe { fork() }.context("fork measuring side")? {
         ForkResult::Child => {
-            drop(results_rx);
+            fds("measuring side", "after fork");
+            drop(results_rx); // only the coordinator reads results
+            close_signalfd(signals);
+            // Commands are read by the peer: a thread of ours, or not our business.
+            let control_rx = if threads {
+                fds("measuring side", THREADS_CLOSED);
+                Some(control_rx)
+            } else {
+                drop(control_rx); // only the peer reads commands
+                fds("measuring side", "after closing what is not its own");
+                None
+            };
             child(coordinator, cpu_a, || {
                 let mut results = Results::new(results_tx);
                 let Some((a, mechanism)) = a.zip(mechanism) else {
-                    drop(control_rx);
                     return measure::limits(&mut results, &options.plan);
                 };
-                let peer = if threads {
-                    let b = b_thread.expect("both sides exist for a mechanism");
-                    Some(std::thread::spawn(move || {
+                let peer = match b_thread.zip(control_rx) {
+                    Some((b, control_rx)) => Some(std::thread::spawn(move || {
                         pin(cpu_b)?;
                         measure::peer(b.open()?, &control_rx, largest)
-                    }))
-                } else {
-                    drop(control_rx); // only the peer reads commands
-                    None
+                    })),
+                    None => None,
                 };
+                let late = a.opens_late();
+                let end = a.open()?;
+                if late {
+                    fds("measuring side", "after opening its end");
+                }
                 measure::measurer(
-                    a.open()?,
+                    end,
                     control_tx,
                     &mut results,
                     &options.plan,
@@ -391,6 +426,7 @@ fn run_job(
     drop(results_tx);
     drop(a);
     drop(b_thread);
+    fds("coordinator", "after closing its copies");
 
     let what = mechanism.map_or("limits", Mechanism::name);
     let lines =
@@ -491,6 +527,18 @@ fn child(
 }
 // ANCHOR_END: child
 
+/// The step a thread-based measuring side shows after its closes: its peer is a
+/// thread, which has no table of its own.
+const THREADS_CLOSED: &str = "after its closes (its peer thread shares this table)";
+
+/// In a forked child: closes its copy of the coordinator's signalfd, which it never
+/// reads (a child takes its signals the default way). The `SignalFd` value that owns
+/// the number is never dropped in a child (children end with `_exit`), so the number
+/// is closed once, here.
+fn close_signalfd(signals: &SignalFd) {
+    let _ = nix::unistd::close(signals.as_raw_fd());
+}
+
 /// Ends a forked child without running the coordinator's exit-time code.
 fn exit_child(code: u8) -> ! {
     // SAFETY: `_exit` ends the process at once, touching no memory of ours.
@@ -540,6 +588,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
     let mut python = false;
     let mut format = Format::Text;
     let mut svg = None;
+    let mut show_fds = false;
     while let Some(arg) = parser.next()? {
         match arg.as_str() {
             "--quick" => quick = true,
@@ -557,6 +606,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
                 return Err(UsageError("--json and --markdown: choose one".into()));
             }
             "--svg" => svg = Some(PathBuf::from(parser.value::<String>(&arg)?)),
+            "--show-fds" => show_fds = true,
             "-h" | "--help" => return Ok(None),
             _ => return Err(parser.unexpected(&arg)),
         }
@@ -584,6 +634,7 @@ fn parse_options() -> Result<Option<Options>, UsageError> {
         python,
         format,
         svg,
+        show_fds,
         // The report names the command that made it (already checked to be UTF-8).
         args: std::env::args_os()
             .skip(1)
@@ -671,7 +722,7 @@ fn usage() -> String {
         "\
 Usage: {PROGRAM} [--quick] [--only LIST] [--sizes LIST] [--reps N] [--bytes N]
                  [--rounds N] [--cpus A,B] [--patience S] [--python]
-                 [--json | --markdown] [--svg FILE]
+                 [--json | --markdown] [--svg FILE] [--show-fds]
 
 Measures every IPC mechanism of the course on this machine, in one run: throughput
 (one way, messages of 64 B to 1 MiB) and round-trip latency (64 B there and back),
@@ -694,6 +745,8 @@ Options:
   --json           print the results as JSON
   --markdown       print the results as Markdown tables (the book's)
   --svg FILE       also write a chart of throughput against message size to FILE
+  --show-fds       each process prints its descriptor table (stderr) for each
+                   mechanism: made, after fork, after the closes, after an open
   -h, --help       print this help
 
 Exit status: 0 measured; 1 a system call or a side failed (bytes lost, a child

@@ -170,8 +170,13 @@ impl Results {
         Results { out: fd.into() }
     }
 
+    /// One line in one `write` (a few dozen bytes, below PIPE_BUF: it arrives whole),
+    /// formatted after the clock stopped.
     pub fn line(&mut self, text: std::fmt::Arguments) -> Result<(), Failure> {
-        writeln!(self.out, "{text}").context("write results pipe")
+        let line = format!("{text}\n");
+        self.out
+            .write_all(line.as_bytes())
+            .context("write results pipe")
     }
 }
 

@@ -455,6 +455,7 @@ fn help_lists_every_option_and_is_in_the_book() {
         "--json",
         "--markdown",
         "--svg FILE",
+        "--show-fds",
         "-h, --help",
     ] {
         assert!(text.contains(&format!("\n  {option} ")), "{option}\n{text}");
