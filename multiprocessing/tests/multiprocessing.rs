@@ -624,7 +624,7 @@ fn bad_command_lines_exit_2_naming_the_problem() {
     );
     assert_usage_errors(
         || lesson(MULTI5_CHILD),
-        "Usage: multi5-child ARG",
+        "Usage: multi5-child [--show-fds] ARG",
         &[
             (&[], "missing ARG"),
             (&["1", "2"], "unexpected argument \"2\""),

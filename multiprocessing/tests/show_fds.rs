@@ -1,4 +1,4 @@
-//! `--show-fds` on multi2 and multi4: the tables appear in the right process at the
+//! `--show-fds` on multi2, multi4 and multi5: the tables appear in the right process at the
 //! right step, and prove the point of each step: after the closes, each process
 //! holds only the end it uses (a close left out is one more row, and fails here).
 //! The book's tables are made here too, grouped by process (the processes print
@@ -10,6 +10,7 @@ use std::time::Duration;
 
 const MULTI2: &str = env!("CARGO_BIN_EXE_multi2");
 const MULTI4: &str = env!("CARGO_BIN_EXE_multi4");
+const MULTI5: &str = env!("CARGO_BIN_EXE_multi5");
 
 fn lesson(bin: &str) -> Lesson {
     Lesson::new(bin).deadline(Duration::from_secs(20))
@@ -39,6 +40,8 @@ struct Row {
     kind: String,
     object: String,
     end: String,
+    /// `cloexec`, `cloexec,nonblock`, or empty.
+    flags: String,
 }
 
 /// The blocks in `text`, in the order they were printed.
@@ -69,6 +72,7 @@ fn blocks(text: &str) -> Vec<Block> {
                 kind: words[1].to_owned(),
                 object: words[2].to_owned(),
                 end: words[3].to_owned(),
+                flags: words.get(4).copied().unwrap_or_default().to_owned(),
             });
             text.push_str(row);
             text.push('\n');
@@ -285,5 +289,59 @@ fn multi4_after_the_closes_the_consumer_holds_only_the_read_end_each_producer_th
     check_transcript(
         &transcript("multi4-fds.txt"),
         &book_text(&run, &blocks, &command),
+    );
+}
+
+#[test]
+fn multi5_exec_keeps_the_pid_and_the_plain_descriptors_and_closes_the_cloexec_ones()
+{
+    let command = "cargo run -q -p multiprocessing --bin multi5 -- --show-fds";
+    let run = lesson(MULTI5).arg("--show-fds").merge_stderr().run();
+    let output = run.stdout_text();
+    assert_eq!(run.code(), Some(0), "{output}");
+    assert_eq!(output.matches("Hello from child ").count(), 5, "{output}");
+    let blocks = blocks(&output);
+    let parent = run.pid;
+    assert_eq!(steps_of(&blocks, parent), [], "{output}");
+    // One process shows two tables: the first child after fork, and the program it
+    // became after exec, under the same pid.
+    let kids = children(&blocks, parent);
+    assert_eq!(kids.len(), 1, "only the first child shows tables: {output}");
+    let child = kids[0];
+    assert_eq!(
+        steps_of(&blocks, child),
+        [("child", "after fork"), ("multi5-child", "after exec")],
+        "{output}"
+    );
+    assert!(
+        output.contains(&format!("Hello from child {child} 0\n")),
+        "{output}"
+    );
+    let before = block(&blocks, child, "after fork");
+    let after = block(&blocks, child, "after exec");
+    // Before exec: the parent's self-pipe (close-on-exec) came along with fork.
+    let cloexec: Vec<&Row> = before
+        .rows
+        .iter()
+        .filter(|r| r.flags.contains("cloexec"))
+        .collect();
+    assert!(cloexec.len() >= 4, "the self-pipe's four: {output}");
+    assert!(cloexec.iter().all(|r| r.fd > 2), "{output}");
+    // After exec: exactly the descriptors without close-on-exec, as they were.
+    let kept: Vec<Row> = before
+        .rows
+        .iter()
+        .filter(|r| !r.flags.contains("cloexec"))
+        .cloned()
+        .collect();
+    assert_eq!(after.rows, kept, "{output}");
+    assert_eq!(
+        after.rows.iter().map(|r| r.fd).take(3).collect::<Vec<_>>(),
+        [0, 1, 2],
+        "{output}"
+    );
+    check_transcript(
+        &transcript("multi5-fds.txt"),
+        &book_text(&run, &blocks, command),
     );
 }

@@ -4,10 +4,11 @@
 //! `os.execlp`): five children each become `child.py <i>`, which prints
 //! `Hello from child <pid> <i>`; the parent prints `parent exit`, usually first.
 //!
-//! Usage: multi5
+//! Usage: multi5 [--show-fds]
 //!
 //! Try it:
 //!     cargo run -p multiprocessing --bin multi5
+//!     cargo run -p multiprocessing --bin multi5 -- --show-fds  # what crosses exec
 //!
 //! Where this differs from the document, on purpose:
 //! - the second program is `multi5-child`, a binary of this package found next to
@@ -19,11 +20,14 @@
 //!   126 (not executable), and so does the parent, after reaping the others;
 //! - the parent reaps all five (Python joins them at exit); Ctrl-C ends and reaps
 //!   them, and a child whose parent dies ends at once (the parent-death signal
-//!   survives exec).
+//!   survives exec);
+//! - `--show-fds` prints, on stderr, the first child's descriptor table after the
+//!   fork and again in `multi5-child` after the exec: the close-on-exec descriptors
+//!   are gone, 0, 1 and 2 crossed.
 
+use lesson_kit::args::{Parser, UsageError, parse_command_line};
 use lesson_kit::{Context, Failure, describe_wait, exit, exited_ok, note};
-use multiprocessing::process::main_without_options;
-use multiprocessing::{Halt, Team, say};
+use multiprocessing::{Halt, Team, say, show_fds};
 use nix::errno::Errno;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{execv, getpid};
@@ -37,20 +41,32 @@ const PROGRAM: &str = "multi5";
 const CHILD_PROGRAM: &str = "multi5-child";
 
 fn main() -> ExitCode {
-    // `--help`, or a usage error; else `run`, and then whatever is still running is
-    // stopped and reaped, on every path.
-    main_without_options(PROGRAM, usage, run)
+    let show = match parse_command_line(PROGRAM, parse_options, usage) {
+        Ok(show) => show,
+        Err(code) => return code, // --help printed, or a usage error reported
+    };
+    // Whatever is still running at the end is stopped and reaped, on every path.
+    Team::lead(PROGRAM, |team| run(team, show))
 }
 
 // ANCHOR: run
-fn run(team: &mut Team) -> Result<ExitCode, Halt> {
+fn run(team: &mut Team, show: bool) -> Result<ExitCode, Halt> {
     let program = child_program()?;
     let mut children = Vec::new();
     for i in 0..5 {
         // Everything exec needs is made before the fork: the child only calls
-        // execv.
-        let argv = [program.clone(), number(i)];
-        let child = team.start(|| become_program(&program, &argv))?;
+        // execv. With --show-fds the first child shows its table, and asks the
+        // program it becomes to show it again.
+        let show = show && i == 0;
+        let mut argv = vec![program.clone()];
+        if show {
+            argv.push(c"--show-fds".to_owned());
+        }
+        argv.push(number(i));
+        let child = team.start(|| {
+            show_fds(show, "child", "after fork");
+            become_program(&program, &argv)
+        })?;
         note!("{PROGRAM}: forked child {child}, which runs {CHILD_PROGRAM} {i}");
         children.push(child);
     }
@@ -120,16 +136,32 @@ fn number(i: u32) -> CString {
     CString::new(i.to_string()).unwrap_or_default()
 }
 
+/// `--show-fds`, or nothing; `None` for `--help`.
+fn parse_options() -> Result<Option<bool>, UsageError> {
+    let mut parser = Parser::from_env(PROGRAM)?;
+    let mut show = false;
+    while let Some(arg) = parser.next()? {
+        match arg.as_str() {
+            "--show-fds" => show = true,
+            "-h" | "--help" => return Ok(None),
+            _ => return Err(parser.unexpected(&arg)),
+        }
+    }
+    Ok(Some(show))
+}
+
 fn usage() -> String {
     format!(
         "\
-Usage: {PROGRAM}
+Usage: {PROGRAM} [--show-fds]
 
 Five forked children each exec {CHILD_PROGRAM} <i> (found next to this program),
 which prints `Hello from child <pid> <i>` with the pid the parent forked
 (Programming Python's multi5.py).
 
 Options:
+  --show-fds   print the first child's descriptor table (stderr) after fork, and
+               {CHILD_PROGRAM}'s after exec: what crossed exec
   -h, --help   print this help
 
 Exit status: 0 all five ran and exited 0; 1 a system call failed or a child ended
