@@ -386,13 +386,13 @@ fn run_job(
                 let Some((a, mechanism)) = a.zip(mechanism) else {
                     return measure::limits(&mut results, &options.plan);
                 };
-                let peer = match b_thread.zip(control_rx) {
-                    Some((b, control_rx)) => Some(std::thread::spawn(move || {
+                // With a thread for a peer, it takes its side and the commands.
+                let peer = b_thread.zip(control_rx).map(|(b, control_rx)| {
+                    std::thread::spawn(move || {
                         pin(cpu_b)?;
                         measure::peer(b.open()?, &control_rx, largest)
-                    })),
-                    None => None,
-                };
+                    })
+                });
                 let late = a.opens_late();
                 let end = a.open()?;
                 if late {

@@ -4,8 +4,8 @@
 //! is left behind, signals stop it), never timings.
 
 use lesson_test::{
-    Leftovers, Lesson, TempDir, assert_usage_errors, check_transcript_of,
-    children_of, send,
+    Leftovers, Lesson, Running, TempDir, assert_usage_errors, check_transcript_of,
+    children_of, process, send,
 };
 use nix::sys::signal::Signal;
 use std::path::Path;
@@ -112,6 +112,25 @@ fn eventually<T>(probe: impl Fn() -> T, done: impl Fn(&T) -> bool) -> T {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Waits for the note that starts the job `name`; fails at once if the lesson ends
+/// first (`wait_for_stderr` alone would wait out the whole deadline, which makes a
+/// mutant that breaks the lesson slow to catch).
+fn wait_for_job(running: &mut Running, name: &str) {
+    let pid = running.pid();
+    let alive = |m: &Option<lesson_test::Member>| {
+        m.as_ref().is_some_and(|m| m.state != 'Z')
+    };
+    let seen = eventually(
+        || (process(pid), children_of(pid).len()),
+        |(me, children)| *children > 0 || !alive(me),
+    );
+    assert!(
+        alive(&seen.0),
+        "the lesson ended before the {name} job: {seen:?}"
+    );
+    running.wait_for_stderr(&format!("] {name}\n"));
 }
 
 /// /dev/shm entries this lesson run (pid) might have left.
@@ -493,7 +512,7 @@ fn a_stop_signal_ends_it_within_a_second_and_removes_its_files() {
         let mut running = lesson_in(dir.path())
             .args(["--only", name, "--sizes", "64", "--bytes", "1073741824"])
             .spawn();
-        running.wait_for_stderr(&format!("[2/2] {name}"));
+        wait_for_job(&mut running, name);
         std::thread::sleep(Duration::from_millis(200));
         let pid = running.pid();
         let run = running.stop_with(signal);
@@ -514,7 +533,7 @@ fn a_stop_signal_ends_it_while_a_side_spins() {
     let mut running = lesson()
         .args(["--only", "ring-spin", "--rounds", "1000000", "--reps", "20"])
         .spawn();
-    running.wait_for_stderr("[2/2] ring-spin");
+    wait_for_job(&mut running, "ring-spin");
     std::thread::sleep(Duration::from_millis(200));
     running.stop_with(Signal::SIGINT);
 }
@@ -527,7 +546,7 @@ fn a_killed_side_fails_the_run_and_the_other_side_is_ended() {
         let mut running = lesson_in(dir.path())
             .args(["--only", "fifo", "--sizes", "64", "--bytes", "1073741824"])
             .spawn();
-        running.wait_for_stderr("[2/2] fifo");
+        wait_for_job(&mut running, "fifo");
         std::thread::sleep(Duration::from_millis(100));
         let mut sides = sides_of(running.pid(), 2);
         assert_eq!(sides.len(), 2, "{sides:?}");
@@ -563,7 +582,7 @@ fn a_stopped_side_is_detected_and_the_run_ends_with_status_3() {
             "1",
         ])
         .spawn();
-    running.wait_for_stderr("[2/2] socketpair");
+    wait_for_job(&mut running, "socketpair");
     let sides = sides_of(running.pid(), 2);
     assert_eq!(sides.len(), 2, "{sides:?}");
     for side in &sides {
@@ -585,7 +604,7 @@ fn when_the_coordinator_is_killed_its_children_end_too() {
     let mut running = lesson()
         .args(["--only", "ring-spin", "--rounds", "1000000", "--reps", "20"])
         .spawn();
-    running.wait_for_stderr("[2/2] ring-spin");
+    wait_for_job(&mut running, "ring-spin");
     let sides = sides_of(running.pid(), 2);
     assert_eq!(sides.len(), 2, "{sides:?}");
     running.signal(Signal::SIGKILL);
@@ -849,7 +868,7 @@ fn a_second_ctrl_c_does_not_break_the_clean_up() {
     let mut running = lesson_in(dir.path())
         .args(["--only", "fifo", "--sizes", "64", "--bytes", "1073741824"])
         .spawn();
-    running.wait_for_stderr("[2/2] fifo");
+    wait_for_job(&mut running, "fifo");
     std::thread::sleep(Duration::from_millis(100));
     running.signal(Signal::SIGINT); // the first; stop_with sends the second
     let run = running.stop_with(Signal::SIGINT);
@@ -884,7 +903,7 @@ fn the_threads_variants_run_in_one_child_and_pinning_binds_each_side() {
         .args(["--only", "pipe", "--sizes", "64", "--bytes", "1073741824"])
         .args(["--cpus", "1,0"])
         .spawn();
-    running.wait_for_stderr("[2/2] pipe");
+    wait_for_job(&mut running, "pipe");
     std::thread::sleep(Duration::from_millis(100));
     let sides = sides_of(running.pid(), 2);
     let pinned = || {
@@ -914,7 +933,7 @@ fn the_threads_variants_run_in_one_child_and_pinning_binds_each_side() {
         ])
         .args(["--cpus", "0,1"])
         .spawn();
-    running.wait_for_stderr("[2/2] pipe-threads");
+    wait_for_job(&mut running, "pipe-threads");
     std::thread::sleep(Duration::from_millis(100));
     let sides = sides_of(running.pid(), 1);
     assert_eq!(sides.len(), 1, "{sides:?}");
