@@ -494,6 +494,21 @@ pub fn main_without_options(
     }
 }
 
+/// The option parser of a program whose only option is `--show-fds`: whether it
+/// was given; `None` for `--help`.
+pub fn show_fds_option(program: &str) -> Result<Option<bool>, UsageError> {
+    let mut parser = Parser::from_env(program)?;
+    let mut show = false;
+    while let Some(arg) = parser.next()? {
+        match arg.as_str() {
+            "--show-fds" => show = true,
+            "-h" | "--help" => return Ok(None),
+            _ => return Err(parser.unexpected(&arg)),
+        }
+    }
+    Ok(Some(show))
+}
+
 /// The option parser of a program that takes none but `--help`.
 fn no_options(program: &str) -> Result<Option<()>, UsageError> {
     let mut parser = Parser::from_env(program)?;

@@ -28,8 +28,8 @@
 //!   the first conversation (after socketpair, after fork, after the closes).
 
 use lesson_kit::Failure;
-use lesson_kit::args::{Parser, UsageError, parse_command_line};
-use multiprocessing::process::{Side, child_code, run_child};
+use lesson_kit::args::parse_command_line;
+use multiprocessing::process::{Side, child_code, run_child, show_fds_option};
 use multiprocessing::pyobj::{PyObject, str_obj};
 use multiprocessing::{Halt, Team, say, show_fds};
 use nix::errno::Errno;
@@ -45,7 +45,8 @@ const PROGRAM: &str = "multi2";
 const MAX_LINE: usize = 64 * 1024;
 
 fn main() -> ExitCode {
-    let show = match parse_command_line(PROGRAM, parse_options, usage) {
+    let show = match parse_command_line(PROGRAM, || show_fds_option(PROGRAM), usage)
+    {
         Ok(show) => show,
         Err(code) => return code, // --help printed, or a usage error reported
     };
@@ -209,20 +210,6 @@ fn parse_line(line: &[u8]) -> Result<PyObject, Failure> {
     let text = std::str::from_utf8(line)
         .map_err(|err| Failure::new("recv: message is not UTF-8", err))?;
     PyObject::from_json(text).map_err(|err| Failure::new("recv: bad message", err))
-}
-
-/// `--show-fds`, or nothing; `None` for `--help`.
-fn parse_options() -> Result<Option<bool>, UsageError> {
-    let mut parser = Parser::from_env(PROGRAM)?;
-    let mut show = false;
-    while let Some(arg) = parser.next()? {
-        match arg.as_str() {
-            "--show-fds" => show = true,
-            "-h" | "--help" => return Ok(None),
-            _ => return Err(parser.unexpected(&arg)),
-        }
-    }
-    Ok(Some(show))
 }
 
 fn usage() -> String {

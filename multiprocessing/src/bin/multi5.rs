@@ -25,8 +25,9 @@
 //!   fork and again in `multi5-child` after the exec: the close-on-exec descriptors
 //!   are gone, 0, 1 and 2 crossed.
 
-use lesson_kit::args::{Parser, UsageError, parse_command_line};
+use lesson_kit::args::parse_command_line;
 use lesson_kit::{Context, Failure, describe_wait, exit, exited_ok, note};
+use multiprocessing::process::show_fds_option;
 use multiprocessing::{Halt, Team, say, show_fds};
 use nix::errno::Errno;
 use nix::sys::wait::WaitStatus;
@@ -41,7 +42,8 @@ const PROGRAM: &str = "multi5";
 const CHILD_PROGRAM: &str = "multi5-child";
 
 fn main() -> ExitCode {
-    let show = match parse_command_line(PROGRAM, parse_options, usage) {
+    let show = match parse_command_line(PROGRAM, || show_fds_option(PROGRAM), usage)
+    {
         Ok(show) => show,
         Err(code) => return code, // --help printed, or a usage error reported
     };
@@ -134,20 +136,6 @@ fn child_program() -> Result<CString, Failure> {
 fn number(i: u32) -> CString {
     // Digits never contain NUL.
     CString::new(i.to_string()).unwrap_or_default()
-}
-
-/// `--show-fds`, or nothing; `None` for `--help`.
-fn parse_options() -> Result<Option<bool>, UsageError> {
-    let mut parser = Parser::from_env(PROGRAM)?;
-    let mut show = false;
-    while let Some(arg) = parser.next()? {
-        match arg.as_str() {
-            "--show-fds" => show = true,
-            "-h" | "--help" => return Ok(None),
-            _ => return Err(parser.unexpected(&arg)),
-        }
-    }
-    Ok(Some(show))
 }
 
 fn usage() -> String {
