@@ -104,7 +104,10 @@ impl Parser {
         let Some(arg) = self.args.pop_front() else {
             return Ok(None);
         };
-        if self.only_positionals || !arg.starts_with('-') || arg == "-" {
+        // After `--` every argument is a word, even `--n=2`. Before it, a word (`x`,
+        // `-`, `a=b`) needs no test of its own: it is neither `--` nor `--name=value`,
+        // so it comes out unchanged at the end.
+        if self.only_positionals {
             return Ok(Some(arg));
         }
         if arg == "--" {
@@ -284,10 +287,46 @@ mod tests {
     }
 
     #[test]
+    fn words_and_a_lone_dash_come_out_unchanged() {
+        assert_eq!(
+            collect(&["x", "-", "a=b", "-x=1", "--n", "5"]).unwrap(),
+            ["x", "-", "a=b", "-x=1", "n=5"]
+        );
+    }
+
+    #[test]
+    fn rest_hands_over_a_programs_own_arguments() {
+        // `bidir-spawn -- cat -n`: after `--`, the rest is the program and its options.
+        let mut parser = Parser::new("bidir", ["--n", "2", "--", "cat", "-n"]);
+        assert_eq!(parser.program(), "bidir");
+        assert_eq!(parser.next(), Ok(Some("--n".to_owned())));
+        assert!(!parser.options_ended());
+        assert_eq!(parser.value::<u32>("--n"), Ok(2));
+        assert_eq!(parser.next(), Ok(Some("cat".to_owned())));
+        assert!(parser.options_ended(), "`--` was seen");
+        assert_eq!(parser.rest(), ["-n"]);
+        assert_eq!(parser.next(), Ok(None), "rest took everything");
+        assert_eq!(parser.rest(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_usage_error_displays_as_its_message() {
+        let err = UsageError("--count must be at least 1".to_owned());
+        assert_eq!(err.to_string(), "--count must be at least 1");
+        assert_eq!(format!("t: {err}"), "t: --count must be at least 1");
+    }
+
+    #[test]
     fn unexpected_distinguishes_options_from_words() {
-        let parser = Parser::new("t", Vec::<String>::new());
+        let mut parser = Parser::new("t", ["--", "--what"]);
         assert_eq!(parser.unexpected("--what").0, "unknown option --what");
         assert_eq!(parser.unexpected("what").0, "unexpected argument \"what\"");
+        // After `--`, a word that looks like an option is a stray word.
+        assert_eq!(parser.next(), Ok(Some("--what".to_owned())));
+        assert_eq!(
+            parser.unexpected("--what").0,
+            "unexpected argument \"--what\""
+        );
     }
 
     #[test]

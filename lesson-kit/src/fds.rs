@@ -212,6 +212,109 @@ mod tests {
         );
     }
 
+    /// A fresh directory for one test, removed on drop (also when the test fails).
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let path = std::env::temp_dir()
+                .join(format!("lesson-kit-fds-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).expect("create scratch dir");
+            Scratch(path)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn listed(fd: &impl AsRawFd) -> Fd {
+        let n = fd.as_raw_fd();
+        let fds = table().expect("table");
+        fds.into_iter().find(|fd| fd.fd == n).expect("listed")
+    }
+
+    #[test]
+    fn show_prints_the_whole_table_in_one_write() {
+        // The helper's stderr is a datagram socket: one write, one datagram.
+        let writes = crate::tests::stderr_writes_of_helper("show");
+        assert_eq!(writes.len(), 1, "{writes:#?}");
+        let block = &writes[0];
+        assert!(block.starts_with("[fds] child "), "{block}");
+        assert!(block.contains(", after fork:\n   fd  kind  "), "{block}");
+        assert!(block.contains("\n    0  null "), "{block}");
+        assert!(block.contains("\n    2  socket    socket:["), "{block}");
+    }
+
+    #[test]
+    fn read_write_and_the_flags_are_shown_as_they_are_now() {
+        use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+        let dir = Scratch::new("flags");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.0.join("data"))
+            .expect("open read-write");
+        let fd = listed(&file);
+        assert_eq!((fd.kind, fd.end), ("file", "rw"), "{fd:?}");
+        assert!(fd.object.ends_with("/data"), "{fd:?}");
+        assert!(
+            fd.cloexec && !fd.nonblock,
+            "std opens with O_CLOEXEC: {fd:?}"
+        );
+        fcntl(&file, FcntlArg::F_SETFD(FdFlag::empty())).expect("F_SETFD");
+        fcntl(&file, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).expect("F_SETFL");
+        let fd = listed(&file);
+        assert!(!fd.cloexec && fd.nonblock, "{fd:?}");
+        drop(file); // closed before the directory goes
+    }
+
+    #[test]
+    fn only_the_listings_own_descriptor_is_left_out() {
+        // A directory whose name ends in `/fd`, but not under /proc, is listed.
+        let dir = Scratch::new("listing");
+        std::fs::create_dir(dir.0.join("fd")).expect("mkdir fd");
+        let handle = std::fs::File::open(dir.0.join("fd")).expect("open dir");
+        let fd = listed(&handle);
+        assert_eq!(fd.kind, "dir", "{fd:?}");
+        assert!(fd.object.ends_with("-listing/fd"), "{fd:?}");
+        drop(handle); // closed before the directory goes
+    }
+
+    #[test]
+    fn kinds_come_from_the_name_then_from_the_object_itself() {
+        use std::path::Path;
+        let nowhere = Path::new("/nonexistent/lesson-kit");
+        assert_eq!(kind_of("pipe:[33045]", nowhere), "pipe");
+        assert_eq!(kind_of("socket:[33046]", nowhere), "socket");
+        assert_eq!(kind_of("anon_inode:[eventfd]", nowhere), "other");
+        assert_eq!(kind_of("/dev/null", Path::new("/dev/null")), "null");
+        assert_eq!(kind_of("/dev/pts/0", nowhere), "terminal");
+        assert_eq!(kind_of("/dev/tty", Path::new("/dev/tty")), "terminal");
+        assert_eq!(kind_of("/dev/zero", Path::new("/dev/zero")), "device");
+        // A path that is gone (removed since it was opened, say) is a file.
+        assert_eq!(kind_of("/nonexistent/x (deleted)", nowhere), "file");
+        let dir = Scratch::new("kinds");
+        let fifo = dir.0.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+        let socket = dir.0.join("socket");
+        let listener =
+            std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+        let file = dir.0.join("file");
+        std::fs::write(&file, b"x").expect("write file");
+        let kind = |path: &Path| kind_of(&path.to_string_lossy(), path);
+        assert_eq!(kind(&fifo), "fifo");
+        assert_eq!(kind(&socket), "socket");
+        assert_eq!(kind(&dir.0), "dir");
+        assert_eq!(kind(&file), "file");
+        drop(listener); // the socket file goes with the directory
+    }
+
     #[test]
     fn flags_are_read_in_octal() {
         let info = "pos:\t0\nflags:\t02004001\nmnt_id:\t16\n";

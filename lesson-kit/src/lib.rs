@@ -155,6 +155,130 @@ pub fn exited_ok(status: nix::sys::wait::WaitStatus) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::signal::Signal;
+    use nix::sys::wait::WaitStatus;
+    use nix::unistd::Pid;
+    use std::process::{Command, ExitCode, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// The environment variable that turns [`helper_process`] on, naming what it does.
+    const HELPER: &str = "LESSON_KIT_TEST_HELPER";
+
+    /// Not a test of its own: the process the write tests start (this test binary,
+    /// run again with only this test and `HELPER` set), so that what it writes to
+    /// stderr can be caught whole. In an ordinary run it returns at once.
+    #[test]
+    fn helper_process() {
+        let Ok(what) = std::env::var(HELPER) else {
+            return;
+        };
+        match what.as_str() {
+            "note" => note!("Parent {} forked child {}", 41, 42),
+            "show" => fds::show("child", "after fork"),
+            "usage" => {
+                let err = args::UsageError("--count must be at least 1".into());
+                let code = args::usage_failure("demo", &err, "Usage: demo\n");
+                assert_eq!(code, ExitCode::from(exit::USAGE));
+            }
+            other => panic!("unknown helper {other}"),
+        }
+    }
+
+    /// Runs [`helper_process`] doing `what`, with stderr a datagram socket, and returns
+    /// what it wrote to stderr one `write` at a time: each write is one datagram.
+    pub(crate) fn stderr_writes_of_helper(what: &str) -> Vec<String> {
+        use std::os::unix::net::UnixDatagram;
+        let (ours, theirs) = UnixDatagram::pair().expect("socketpair");
+        let mut child = Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", "tests::helper_process", "--nocapture"])
+            .args(["--test-threads", "1"])
+            .env(HELPER, what)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::os::fd::OwnedFd::from(theirs))
+            .spawn()
+            .expect("start the helper");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            match child.try_wait().expect("wait for the helper") {
+                Some(status) => break status,
+                None if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("the helper {what} did not end within 20 s");
+                }
+            }
+        };
+        ours.set_nonblocking(true).expect("O_NONBLOCK");
+        let mut writes = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n) = ours.recv(&mut buf) {
+            writes.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        assert!(status.success(), "helper {what}: {status}: {writes:?}");
+        writes
+    }
+
+    #[test]
+    fn a_note_is_one_line_in_one_write() {
+        // One write, so the notes of a parent and its child never interleave mid-line.
+        assert_eq!(
+            stderr_writes_of_helper("note"),
+            ["Parent 41 forked child 42\n"]
+        );
+    }
+
+    #[test]
+    fn a_usage_error_is_reported_with_the_usage_in_one_write() {
+        assert_eq!(
+            stderr_writes_of_helper("usage"),
+            ["demo: --count must be at least 1\n\nUsage: demo\n\n"]
+        );
+    }
+
+    #[test]
+    fn a_failure_names_the_call_and_the_object() {
+        let failure = Failure::new("child 42", "killed by SIGKILL");
+        assert_eq!(failure.to_string(), "child 42: killed by SIGKILL");
+        // `main` returning Err prints the Debug form: it must read the same.
+        assert_eq!(format!("{failure:?}"), "child 42: killed by SIGKILL");
+        let io: std::io::Result<()> =
+            Err(std::io::Error::from_raw_os_error(libc::EPIPE));
+        let text = io.context("write stdout").unwrap_err().to_string();
+        assert!(text.starts_with("write stdout: Broken pipe"), "{text}");
+        let errno: nix::Result<()> = Err(nix::errno::Errno::ECONNREFUSED);
+        assert_eq!(
+            errno
+                .context("connect 127.0.0.1:50008")
+                .unwrap_err()
+                .to_string(),
+            "connect 127.0.0.1:50008: ECONNREFUSED: Connection refused"
+        );
+        assert_eq!(Ok::<u8, nix::errno::Errno>(7).context("x").ok(), Some(7));
+    }
+
+    #[test]
+    fn wait_statuses_are_described_in_the_lessons_words() {
+        let pid = Pid::from_raw(42);
+        let exited = WaitStatus::Exited(pid, 3);
+        assert_eq!(describe_wait(exited), "exited with status 3");
+        let killed = WaitStatus::Signaled(pid, Signal::SIGKILL, false);
+        assert_eq!(describe_wait(killed), "killed by SIGKILL");
+        let dumped = WaitStatus::Signaled(pid, Signal::SIGSEGV, true);
+        assert_eq!(describe_wait(dumped), "killed by SIGSEGV (core dumped)");
+        let stopped = WaitStatus::Stopped(pid, Signal::SIGSTOP);
+        assert!(
+            describe_wait(stopped).starts_with("changed state: Stopped"),
+            "{}",
+            describe_wait(stopped)
+        );
+        assert!(exited_ok(WaitStatus::Exited(pid, 0)));
+        assert!(!exited_ok(exited));
+        assert!(!exited_ok(killed));
+    }
 
     #[test]
     fn stop_signals_map_to_the_shells_statuses_and_names() {

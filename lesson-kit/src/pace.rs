@@ -169,7 +169,8 @@ mod tests {
     #[test]
     fn count_and_speed_are_applied() {
         let pacing = parse(&["--count", "3", "--speed=20"]).unwrap();
-        assert_eq!(pacing.messages().collect::<Vec<_>>(), [0, 1, 2]);
+        // `take` bounds the check: a pacing that ignored --count would run forever.
+        assert_eq!(pacing.messages().take(10).collect::<Vec<_>>(), [0, 1, 2]);
         assert_eq!(pacing.secs(4.0), Duration::from_millis(200));
     }
 
@@ -178,6 +179,7 @@ mod tests {
         let pacing = parse(&["--count", "7", "--speed", "10"]).unwrap();
         let beats: Vec<(u32, u64)> = pacing
             .spam_beats()
+            .take(10)
             .map(|beat| (beat.n, beat.pause.as_millis() as u64))
             .collect();
         assert_eq!(

@@ -50,9 +50,14 @@ pub fn bytes_repr(bytes: &[u8]) -> String {
 
 /// Python's `time.time()`: seconds since the Unix epoch as a float.
 pub fn time_now() -> f64 {
+    seconds_since_epoch(SystemTime::now())
+}
+
+/// [`time_now`] for a given instant.
+fn seconds_since_epoch(now: SystemTime) -> f64 {
     // A clock set before 1970 is the only way this fails; Python would print a negative
     // number, and so do we.
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
+    match now.duration_since(UNIX_EPOCH) {
         Ok(since) => since.as_secs_f64(),
         Err(before) => -before.duration().as_secs_f64(),
     }
@@ -192,5 +197,38 @@ mod tests {
     fn time_now_is_after_the_documents_were_written() {
         // The documents' first timestamp is from August 2021.
         assert!(time_now() > 1_628_658_450.0);
+    }
+
+    #[test]
+    fn a_clock_before_1970_gives_negative_seconds_like_python() {
+        use std::time::Duration;
+        let before = UNIX_EPOCH - Duration::from_millis(2500);
+        assert_eq!(seconds_since_epoch(before), -2.5);
+        let after = UNIX_EPOCH + Duration::from_millis(1500);
+        assert_eq!(seconds_since_epoch(after), 1.5);
+    }
+
+    #[test]
+    fn time_str_is_the_current_time_as_python_prints_it() {
+        let before = time_now();
+        let text = time_str();
+        let after = time_now();
+        let value: f64 = text.parse().expect("a float");
+        assert!(before <= value && value <= after, "{before} {text} {after}");
+        assert_eq!(float_str(value), text, "shortest round-trip digits");
+    }
+
+    #[test]
+    fn ctime_now_is_ctime_of_the_current_second() {
+        let second = || time_now() as libc::time_t;
+        let before = second();
+        let text = ctime_now();
+        let after = second();
+        assert!(
+            text == ctime(before) || text == ctime(after),
+            "{text:?} is neither {:?} nor {:?}",
+            ctime(before),
+            ctime(after)
+        );
     }
 }
