@@ -903,3 +903,262 @@ mod tests {
         assert_eq!(escape("<a & b>"), "&lt;a &amp; b&gt;");
     }
 }
+
+#[cfg(test)]
+mod whole_report {
+    use super::*;
+
+    /// A report of known figures: memcpy at two sizes, one system call, a pipe with
+    /// two repetitions of everything, vmsplice (one way only), two Python rows.
+    pub(super) fn known(cpus: Option<[usize; 2]>) -> Report {
+        let plan = Plan {
+            sizes: vec![64, 1024],
+            reps: 2,
+            bytes: 1,
+            max_messages: 1,
+            rounds: 1,
+            syscalls: 1,
+        };
+        let args: Vec<String> = ["--only", "pipe,vmsplice", "--sizes", "64,1K"]
+            .map(str::to_owned)
+            .to_vec();
+        let mut report = Report::new(&plan, cpus, &args);
+        let lines =
+            |text: &str| text.lines().map(str::to_owned).collect::<Vec<_>>();
+        report
+            .add_limits(&lines(
+                "mc 64 0 100 400\nmc 64 1 100 200\nmc 1024 0 100 1000\n\
+                 sc 0 0 1000 10\nsc 0 1 1200 10",
+            ))
+            .unwrap_or_else(|f| panic!("{f}"));
+        report
+            .add_mechanism(
+                Mechanism::Pipe,
+                &lines(
+                    "tp 64 0 200 400 1\ntp 64 1 100 400 1\ntp 1024 0 1000 1000 1\n\
+                     rt 64 0 900 2000 5\nrt 64 1 800 3000 4",
+                ),
+                Some(65536),
+            )
+            .unwrap_or_else(|f| panic!("{f}"));
+        report
+            .add_mechanism(Mechanism::Vmsplice, &lines("tp 64 0 50 400 0"), None)
+            .unwrap_or_else(|f| panic!("{f}"));
+        report.python.push(PythonRow {
+            mechanism: "pipe",
+            size: 64,
+            gbps: 2.0,
+            median_ns: 4000.0,
+        });
+        report.python.push(PythonRow {
+            mechanism: "socketpair",
+            size: 64,
+            gbps: 0.25,
+            median_ns: 5000.0,
+        });
+        report
+    }
+
+    /// The report's lines after its first (which names this machine).
+    fn body(text: &str) -> String {
+        text.split_once('\n')
+            .map(|(_, rest)| rest.to_owned())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_text_report_shows_every_figure_in_its_column() {
+        let text = known(Some([0, 1])).text();
+        assert_eq!(
+            body(&text),
+            "\
+command: cargo run --release -p ipc-bench -- --only pipe,vmsplice --sizes \\
+    64,1K
+sides pinned to CPUs 0 and 1 (different CPUs)
+pipes hold 65536 bytes (F_SETPIPE_SZ)
+best of 2 repetitions; spread: how much worse the worst one was
+
+throughput, one way      size      GB/s  spread  of memcpy
+memcpy                   64 B     4.000     50%       100%
+memcpy                  1 KiB    10.000      0%       100%
+pipe                     64 B     4.000     50%       100%
+pipe                    1 KiB     1.000      0%        10%
+vmsplice                 64 B     8.000      0%       200%
+
+round trip, 64 B         median        p99  spread  syscalls
+one system call         0.10 µs                20%         1
+pipe                    0.80 µs    3.00 µs     12%         8
+
+python3                  size      GB/s    of Rust round trip  of Rust
+pipe                     64 B     2.000       0.5x    4.00 µs     5.0x
+socketpair               64 B     0.250          -    5.00 µs        -
+"
+        );
+    }
+
+    #[test]
+    fn the_markdown_report_has_the_same_figures_in_tables() {
+        let text = known(Some([0, 1])).markdown();
+        assert_eq!(
+            body(&text),
+            "\
+command: cargo run --release -p ipc-bench -- --only pipe,vmsplice --sizes 64,1K  
+sides pinned to CPUs 0 and 1 (different CPUs)  
+pipes hold 65536 bytes (F_SETPIPE_SZ)  
+best of 2 repetitions; spread: how much worse the worst one was  
+
+| throughput, GB/s (% of memcpy) | 64 B | 1 KiB |
+|---|--:|--:|
+| memcpy | 4.00 | 10.00 |
+| pipe | 4.00 (100%) | 1.00 (10%) |
+| vmsplice | 8.00 (200%) | |
+
+| round trip, 64 B | median | p99 | spread | in system calls |
+|---|--:|--:|--:|--:|
+| one system call | 0.10 µs | | 20% | 1 |
+| pipe | 0.80 µs | 3.00 µs | 12% | 8 |
+
+| python3 | size | GB/s | of Rust | round trip | of Rust |
+|---|--:|--:|--:|--:|--:|
+| pipe | 64 B | 2.000 | 0.5x | 4.00 µs | 5.0x |
+| socketpair | 64 B | 0.250 | - | 5.00 µs | - |
+"
+        );
+    }
+
+    #[test]
+    fn the_json_report_has_the_same_figures_as_numbers() {
+        let json = known(Some([0, 1])).json();
+        assert_eq!(
+            body(&json),
+            r#"  "machine": {"cpus": CPUS, "cpu": CPU, "kernel": KERNEL, "build": BUILD},
+  "command": "cargo run --release -p ipc-bench -- --only pipe,vmsplice --sizes 64,1K",
+  "pinned": [0, 1],
+  "pipe_capacity": 65536,
+  "reps": 2,
+  "syscall_ns": 100.0,
+  "throughput": [
+    {"mechanism": "memcpy", "size": 64, "gbps": 4.0000, "spread": 0.500},
+    {"mechanism": "memcpy", "size": 1024, "gbps": 10.0000, "spread": 0.000},
+    {"mechanism": "pipe", "size": 64, "gbps": 4.0000, "spread": 0.500, "of_memcpy": 1.0000, "bytes": 400, "checked": true},
+    {"mechanism": "pipe", "size": 1024, "gbps": 1.0000, "spread": 0.000, "of_memcpy": 0.1000, "bytes": 1000, "checked": true},
+    {"mechanism": "vmsplice", "size": 64, "gbps": 8.0000, "spread": 0.000, "of_memcpy": 2.0000, "bytes": 400, "checked": false}
+  ],
+  "round_trip": [
+    {"mechanism": "pipe", "size": 64, "median_ns": 800, "p99_ns": 3000, "spread": 0.125, "syscalls": 8.0, "rounds": 4}
+  ],
+  "python": [
+    {"mechanism": "pipe", "size": 64, "gbps": 2.0000, "median_ns": 4000},
+    {"mechanism": "socketpair", "size": 64, "gbps": 0.2500, "median_ns": 5000}
+  ]
+}
+"#
+            .replace("CPUS", &cpu_count().to_string())
+            .replace("CPU", &quote(&cpu_model()))
+            .replace("KERNEL", &quote(&kernel()))
+            .replace(
+                "BUILD",
+                if cfg!(debug_assertions) {
+                    "\"debug\""
+                } else {
+                    "\"release\""
+                }
+            )
+        );
+        assert!(json.starts_with("{\n"), "{json}");
+    }
+
+    #[test]
+    fn the_header_names_the_machine_the_pinning_and_the_build() {
+        let model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                let line = info.lines().find(|l| l.starts_with("model name"))?;
+                Some(line.split_once(':')?.1.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown CPU".to_owned());
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .expect("osrelease");
+        let build = if cfg!(debug_assertions) {
+            "DEBUG build: these numbers measure the compiler, use --release"
+        } else {
+            "release build"
+        };
+        let text = known(None).text();
+        assert_eq!(
+            text.lines().next(),
+            Some(
+                format!(
+                    "ipc-bench on {cpus} CPUs ({model}), Linux {}, {build}",
+                    release.trim()
+                )
+                .as_str()
+            )
+        );
+        assert!(
+            text.contains(
+                "\nthe two sides are not pinned (the scheduler places them)\n"
+            ),
+            "{text}"
+        );
+        let same = known(Some([1, 1])).text();
+        assert!(
+            same.contains(
+                "\nboth sides pinned to CPU 1 (the same CPU: every hand-over is a \
+                 context switch)\n"
+            ),
+            "{same}"
+        );
+        let json = known(None).json();
+        assert!(json.contains("\n  \"pinned\": null,\n"), "{json}");
+        // No mechanism with a pipe: no capacity to report.
+        let plan = Plan {
+            sizes: vec![64],
+            reps: 3,
+            bytes: 1,
+            max_messages: 1,
+            rounds: 1,
+            syscalls: 1,
+        };
+        let bare = Report::new(&plan, None, &[]);
+        assert!(!bare.text().contains("pipes hold"), "{}", bare.text());
+        assert!(
+            bare.text()
+                .contains("\ncommand: cargo run --release -p ipc-bench\n")
+        );
+        assert!(bare.json().contains("\n  \"pipe_capacity\": null,\n"));
+        assert!(bare.text().contains("\nbest of 3 repetitions;"));
+    }
+
+    #[test]
+    fn a_long_command_is_broken_into_lines_a_shell_takes() {
+        assert_eq!(wrap_command("a b"), "a b");
+        let words = ["x".repeat(30), "y".repeat(30), "z".repeat(5), "w".repeat(7)];
+        // The line so far (61 characters) and the next word may make 66 together
+        // (the space between is not counted): the z word fits, the w word does not.
+        assert_eq!(
+            wrap_command(&words.join(" ")),
+            format!(
+                "{} {} {} \\\n    {}",
+                words[0], words[1], words[2], words[3]
+            )
+        );
+        let long = ["v".repeat(66), "u".to_owned()].join(" ");
+        assert_eq!(wrap_command(&long), format!("{} \\\n    u", "v".repeat(66)));
+    }
+
+    #[test]
+    fn ratios_and_times_have_their_units_or_a_dash() {
+        assert_eq!(micros(1234.0), "1.23 µs");
+        assert_eq!(micros(f64::INFINITY), "-");
+        assert_eq!(times(3.21), "3.2x");
+        assert_eq!(times(0.0), "-");
+        assert_eq!(times(f64::NAN), "-");
+        assert_eq!(times(f64::INFINITY), "-");
+        assert_eq!(finite(2.5), 2.5);
+        assert_eq!(finite(f64::NAN), 0.0);
+        assert_eq!(percent(0.099), "9.9%");
+        assert_eq!(percent(0.000_000_1), "0.000010%");
+    }
+}

@@ -142,15 +142,15 @@ fn shorten(call: &str) -> String {
                 break;
             }
             let mut token = c.to_string();
-            if c == '\\' {
-                if let Some(next) = chars.next() {
-                    token.push(next);
-                    while next.is_ascii_digit()
-                        && token.len() < 4
-                        && chars.peek().is_some_and(|d| d.is_ascii_digit())
-                    {
-                        token.push(chars.next().expect("peeked"));
-                    }
+            if c == '\\'
+                && let Some(next) = chars.next()
+            {
+                token.push(next);
+                while next.is_ascii_digit()
+                    && token.len() < 4
+                    && chars.peek().is_some_and(|d| d.is_ascii_digit())
+                {
+                    token.push(chars.next().expect("peeked"));
                 }
             }
             if shown < SHOWN {
