@@ -777,6 +777,18 @@ fn wrap_command(command: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A plan that only the report reads: its sizes and repetitions.
+    pub(super) fn plan(sizes: &[usize], reps: u32) -> Plan {
+        Plan {
+            sizes: sizes.to_vec(),
+            reps,
+            bytes: 1,
+            max_messages: 1,
+            rounds: 1,
+            syscalls: 1,
+        }
+    }
+
     #[test]
     fn sizes_are_written_in_the_largest_whole_unit() {
         assert_eq!(size_text(64), "64 B");
@@ -814,14 +826,7 @@ mod tests {
 
     #[test]
     fn result_lines_become_figures() {
-        let plan = Plan {
-            sizes: vec![64],
-            reps: 2,
-            bytes: 1,
-            max_messages: 1,
-            rounds: 1,
-            syscalls: 1,
-        };
+        let plan = plan(&[64], 2);
         let mut report = Report::new(&plan, None, &[]);
         let lines =
             |text: &str| text.lines().map(str::to_owned).collect::<Vec<_>>();
@@ -868,14 +873,7 @@ mod tests {
 
     #[test]
     fn json_never_holds_an_infinity() {
-        let plan = Plan {
-            sizes: vec![64],
-            reps: 1,
-            bytes: 1,
-            max_messages: 1,
-            rounds: 1,
-            syscalls: 1,
-        };
+        let plan = plan(&[64], 1);
         let mut report = Report::new(&plan, Some([0, 1]), &["--json".to_owned()]);
         report.python.push(PythonRow {
             mechanism: "pipe",
@@ -906,19 +904,13 @@ mod tests {
 
 #[cfg(test)]
 mod whole_report {
+    use super::tests::plan;
     use super::*;
 
     /// A report of known figures: memcpy at two sizes, one system call, a pipe with
     /// two repetitions of everything, vmsplice (one way only), two Python rows.
     pub(super) fn known(cpus: Option<[usize; 2]>) -> Report {
-        let plan = Plan {
-            sizes: vec![64, 1024],
-            reps: 2,
-            bytes: 1,
-            max_messages: 1,
-            rounds: 1,
-            syscalls: 1,
-        };
+        let plan = plan(&[64, 1024], 2);
         let args: Vec<String> = ["--only", "pipe,vmsplice", "--sizes", "64,1K"]
             .map(str::to_owned)
             .to_vec();
@@ -1113,14 +1105,7 @@ best of 2 repetitions; spread: how much worse the worst one was
         let json = known(None).json();
         assert!(json.contains("\n  \"pinned\": null,\n"), "{json}");
         // No mechanism with a pipe: no capacity to report.
-        let plan = Plan {
-            sizes: vec![64],
-            reps: 3,
-            bytes: 1,
-            max_messages: 1,
-            rounds: 1,
-            syscalls: 1,
-        };
+        let plan = plan(&[64], 3);
         let bare = Report::new(&plan, None, &[]);
         assert!(!bare.text().contains("pipes hold"), "{}", bare.text());
         assert!(

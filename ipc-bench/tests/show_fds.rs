@@ -55,11 +55,20 @@ fn run_quietly(args: &[&str]) -> Finished {
 /// The rows of the lesson's own descriptors (the harness gives it 0, 1 and 2), as
 /// (object, end).
 fn own(block: &Block) -> Vec<(String, String)> {
+    own_as(block, |r| &r.object)
+}
+
+/// The same rows as (kind, end).
+fn kinds(block: &Block) -> Vec<(String, String)> {
+    own_as(block, |r| &r.kind)
+}
+
+fn own_as(block: &Block, what: impl Fn(&Row) -> &String) -> Vec<(String, String)> {
     block
         .rows
         .iter()
         .filter(|r| r.fd > 2)
-        .map(|r| (r.object.clone(), r.end.clone()))
+        .map(|r| (what(r).clone(), r.end.clone()))
         .collect()
 }
 
@@ -244,15 +253,6 @@ fn jobs(stderr: &str) -> Vec<(String, Vec<Block>)> {
     }
     jobs.into_iter()
         .map(|(name, text)| (name, blocks(&text)))
-        .collect()
-}
-
-fn kinds(block: &Block) -> Vec<(String, String)> {
-    block
-        .rows
-        .iter()
-        .filter(|r| r.fd > 2)
-        .map(|r| (r.kind.clone(), r.end.clone()))
         .collect()
 }
 
