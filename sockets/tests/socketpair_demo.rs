@@ -268,3 +268,37 @@ fn killing_the_parent_ends_the_child() {
         "child still runs"
     );
 }
+
+#[test]
+fn answers_left_unread_by_a_closing_parent_reset_the_childs_connection() {
+    // The pause gives the child time to answer before the parent closes: its answers
+    // are still unread in the parent's socket, so the close resets the connection and
+    // the child's next read fails (it does not see EOF and try its goodbye).
+    let run = lesson().args(["--close-instead", "--pause", "0.5"]).run();
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    let child = number_after(&run.stderr, "forked child ");
+    let reset = format!("Child {child}: read parent: Connection reset by peer");
+    assert!(run.stderr.contains(&reset), "{}", run.transcript());
+    assert!(run.lines.is_empty(), "{}", run.transcript());
+    assert!(!run.stderr.contains("Broken pipe"), "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains(&format!("child {child} exited with status 1")),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn the_pause_does_not_count_against_the_conversations_time_limit() {
+    // The time limit (10 s) counts from the end of --pause: a pause of half of it or
+    // more leaves the parent as long to read the answers as no pause at all.
+    let run = lesson().args(["--pause", "5"]).run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert_eq!(run.lines.len(), 3, "{}", run.transcript());
+    assert!(
+        run.texts()[2].ends_with("saw EOF; goodbye\""),
+        "{}",
+        run.transcript()
+    );
+}
