@@ -736,6 +736,18 @@ fn a_fork_that_fails_midway_ends_the_peer_already_made() {
     // the lesson's process group empty.
 }
 
+/// Whether PATH holds an executable file named python3, as the shell would find it.
+fn python3_on_path() -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            dir.join("python3")
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
 #[test]
 fn python_runs_the_same_loops_when_installed() {
     let run = lesson()
@@ -745,10 +757,22 @@ fn python_runs_the_same_loops_when_installed() {
         .run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
     let text = run.stdout_text();
-    if run.stderr.contains("no python3 on PATH") {
+    if !python3_on_path() {
+        assert!(
+            run.stderr.contains("no python3 on PATH"),
+            "{}",
+            run.transcript()
+        );
         assert!(!text.contains("python3"), "{text}");
         return;
     }
+    // Found (the lesson looks for an executable file on PATH, as the shell does),
+    // and counted as a job of its own.
+    assert!(
+        run.stderr.contains("[4/4] pipe and socketpair in Python"),
+        "{}",
+        run.transcript()
+    );
     let rows: Vec<&str> = text
         .lines()
         .skip_while(|l| !l.starts_with("python3"))
@@ -789,19 +813,19 @@ fn python_figures_are_rates_and_times_of_their_own_mechanism() {
         assert!(rate > 0.0 && rate < 1000.0, "{row}");
         assert!(field(row, "median_ns") >= 1.0, "{row}");
     }
-    // Each mechanism's figure is its own: two medians in nanoseconds never agree.
+    // Each mechanism's figure is its own: two medians in nanoseconds, or two rates,
+    // never agree.
     assert_ne!(
         field(rows[0], "median_ns"),
         field(rows[1], "median_ns"),
         "{json}"
     );
+    assert_ne!(field(rows[0], "gbps"), field(rows[1], "gbps"), "{json}");
 }
 
 #[test]
 fn a_stop_signal_during_python_ends_python_and_its_child() {
-    if !std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| dir.join("python3").exists())
-    }) {
+    if !python3_on_path() {
         eprintln!("skipped: no python3 on PATH");
         return;
     }
@@ -841,6 +865,23 @@ fn quick_measures_four_sizes_twice() {
         .collect();
     assert_eq!(sizes, [64.0, 4096.0, 65536.0, 1048576.0], "{json}");
     assert!(json.contains("\"reps\": 2,"), "{json}");
+}
+
+#[test]
+fn without_sizes_it_measures_eight_from_64_bytes_to_1_mib() {
+    let run = lesson()
+        .args(["--only", "socketpair", "--bytes", "1", "--rounds", "1"])
+        .args(["--reps", "1", "--json"])
+        .run();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let json = run.stdout_text();
+    let sizes: Vec<f64> = section(&json, "throughput")
+        .iter()
+        .filter(|o| mechanism(o) == "socketpair")
+        .map(|o| field(o, "size"))
+        .collect();
+    let expected = [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576];
+    assert_eq!(sizes, expected.map(f64::from), "{json}");
 }
 
 #[test]
