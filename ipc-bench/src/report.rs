@@ -898,6 +898,8 @@ mod tests {
     #[test]
     fn json_strings_are_escaped() {
         assert_eq!(quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+        // Control characters (below a space) are escaped; a space is not.
+        assert_eq!(quote("a b\u{1f}"), "\"a b\\u001f\"");
         assert_eq!(escape("<a & b>"), "&lt;a &amp; b&gt;");
     }
 }
