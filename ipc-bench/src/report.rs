@@ -863,11 +863,17 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("pipes hold 65536 bytes"), "{text}");
-        assert!(report.add_limits(&lines("zz 1 2 3")).is_err());
-        assert!(
-            report
-                .add_mechanism(Mechanism::Tcp, &lines("tp 1 x"), None)
-                .is_err()
+        let refused = |outcome: Result<(), Failure>| match outcome {
+            Ok(()) => panic!("a bad line was taken"),
+            Err(failure) => failure.to_string(),
+        };
+        assert_eq!(
+            refused(report.add_limits(&lines("zz 1 2 3"))),
+            "results pipe: unexpected line \"zz 1 2 3\""
+        );
+        assert_eq!(
+            refused(report.add_mechanism(Mechanism::Tcp, &lines("tp 1 x"), None)),
+            "results pipe: unexpected line \"tp 1 x\""
         );
     }
 
