@@ -372,7 +372,7 @@ fn run_job(
             fds("measuring side", "after fork");
             drop(results_rx); // only the coordinator reads results
             close_signalfd(signals);
-            // Commands are read by the peer: a thread of ours, or not our business.
+            // The peer reads the commands: kept for our peer thread, else closed.
             let control_rx = if threads {
                 fds("measuring side", THREADS_CLOSED);
                 Some(control_rx)
