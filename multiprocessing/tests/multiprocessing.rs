@@ -570,6 +570,24 @@ fn multi5_child_prints_its_own_pid_and_argument() {
         run.texts(),
         [format!("Hello from child {} --help", run.pid)]
     );
+    // ... and `--show-fds`: no table, it is printed.
+    let run = lesson(MULTI5_CHILD).args(["--", "--show-fds"]).run();
+    assert_ok(&run);
+    assert_eq!(
+        run.texts(),
+        [format!("Hello from child {} --show-fds", run.pid)]
+    );
+    assert!(!run.stderr.contains("[fds]"), "{}", run.transcript());
+    // Before it, a table as exec left it, then the line.
+    let run = lesson(MULTI5_CHILD).args(["--show-fds", "7"]).run();
+    assert_ok(&run);
+    assert_eq!(run.texts(), [format!("Hello from child {} 7", run.pid)]);
+    assert!(
+        run.stderr
+            .starts_with(&format!("[fds] multi5-child {}, after exec:", run.pid)),
+        "{}",
+        run.transcript()
+    );
 }
 
 // ---------------------------------------------------------------- every program
@@ -673,6 +691,10 @@ fn help_is_printed_on_stdout_with_every_option_and_fails_into_a_full_stdout() {
     for option in ["--count N", "--speed X", "--blocking"] {
         assert!(help.contains(&format!("\n  {option}")), "{help}");
     }
+    // --count means records per producer here: the shared pacing help's --count
+    // line must not come along with its --speed lines.
+    assert_eq!(help.matches("  --count N").count(), 1, "{help}");
+    assert!(!help.contains("stop after N messages"), "{help}");
 }
 
 /// Every option line is indented two spaces and every description (continuation
