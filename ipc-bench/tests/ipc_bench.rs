@@ -116,15 +116,18 @@ fn eventually<T>(probe: impl Fn() -> T, done: impl Fn(&T) -> bool) -> T {
 
 /// Waits for the note that starts the job `name`; fails at once if the lesson ends
 /// first (`wait_for_stderr` alone would wait out the whole deadline, which makes a
-/// mutant that breaks the lesson slow to catch).
+/// mutant that breaks the lesson slow to catch). The job has begun when the lesson
+/// has both its children (one, for the threads variants: then the limits job's
+/// child may be taken for it, and `wait_for_stderr` waits the rest).
 fn wait_for_job(running: &mut Running, name: &str) {
     let pid = running.pid();
+    let sides = if name.ends_with("-threads") { 1 } else { 2 };
     let alive = |m: &Option<lesson_test::Member>| {
         m.as_ref().is_some_and(|m| m.state != 'Z')
     };
     let seen = eventually(
         || (process(pid), children_of(pid).len()),
-        |(me, children)| *children > 0 || !alive(me),
+        |(me, children)| *children == sides || !alive(me),
     );
     assert!(
         alive(&seen.0),
