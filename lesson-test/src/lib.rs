@@ -69,11 +69,30 @@ fn become_subreaper() {
     });
 }
 
-/// Reaps `pid` if it is a zombie child of the test process (an orphan of a lesson, handed
-/// to us as subreaper). Never blocks.
-fn reap_if_ours(pid: i32) {
-    use nix::sys::wait::{WaitPidFlag, waitpid};
-    let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+/// Reaps the processes `pids` (orphans of a lesson, handed to us as subreaper) as each
+/// becomes a zombie child of the test process, for at most `bound`: a process just killed
+/// takes a moment to die, and a grandchild becomes ours only once its parent is reaped.
+/// A pid that is gone, or that never becomes ours, is given up at the bound.
+fn reap_within(pids: &[i32], bound: Duration) {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let end = Instant::now() + bound;
+    let mut left = pids.to_vec();
+    loop {
+        left.retain(|&pid| {
+            match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => true,
+                Ok(_) => false,                   // reaped
+                Err(_) => process(pid).is_some(), // not ours (yet)
+            }
+        });
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() >= end {
+            return; // given up: a test fails anyway, or the grace is over
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// A fresh directory for one test's files (FIFOs), removed with everything in it on drop.
@@ -527,16 +546,16 @@ impl Running {
                 Leftovers::None => !members.is_empty(),
                 Leftovers::Orphans => live > 0,
             };
+            let pids: Vec<i32> = members.iter().map(|m| m.pid).collect();
             if !bad {
-                members.iter().for_each(|m| reap_if_ours(m.pid));
+                reap_within(&pids, ORPHAN_GRACE);
                 break;
             }
             if Instant::now() >= grace_end {
                 let list: Vec<String> =
                     members.iter().map(Member::describe).collect();
                 let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
-                thread::sleep(Duration::from_millis(20));
-                members.iter().for_each(|m| reap_if_ours(m.pid));
+                reap_within(&pids, ORPHAN_GRACE);
                 self.fail(&format!(
                     "the lesson exited ({}) but left processes in its group \
                      (running: an orphan; Z: a child nobody reaped): {}",
@@ -566,10 +585,7 @@ impl Running {
 
     /// Kills the group and fails the test with everything the lesson printed so far.
     fn fail(&mut self, why: &str) -> ! {
-        let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
-        if let Some(mut child) = self.child.take() {
-            let _ = child.wait();
-        }
+        self.kill_group();
         thread::sleep(Duration::from_millis(50)); // let the readers catch the last bytes
         panic!(
             "{why}\n--- command: {}\n--- after {:?}\n--- stdout:\n{}\n--- stderr:\n{}",
@@ -579,15 +595,26 @@ impl Running {
             self.stderr_text()
         );
     }
+
+    /// Kills the lesson's whole group and reaps the lesson and every member that comes
+    /// to us, so a failing test leaves no process behind, not even a zombie.
+    fn kill_group(&mut self) {
+        let members: Vec<i32> =
+            group_members(self.pid).iter().map(|m| m.pid).collect();
+        let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+        reap_within(&members, ORPHAN_GRACE);
+    }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         // Only reached with the child unreaped when a test failed half-way: clean up so a
         // failing test leaves no processes behind either.
-        if let Some(mut child) = self.child.take() {
-            let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
-            let _ = child.wait();
+        if self.child.is_some() {
+            self.kill_group();
         }
     }
 }
@@ -956,6 +983,9 @@ fn map_numbers(
 }
 
 #[cfg(test)]
+mod self_test;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -984,6 +1014,14 @@ mod tests {
         assert_ne!(
             normalize(a),
             normalize("   3  pipe    pipe:[98765]    write\n")
+        );
+    }
+
+    #[test]
+    fn normalize_numbers_values_in_order_and_keeps_small_ones() {
+        assert_eq!(
+            normalize("pid 97 child 98 pid 97 fd 3 took 12.5 s\nat 1628658450.5"),
+            "pid <#1> child <#2> pid <#1> fd 3 took 12.5 s\nat <time>"
         );
     }
 
