@@ -655,3 +655,37 @@ fn a_socket_of_another_type_at_the_path_is_not_taken_for_stale() {
     assert_eq!(dir.entries(), ["datagram.sock"]);
     drop(datagram);
 }
+
+#[test]
+fn an_accept_that_keeps_failing_is_reported_once_per_streak() {
+    // Descriptors 0 to 2, and 3 for the listener: every accept fails with EMFILE, and
+    // the waiting connection stays queued, so the server retries every slice.
+    let script = "for fd in /proc/$$/fd/*; do n=${fd##*/}; \
+                  [ \"$n\" -gt 2 ] && eval \"exec $n>&-\"; done; \
+                  ulimit -n 4; exec \"$0\" server --port 0";
+    let mut server = Lesson::new("bash")
+        .args(["-c", script, BIN])
+        .deadline(Duration::from_secs(10))
+        .spawn();
+    let port = number_after(&server.wait_for_stderr("listening on"), "127.0.0.1:");
+    let _waiting = connect(&port.to_string());
+    server.wait_for_stderr("Too many open files");
+    // A dozen retries or more: still one note.
+    std::thread::sleep(Duration::from_millis(400));
+    let run = server.stop_with(Signal::SIGTERM);
+    let notes: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.contains("accept on"))
+        .collect();
+    let wanted = format!(
+        "socket-progs: server: accept on 127.0.0.1:{port}: Too many open files"
+    );
+    assert_eq!(notes.len(), 1, "{}", run.transcript());
+    assert!(notes[0].starts_with(&wanted), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("after answering 0 connections"),
+        "{}",
+        run.transcript()
+    );
+}
