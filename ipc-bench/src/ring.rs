@@ -272,3 +272,59 @@ fn futex_wake(word: &AtomicU32) {
         libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Runs `check` on a thread, and fails if it takes more than 5 s: a broken
+    /// counter makes a side wait for ever.
+    fn within_5_s(check: impl FnOnce() + Send + 'static) {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            check();
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the ring check panicked or waits for ever");
+    }
+
+    #[test]
+    fn a_ring_hands_over_exactly_what_was_written_even_across_its_end() {
+        within_5_s(|| {
+            let (tx, rx) = map(1, "unit-test").expect("map").pop().expect("one");
+            // Up to 10 bytes before the end of the buffer, then read back.
+            let most = vec![7u8; CAPACITY - 10];
+            assert_eq!(tx.write(&most), CAPACITY - 10);
+            let mut seen = 0;
+            assert_eq!(
+                rx.read_with(CAPACITY, |piece| seen += piece.len()),
+                most.len()
+            );
+            assert_eq!(seen, most.len());
+            // 30 bytes: 10 at the end of the buffer, 20 at its start.
+            let bytes: Vec<u8> = (1..=30).collect();
+            assert_eq!(tx.write(&bytes), 30);
+            let mut pieces: Vec<Vec<u8>> = Vec::new();
+            assert_eq!(rx.read_with(64, |piece| pieces.push(piece.to_vec())), 30);
+            assert_eq!(pieces, [bytes[..10].to_vec(), bytes[10..].to_vec()]);
+            // Only what is waiting, at most `max`, is handed over.
+            assert_eq!(tx.write(&bytes[..5]), 5);
+            let mut out = [0u8; 64];
+            assert_eq!(rx.read(&mut out[..3]), 3);
+            assert_eq!(rx.read(&mut out), 2);
+            assert_eq!(out[..2], bytes[3..5]);
+            // A full ring takes what fits, and gives it all back.
+            let big = vec![9u8; CAPACITY + 5];
+            assert_eq!(tx.write(&big), CAPACITY);
+            let mut total = 0;
+            rx.read_with(CAPACITY, |piece| {
+                assert!(piece.iter().all(|&b| b == 9));
+                total += piece.len();
+            });
+            assert_eq!(total, CAPACITY);
+        });
+    }
+}
