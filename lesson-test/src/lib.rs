@@ -38,6 +38,10 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
 /// promptly (it sees EOF, a broken pipe, or its parent-death signal).
 const ORPHAN_GRACE: Duration = Duration::from_secs(2);
 
+/// How long processes the harness has just sent SIGKILL may take to die and be reaped
+/// (they die in microseconds; the bound is for a loaded machine).
+const KILLED_GRACE: Duration = Duration::from_millis(500);
+
 /// Makes the test process a child subreaper, once. Orphans of the lessons it starts are then
 /// re-parented to it instead of to pid 1 (which, on some machines, reaps them within a
 /// couple of seconds and so hides a lesson that never called `waitpid`).
@@ -555,7 +559,7 @@ impl Running {
                 let list: Vec<String> =
                     members.iter().map(Member::describe).collect();
                 let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
-                reap_within(&pids, ORPHAN_GRACE);
+                reap_within(&pids, KILLED_GRACE);
                 self.fail(&format!(
                     "the lesson exited ({}) but left processes in its group \
                      (running: an orphan; Z: a child nobody reaped): {}",
@@ -605,7 +609,7 @@ impl Running {
         if let Some(mut child) = self.child.take() {
             let _ = child.wait();
         }
-        reap_within(&members, ORPHAN_GRACE);
+        reap_within(&members, KILLED_GRACE);
     }
 }
 
@@ -988,6 +992,24 @@ mod self_test;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::self_test::bounded;
+
+    // The scanning functions, each run with a bound: a broken loop fails its test in
+    // seconds instead of hanging the run. (These shadow the glob import above.)
+    fn mask_times(text: &str) -> String {
+        let text = text.to_owned();
+        bounded(move || super::mask_times(&text))
+    }
+
+    fn mask_number(text: &str, value: i64, token: &'static str) -> String {
+        let text = text.to_owned();
+        bounded(move || super::mask_number(&text, value, token))
+    }
+
+    fn normalize(text: &str) -> String {
+        let text = text.to_owned();
+        bounded(move || super::normalize(&text))
+    }
 
     #[test]
     fn mask_times_hides_timestamps_but_not_small_numbers() {
