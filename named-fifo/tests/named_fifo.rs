@@ -1159,3 +1159,30 @@ fn the_books_trace_of_the_writer_meeting_a_reader_matches_a_fresh_trace() {
         file.display()
     );
 }
+
+#[test]
+fn a_path_of_any_other_kind_is_refused_by_name_before_it_is_opened() {
+    // Each kind is named; the check comes before the open (a directory cannot be
+    // opened for writing, a socket file not at all: either would give a less
+    // helpful error), and nothing is removed.
+    let dir = TempDir::new("fifo-kinds");
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let _listener =
+        std::os::unix::net::UnixListener::bind(dir.path().join("sock")).unwrap();
+    let cases = [
+        ("sub", "a directory"),
+        ("sock", "a socket"),
+        ("/dev/null", "a device"),
+    ];
+    for bin in [WRITER, READER] {
+        for (path, kind) in cases {
+            let run = program(bin, &dir).args(["--wait", "1", path]).run();
+            assert_code(&run, 1);
+            let wanted = format!("{path}: exists and is {kind}, not a FIFO");
+            assert_stderr(&run, &wanted);
+        }
+    }
+    assert_eq!(dir.entries(), ["sock", "sub"]);
+    let kind = std::fs::metadata("/dev/null").unwrap().file_type();
+    assert!(kind.is_char_device(), "/dev/null is left as it is");
+}
