@@ -1018,6 +1018,8 @@ mod tests {
             "Parent 9788 got [b'Spam 0'] at <time>"
         );
         assert_eq!(mask_times("at 1628658450.0 and 12.5"), "at <time> and 12.5");
+        // A point that ends a sentence is not a decimal point, also at the very end.
+        assert_eq!(mask_times("at 1628658450. and 12."), "at <time>. and 12.");
     }
 
     #[test]
@@ -1045,6 +1047,7 @@ mod tests {
             normalize("pid 97 child 98 pid 97 fd 3 took 12.5 s\nat 1628658450.5"),
             "pid <#1> child <#2> pid <#1> fd 3 took 12.5 s\nat <time>"
         );
+        assert_eq!(normalize("pid 97. then 97"), "pid <#1>. then <#1>");
     }
 
     #[test]
