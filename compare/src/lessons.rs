@@ -327,6 +327,83 @@ mod tests {
     }
 
     #[test]
+    fn plan_pairs_each_run_with_its_original_after_the_runs_already_planned() {
+        let scratch = std::env::temp_dir()
+            .join(format!("compare-plan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&scratch);
+        std::fs::create_dir_all(&scratch).expect("scratch");
+        let places = Places {
+            originals: Path::new("/originals"),
+            binaries: Path::new("/binaries"),
+            python: Path::new("/usr/bin/python3"),
+            scratch: &scratch,
+        };
+        let mut runs = Vec::new();
+        let lesson = |name| find(name).expect("a lesson");
+        let single = plan(lesson("anon-pipe"), &places, None, false, &mut runs);
+        let three = Some(Duration::from_secs(3));
+        let spawn = plan(lesson("bidir-spawn"), &places, three, true, &mut runs);
+        let fifo = plan(lesson("named-fifo"), &places, None, false, &mut runs);
+        let pairs =
+            |planned: std::io::Result<Vec<Pairing>>| -> Vec<(usize, usize)> {
+                let planned = planned.expect("planned");
+                planned.iter().map(|p| (p.reference, p.tested)).collect()
+            };
+        // Indices count from the runs planned before: 2 runs, then 4, then 8.
+        assert_eq!(pairs(single), [(0, 1)]);
+        assert_eq!(pairs(spawn), [(2, 3), (2, 4), (2, 5)]);
+        assert_eq!(
+            pairs(fifo),
+            [(6, 7), (6, 8), (6, 9), (10, 11), (10, 12), (10, 13)]
+        );
+        assert_eq!(runs.len(), 14);
+        let labels: Vec<&str> = runs.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(labels[..2], ["python3 pipe_1.py", "anon-pipe"]);
+        assert_eq!(labels[6], "py writer, then py reader");
+        assert_eq!(labels[10], "py reader, then py writer");
+        assert_eq!(labels[13], "py reader, then rs writer");
+        assert_eq!(runs[0].window, Duration::from_secs(12), "the lesson's own");
+        assert_eq!(runs[2].window, Duration::from_secs(3), "the one asked for");
+        assert!(runs[2].clear_unbuffered && !runs[0].clear_unbuffered);
+        // Every run in a folder of its own, numbered per lesson.
+        assert_eq!(
+            runs[0].programs[0].cwd,
+            scratch.join("anon-pipe-1-original")
+        );
+        assert_eq!(runs[1].programs[0].cwd, scratch.join("anon-pipe-2-lesson"));
+        assert_eq!(
+            runs[1].programs[0].argv,
+            [OsString::from("/binaries/anon-pipe")]
+        );
+        assert_eq!(
+            runs[6].programs[0].cwd,
+            scratch.join("named-fifo-1-fifo-py-py")
+        );
+        assert_eq!(
+            runs[13].programs[0].cwd,
+            scratch.join("named-fifo-8-fifo-rs-py")
+        );
+        // The second program of a FIFO pair starts FIFO_GAP later.
+        let delays = |run: &Run| -> Vec<(&str, Duration)> {
+            run.programs.iter().map(|p| (p.role, p.delay)).collect()
+        };
+        assert_eq!(
+            delays(&runs[6]),
+            [("writer", Duration::ZERO), ("reader", FIFO_GAP)]
+        );
+        assert_eq!(
+            delays(&runs[10]),
+            [("reader", Duration::ZERO), ("writer", FIFO_GAP)]
+        );
+        // The Python parent finds the Rust child's stand-in first on PATH.
+        let shim = scratch.join("bidir-spawn-1-python3-stands-for-the-rust-child");
+        assert_eq!(runs[5].programs[0].path_prefix.as_ref(), Some(&shim));
+        let script = std::fs::read_to_string(shim.join("python3")).expect("shim");
+        assert!(script.ends_with("shift\nexec '/binaries/bidir-child' \"$@\"\n"));
+        std::fs::remove_dir_all(&scratch).expect("remove scratch");
+    }
+
+    #[test]
     fn every_lesson_is_found_by_name() {
         for lesson in LESSONS {
             assert_eq!(find(lesson.name).map(|l| l.name), Some(lesson.name));

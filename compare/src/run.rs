@@ -595,3 +595,32 @@ impl Live {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_are_named_and_paired_as_the_report_says() {
+        assert_eq!(
+            (Stream::Out.name(), Stream::Err.name()),
+            ("stdout", "stderr")
+        );
+        assert_eq!(
+            (Stream::Out.other(), Stream::Err.other()),
+            (Stream::Err, Stream::Out)
+        );
+        let line = |text: &str| Line {
+            at: Duration::ZERO,
+            role: "",
+            text: text.to_owned(),
+        };
+        let outcome = Outcome {
+            stdout: vec![line("out")],
+            stderr: vec![line("err")],
+            endings: Vec::new(),
+        };
+        assert_eq!(outcome.lines(Stream::Out)[0].text, "out");
+        assert_eq!(outcome.lines(Stream::Err)[0].text, "err");
+    }
+}
