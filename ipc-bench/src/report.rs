@@ -822,6 +822,11 @@ mod tests {
         assert_eq!(figure.spread_time(), 1.0);
         assert_eq!(Figure::default().spread(), 0.0);
         assert_eq!(Figure::default().spread_time(), 0.0);
+        // A time of 0 (no round trip counted) has no spread to speak of.
+        let zero = Figure {
+            values: vec![0.0, 2.0],
+        };
+        assert_eq!(zero.spread_time(), 0.0);
     }
 
     #[test]
