@@ -791,6 +791,7 @@ mod tests {
 
     #[test]
     fn sizes_are_written_in_the_largest_whole_unit() {
+        assert_eq!(size_text(0), "0 B");
         assert_eq!(size_text(64), "64 B");
         assert_eq!(size_text(1000), "1000 B");
         assert_eq!(size_text(1024), "1 KiB");
