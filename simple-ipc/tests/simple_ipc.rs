@@ -383,6 +383,31 @@ fn exitstatus_accepts_a_64_kib_line_and_refuses_a_longer_one() {
 }
 
 #[test]
+fn a_reap_that_cannot_open_its_pidfd_ends_and_reaps_the_child_and_says_why() {
+    let mut running = lesson(EXITSTATUS).piped_stdin().spawn();
+    running.wait_for_stderr("q (or Ctrl-D) stops");
+    running.next_line().expect("Hello from child");
+    running.next_line().expect("Parent got");
+    // From now on no descriptor above 3 may be made (3 and 5 to 7, the stop pipe's,
+    // stay open): the next child's pidfd would be 4, over the limit.
+    let limited = std::process::Command::new("prlimit")
+        .arg(format!("--pid={}", running.pid()))
+        .arg("--nofile=4:4")
+        .status()
+        .expect("run prlimit");
+    assert!(limited.success(), "prlimit failed");
+    assert!(running.write_stdin(b"\n"));
+    let run = running.finish(); // and the group check: the child was reaped
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("1-exitstatus: pidfd_open ")
+            && run.stderr.contains(": EMFILE"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
 fn exitstatus_stops_cleanly_while_waiting_for_a_line() {
     for signal in STOPS {
         let mut running = lesson(EXITSTATUS).piped_stdin().spawn();
