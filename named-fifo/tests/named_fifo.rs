@@ -1186,3 +1186,24 @@ fn a_path_of_any_other_kind_is_refused_by_name_before_it_is_opened() {
     let kind = std::fs::metadata("/dev/null").unwrap().file_type();
     assert!(kind.is_char_device(), "/dev/null is left as it is");
 }
+
+#[test]
+fn a_fifo_replaced_by_a_file_while_the_writer_waits_is_refused_and_left_intact() {
+    let dir = TempDir::new("fifo-swapped");
+    let fifo = dir.path().join("my_pipe");
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+    nix::unistd::mkfifo(&fifo, mode).unwrap();
+    let mut writer = program(WRITER, &dir).spawn();
+    writer.wait_for_stderr("cargo run");
+    // While the writer waits for a reader, someone's file takes the FIFO's name: the
+    // writer's next open succeeds, on that file. What it opened is checked, so it
+    // writes nothing into it.
+    let file = dir.path().join("data");
+    std::fs::write(&file, b"precious data\n").unwrap();
+    std::fs::rename(&file, &fifo).unwrap();
+    let run = writer.finish();
+    assert_code(&run, 1);
+    assert_stderr(&run, "my_pipe: exists and is a regular file, not a FIFO");
+    assert_eq!(std::fs::read(&fifo).unwrap(), b"precious data\n");
+    assert_eq!(dir.entries(), ["my_pipe"]);
+}
