@@ -781,17 +781,69 @@ fn wrapped_list(names: &[&str]) -> String {
 mod tests {
     use super::*;
 
+    /// `make_private_dir(tmp)` on a thread, failing the test if it takes 5 s: a
+    /// broken count would try names for ever.
+    fn private_dir_within_5_s(tmp: &std::path::Path) -> Result<PathBuf, String> {
+        let (done, finished) = std::sync::mpsc::channel();
+        let tmp = tmp.to_owned();
+        std::thread::spawn(move || {
+            let _ = done.send(make_private_dir(&tmp).map_err(|f| f.to_string()));
+        });
+        finished
+            .recv_timeout(Duration::from_secs(5))
+            .expect("make_private_dir tries names for ever")
+    }
+
     #[test]
     fn a_stale_directory_of_an_earlier_run_with_our_pid_is_stepped_over() {
         let tmp = std::env::temp_dir().join(format!("ipc-bench-unit-{}", getpid()));
         let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(tmp.join(format!("{PROGRAM}-{}", getpid())))
-            .unwrap();
-        let dir = make_private_dir(&tmp).expect("a free name");
-        assert_eq!(dir, tmp.join(format!("{PROGRAM}-{}-1", getpid())));
-        let again = make_private_dir(&tmp).expect("the next free name");
-        assert_eq!(again, tmp.join(format!("{PROGRAM}-{}-2", getpid())));
+        let base = format!("{PROGRAM}-{}", getpid());
+        std::fs::create_dir_all(tmp.join(&base)).unwrap();
+        let dir = private_dir_within_5_s(&tmp).expect("a free name");
+        assert_eq!(dir, tmp.join(format!("{base}-1")));
+        let again = private_dir_within_5_s(&tmp).expect("the next free name");
+        assert_eq!(again, tmp.join(format!("{base}-2")));
+        // 100 more names are tried, no more: -100 is the last.
+        for n in 3..=99 {
+            std::fs::create_dir(tmp.join(format!("{base}-{n}"))).unwrap();
+        }
+        let last = private_dir_within_5_s(&tmp).expect("the last free name");
+        assert_eq!(last, tmp.join(format!("{base}-100")));
+        let refused = private_dir_within_5_s(&tmp).expect_err("no name left");
+        assert!(
+            refused.starts_with(&format!(
+                "mkdir {}: ",
+                tmp.join(format!("{base}-100")).display()
+            )),
+            "{refused}"
+        );
         std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_made_is_an_error_at_once() {
+        let tmp =
+            std::env::temp_dir().join(format!("ipc-bench-absent-{}", getpid()));
+        let refused = private_dir_within_5_s(&tmp).expect_err("no parent");
+        let first = tmp.join(format!("{PROGRAM}-{}", getpid()));
+        assert!(
+            refused.starts_with(&format!("mkdir {}: ", first.display())),
+            "{refused}"
+        );
+        assert!(!tmp.exists());
+    }
+
+    #[test]
+    fn the_mechanisms_names_wrap_at_60_columns() {
+        let (a, b) = ("a".repeat(29), "b".repeat(30));
+        // "aaa…a," and "bbb…b" make 60 exactly: one line.
+        assert_eq!(wrapped_list(&[&a, &b]), format!("{a},{b}"));
+        let c = "b".repeat(29);
+        assert_eq!(
+            wrapped_list(&[&a, &c, "c"]),
+            format!("{a},{c},\n                   c")
+        );
     }
 
     #[test]
