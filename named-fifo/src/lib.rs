@@ -425,6 +425,13 @@ mod tests {
         assert!(note.ends_with("--bin fifo-writer -- '/tmp/a b'"), "{note}");
         assert_eq!(shell_word("it's"), r"'it'\''s'");
         assert_eq!(shell_word(""), "''");
+        // Letters, digits and the punctuation of ordinary paths need no quotes.
+        let plain = "/tmp/My_pipe-2.fifo=a:b,c+d@50%";
+        assert_eq!(shell_word(plain), plain);
+        let note = parse(&["pipes/p1"])
+            .unwrap()
+            .waiting_note("w", "a reader", "r");
+        assert!(note.ends_with("--bin r -- pipes/p1"), "{note}");
     }
 
     #[test]
