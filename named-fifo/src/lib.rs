@@ -14,6 +14,7 @@ use nix::sys::stat::{Mode, SFlag, fstat, stat};
 use nix::unistd::{mkfifo, unlink};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -184,7 +185,8 @@ pub enum WaitError {
 /// it, unless `--keep`), or found there and checked to be a FIFO.
 pub struct Fifo {
     pub path: PathBuf,
-    created: bool,
+    /// The FIFO we made (its device and inode), if we made it.
+    made: Option<(u64, u64)>,
     keep: bool,
 }
 
@@ -197,9 +199,14 @@ impl Fifo {
         // 0o666 as in Python's os.mkfifo; the umask takes away the rest (0o644 with
         // 022).
         let mode = Mode::from_bits_truncate(0o666);
-        let created = match mkfifo(path, mode) {
-            Ok(()) => true,
-            Err(Errno::EEXIST) => false,
+        let made = match mkfifo(path, mode) {
+            Ok(()) => identity(path),
+            Err(Errno::EEXIST) => {
+                let found =
+                    stat(path).context(format!("stat {}", path.display()))?;
+                check_is_fifo(path, found.st_mode)?;
+                None
+            }
             Err(errno) => {
                 return Err(Failure::new(
                     format!("mkfifo {}", path.display()),
@@ -207,13 +214,9 @@ impl Fifo {
                 ));
             }
         };
-        if !created {
-            let found = stat(path).context(format!("stat {}", path.display()))?;
-            check_is_fifo(path, found.st_mode)?;
-        }
         Ok(Fifo {
             path: path.to_owned(),
-            created,
+            made,
             keep,
         })
     }
@@ -227,13 +230,15 @@ impl Fifo {
 }
 
 /// Who made it removes it, on every way out of `main` (errors and Ctrl-C included),
-/// since this runs when the `Fifo` is dropped. The other program may still have it
-/// open: removing a name does not close anything, it only stops new programs from
-/// finding it.
+/// since this runs when the `Fifo` is dropped, if the path still leads to the FIFO
+/// it made: something put there in its place is left alone. The other program may
+/// still have it open: removing a name does not close anything, it only stops new
+/// programs from finding it.
 impl Drop for Fifo {
     fn drop(&mut self) {
-        if self.created
+        if self.made.is_some()
             && !self.keep
+            && identity(&self.path) == self.made
             && let Err(errno) = unlink(&self.path)
         {
             note!("warning: unlink {}: {errno}", self.path.display());
@@ -241,6 +246,12 @@ impl Drop for Fifo {
     }
 }
 // ANCHOR_END: fifo
+
+/// What is at `path` now (device and inode), without following a symbolic link.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    let found = std::fs::symlink_metadata(path).ok()?;
+    Some((found.dev(), found.ino()))
+}
 
 fn check_is_fifo(path: &Path, st_mode: nix::libc::mode_t) -> Result<(), Failure> {
     let kind = SFlag::from_bits_truncate(st_mode & SFlag::S_IFMT.bits());

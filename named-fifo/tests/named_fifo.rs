@@ -1207,3 +1207,19 @@ fn a_fifo_replaced_by_a_file_while_the_writer_waits_is_refused_and_left_intact()
     assert_eq!(std::fs::read(&fifo).unwrap(), b"precious data\n");
     assert_eq!(dir.entries(), ["my_pipe"]);
 }
+
+#[test]
+fn a_file_that_took_the_fifos_name_is_not_removed_at_the_end() {
+    let dir = TempDir::new("fifo-taken");
+    let mut reader = program(READER, &dir).spawn();
+    reader.wait_for_stderr("cargo run");
+    // The reader made my_pipe and waits for a writer; someone's file takes the name.
+    let file = dir.path().join("data");
+    std::fs::write(&file, b"precious data\n").unwrap();
+    std::fs::rename(&file, dir.path().join("my_pipe")).unwrap();
+    let run = reader.stop_with(Signal::SIGTERM);
+    assert_stderr(&run, "stopped by SIGTERM while waiting for a writer");
+    let kept = std::fs::read(dir.path().join("my_pipe")).unwrap();
+    assert_eq!(kept, b"precious data\n", "{}", run.transcript());
+    assert_eq!(dir.entries(), ["my_pipe"]);
+}
