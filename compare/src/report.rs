@@ -470,6 +470,23 @@ mod tests {
     use super::*;
     use crate::run::Stream;
 
+    /// A bound on the whole unit-test run, started by every test here: these tests
+    /// take milliseconds, so a scan that spins (a broken loop in `mask`) ends the
+    /// test binary with a failure after 20 s instead of hanging it.
+    fn bounded() {
+        static WATCHDOG: std::sync::Once = std::sync::Once::new();
+        WATCHDOG.call_once(|| {
+            std::thread::spawn(|| {
+                std::thread::sleep(Duration::from_secs(20));
+                let _ = writeln!(
+                    io::stderr(),
+                    "report's unit tests still running after 20 s: a loop spins"
+                );
+                std::process::exit(101);
+            });
+        });
+    }
+
     fn line(ms: u64, text: &str) -> Line {
         Line {
             at: Duration::from_millis(ms),
@@ -492,6 +509,7 @@ mod tests {
 
     #[test]
     fn endings_say_what_was_sent_and_how_it_ended() {
+        bounded();
         let itself = ending("", &[], "exited with status 0");
         assert_eq!(
             describe_ending(&itself),
@@ -527,6 +545,7 @@ mod tests {
 
     #[test]
     fn the_picture_has_a_second_scale_up_to_20_s_and_five_beyond() {
+        bounded();
         let run = Run {
             label: "a & <b>".to_owned(),
             programs: Vec::new(),
@@ -555,6 +574,7 @@ mod tests {
 
     #[test]
     fn a_line_exactly_at_the_tolerance_is_not_marked_one_beyond_is() {
+        bounded();
         let run = |label: &str| Run {
             label: label.to_owned(),
             programs: Vec::new(),
@@ -602,6 +622,7 @@ result: DIFFERENT
 
     #[test]
     fn the_picture_is_laid_out_to_the_pixel() {
+        bounded();
         let run = Run {
             label: "python3 pipe_1.py".to_owned(),
             programs: Vec::new(),
@@ -644,6 +665,7 @@ result: DIFFERENT
 
     #[test]
     fn mask_hides_times_and_pids_but_not_small_numbers() {
+        bounded();
         assert_eq!(
             mask("Parent 20617 got [b'Spam 0'] at 1795445934.7318056"),
             "Parent <pid> got [b'Spam 0'] at <time>"
@@ -658,6 +680,7 @@ result: DIFFERENT
 
     #[test]
     fn compare_measures_cadence_from_each_sides_first_line() {
+        bounded();
         let original = [line(40, "a 1"), line(1040, "b 2"), line(3040, "c")];
         let lesson = [line(2, "a 1"), line(1010, "b 2"), line(3002, "d")];
         let verdict = compare(&original, &lesson, Duration::from_millis(50));
@@ -674,6 +697,7 @@ result: DIFFERENT
 
     #[test]
     fn a_missing_line_differs_and_nothing_at_all_is_not_equal() {
+        bounded();
         let verdict = compare(&[line(0, "x")], &[], Duration::from_millis(50));
         assert_eq!((verdict.equal, verdict.rows.len()), (0, 1));
         assert!(!compare(&[], &[], Duration::from_millis(50)).is_equal());
@@ -683,6 +707,7 @@ result: DIFFERENT
 
     #[test]
     fn cadence_beyond_the_tolerance_is_a_difference() {
+        bounded();
         let original = [line(0, "a"), line(1000, "b")];
         let late = [line(0, "a"), line(1051, "b")];
         assert!(!compare(&original, &late, Duration::from_millis(50)).is_equal());
