@@ -29,21 +29,6 @@ const ARGS: [&str; 10] = [
 /// cut: a line must fit the book's 86 columns.
 const SHOWN: usize = 16;
 
-fn strace_works() -> Result<(), String> {
-    let probe = std::process::Command::new("strace")
-        .args(["-qq", "-e", "trace=none", "true"])
-        .output()
-        .map_err(|err| format!("strace: {err} (Debian: apt-get install strace)"))?;
-    if probe.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "strace cannot trace here: {}",
-            String::from_utf8_lossy(&probe.stderr).trim()
-        ))
-    }
-}
-
 /// The condensed excerpt of a `scripts/trace` output (see the module's notes).
 fn excerpt(trace: &str) -> String {
     let mut lines = trace.lines();
@@ -187,7 +172,7 @@ fn by_process(excerpt: &str) -> BTreeMap<String, Vec<String>> {
 
 #[test]
 fn the_books_trace_of_a_pipe_job_matches_a_fresh_trace() {
-    if let Err(why) = strace_works() {
+    if let Err(why) = lesson_test::strace_works() {
         eprintln!("skipped: {why}");
         return;
     }

@@ -936,6 +936,24 @@ pub fn check_transcript_of(path: &std::path::Path, run: &Finished) {
     check_transcript(path, &format!("$ {shown}\n{}", run.stdout_text()));
 }
 
+/// Whether `strace` can trace here: `Ok` when it is installed and allowed to trace (a
+/// container may forbid `ptrace`), else the reason, for a test to print as it skips.
+/// The tests that compare the book's trace excerpts with a fresh trace call it first.
+pub fn strace_works() -> Result<(), String> {
+    let probe = std::process::Command::new("strace")
+        .args(["-qq", "-e", "trace=none", "true"])
+        .output()
+        .map_err(|err| format!("strace: {err} (Debian: apt-get install strace)"))?;
+    if probe.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "strace cannot trace here: {}",
+            String::from_utf8_lossy(&probe.stderr).trim()
+        ))
+    }
+}
+
 /// Quotes a word for a POSIX shell when it needs it, so a shown command pastes as it ran.
 fn shell_word(word: &str) -> String {
     let plain = !word.is_empty()

@@ -68,24 +68,9 @@ fn without_lengths(call: &str) -> String {
     }
 }
 
-fn strace_works() -> Result<(), String> {
-    let probe = std::process::Command::new("strace")
-        .args(["-qq", "-e", "trace=none", "true"])
-        .output()
-        .map_err(|err| format!("strace: {err} (Debian: apt-get install strace)"))?;
-    if probe.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "strace cannot trace here: {}",
-            String::from_utf8_lossy(&probe.stderr).trim()
-        ))
-    }
-}
-
 #[test]
 fn every_trace_excerpt_matches_a_fresh_trace_process_by_process() {
-    if let Err(why) = strace_works() {
+    if let Err(why) = lesson_test::strace_works() {
         eprintln!("skipped: {why}");
         return;
     }

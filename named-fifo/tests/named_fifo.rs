@@ -1070,22 +1070,6 @@ fn show_fds_in_the_streaming_writer_shows_the_close_before_the_end() {
     assert_eq!(fifo_rows(&blocks[2]), [], "{}", writer.transcript());
 }
 
-/// Whether `strace` can trace here, and if not, why.
-fn strace_works() -> Result<(), String> {
-    let probe = std::process::Command::new("strace")
-        .args(["-qq", "-e", "trace=none", "true"])
-        .output()
-        .map_err(|err| format!("strace: {err} (Debian: apt-get install strace)"))?;
-    if probe.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "strace cannot trace here: {}",
-            String::from_utf8_lossy(&probe.stderr).trim()
-        ))
-    }
-}
-
 /// A trace's lines grouped by process, signals left out (when one arrives varies),
 /// and each write cut after its string, without its length: a pid printed in it
 /// (`<child>` in the trace) has more digits in one run than in another. A string
@@ -1123,7 +1107,7 @@ fn calls_by_process(trace: &str) -> BTreeMap<String, Vec<String>> {
 /// this test traces it again and compares it, process by process.
 #[test]
 fn the_books_trace_of_the_writer_meeting_a_reader_matches_a_fresh_trace() {
-    if let Err(why) = strace_works() {
+    if let Err(why) = lesson_test::strace_works() {
         eprintln!("skipped: {why}");
         return;
     }

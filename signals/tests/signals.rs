@@ -897,22 +897,6 @@ fn without_show_fds_no_table_is_printed() {
     }
 }
 
-/// Whether `strace` can trace here, and if not, why.
-fn strace_works() -> Result<(), String> {
-    let probe = std::process::Command::new("strace")
-        .args(["-qq", "-e", "trace=none", "true"])
-        .output()
-        .map_err(|err| format!("strace: {err} (Debian: apt-get install strace)"))?;
-    if probe.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "strace cannot trace here: {}",
-            String::from_utf8_lossy(&probe.stderr).trim()
-        ))
-    }
-}
-
 /// A trace's lines grouped by process, signals left out (when one arrives varies),
 /// and each write cut after its string, without its length: a pid printed in it
 /// (`<child>` in the trace) has more digits in one run than in another. A string
@@ -949,7 +933,7 @@ fn calls_by_process(trace: &str) -> BTreeMap<String, Vec<String>> {
 /// until that test leaves them out too.
 #[test]
 fn the_books_trace_of_sigchld_demo_matches_a_fresh_trace() {
-    if let Err(why) = strace_works() {
+    if let Err(why) = lesson_test::strace_works() {
         eprintln!("skipped: {why}");
         return;
     }

@@ -291,22 +291,6 @@ fn without_show_fds_no_table_is_printed() {
     }
 }
 
-/// Whether `strace` can trace here, and if not, why.
-fn strace_works() -> Result<(), String> {
-    let probe = std::process::Command::new("strace")
-        .args(["-qq", "-e", "trace=none", "true"])
-        .output()
-        .map_err(|err| format!("strace: {err} (Debian: apt-get install strace)"))?;
-    if probe.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "strace cannot trace here: {}",
-            String::from_utf8_lossy(&probe.stderr).trim()
-        ))
-    }
-}
-
 /// What a trace must show of each process, the same on every run: the calls that
 /// make, copy, close or shut down descriptors, and the reaping, in order, exactly;
 /// the data calls (read, write, sendto, recvfrom) only by name and descriptor, as a
@@ -338,7 +322,7 @@ fn choreography(trace: &str) -> BTreeMap<String, (Vec<String>, Vec<String>)> {
 
 #[test]
 fn the_books_socketpair_trace_matches_a_fresh_trace() {
-    if let Err(why) = strace_works() {
+    if let Err(why) = lesson_test::strace_works() {
         println!("skipped: {why}");
         return;
     }
