@@ -940,7 +940,13 @@ pub fn check_transcript_of(path: &std::path::Path, run: &Finished) {
 /// container may forbid `ptrace`), else the reason, for a test to print as it skips.
 /// The tests that compare the book's trace excerpts with a fresh trace call it first.
 pub fn strace_works() -> Result<(), String> {
-    let probe = std::process::Command::new("strace")
+    probe_tracer("strace")
+}
+
+/// [`strace_works`] with the tracer's program named, so the self-tests can stand in a
+/// missing or refusing one.
+fn probe_tracer(program: &str) -> Result<(), String> {
+    let probe = std::process::Command::new(program)
         .args(["-qq", "-e", "trace=none", "true"])
         .output()
         .map_err(|err| format!("strace: {err} (Debian: apt-get install strace)"))?;
@@ -1120,5 +1126,14 @@ mod tests {
             describe_status(ExitStatus::from_raw(9)),
             "killed by SIGKILL"
         );
+    }
+
+    #[test]
+    fn a_tracer_that_cannot_run_or_refuses_is_a_reason_to_skip_not_a_pass() {
+        assert_eq!(probe_tracer("true"), Ok(()));
+        let missing = probe_tracer("/nonexistent/strace").unwrap_err();
+        assert!(missing.contains("apt-get install strace"), "{missing}");
+        let refused = probe_tracer("false").unwrap_err();
+        assert!(refused.starts_with("strace cannot trace here"), "{refused}");
     }
 }
