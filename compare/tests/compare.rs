@@ -1042,3 +1042,169 @@ fn a_stop_signal_while_cargo_builds_the_lessons_ends_cargo_and_compare() {
         run.transcript()
     );
 }
+
+#[test]
+fn the_window_counts_from_the_first_compared_line_and_a_last_line_needs_no_newline()
+{
+    // stderr at once, stdout's first line a second later, its second 1.5 s after
+    // that: a window of 2 s from stdout's first line keeps both lines and types
+    // Ctrl-C at about 3 s (from stderr's line it would cut the second at 2 s; from
+    // the latest line it would wait until 4.5 s).
+    let setup = Setup::new()
+        .original("pipe_1.py", "slow_start.py")
+        .python_lesson("anon-pipe", "slow_start.py");
+    let run = setup
+        .compare("anon-pipe", &["--seconds", "2", "--tolerance", "1000"])
+        .deadline(Duration::from_secs(12))
+        .run();
+    let out = run.stdout_text();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert!(out.contains("lines equal: 3 of 3"), "{}", run.transcript());
+    assert!(out.contains("line 2 of pid <pid>"), "{}", run.transcript());
+    // The answer to the Ctrl-C has no newline: it is a line all the same, and no
+    // empty line is made up at the end of either stream.
+    assert!(
+        out.contains("SIGINT typed on the terminal, no newline"),
+        "the Ctrl-C is typed into the terminal, not sent with kill:\n{}",
+        run.transcript()
+    );
+    assert!(
+        out.contains("stderr (not compared): original 1 lines, lesson 1 lines"),
+        "{}",
+        run.transcript()
+    );
+    for side in ["original ended:", "lesson ended:"] {
+        let ended = out
+            .lines()
+            .find(|line| line.starts_with(side))
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(ended.ends_with(": exited with status 0"), "{ended}");
+        let ctrl_c = seconds_after(ended, "Ctrl-C at ");
+        assert!((2.9..4.3).contains(&ctrl_c), "{ended}");
+    }
+}
+
+#[test]
+fn a_group_outliving_its_leader_is_read_to_the_end_stopped_by_signal_and_reaped() {
+    // The leader ends at once; its child prints half a second later and waits for
+    // SIGINT. Its session has no terminal any more, so compare signals the group.
+    let setup = Setup::new()
+        .original("pipe_1.py", "orphan.py")
+        .python_lesson("anon-pipe", "orphan.py");
+    let run = setup
+        .compare("anon-pipe", &["--seconds", "1.5", "--tolerance", "1000"])
+        .deadline(Duration::from_secs(12))
+        .run();
+    let out = run.stdout_text();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert!(out.contains("lines equal: 3 of 3"), "{}", run.transcript());
+    assert!(out.contains("Child <pid> goes on"), "{}", run.transcript());
+    assert!(
+        out.contains("Child got SIGINT sent with kill"),
+        "{}",
+        run.transcript()
+    );
+    assert!(!out.contains("SIGTERM at"), "{}", run.transcript());
+    for side in ["original ended:", "lesson ended:"] {
+        let ended = out
+            .lines()
+            .find(|line| line.starts_with(side))
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(ended.ends_with(": exited with status 0"), "{ended}");
+    }
+    let left = processes_mentioning(setup.dir.path());
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn each_program_of_a_pair_is_timed_to_its_own_end() {
+    // The writer stays a second after its reader has read and ended.
+    let setup = Setup::new()
+        .original("write_to_named_pipe.py", "fifo_writer_lingers.py")
+        .original("read_from_named_pipe.py", "fifo_reader.py")
+        .python_lesson("fifo-writer", "fifo_writer_lingers.py")
+        .python_lesson("fifo-reader", "fifo_reader.py");
+    let run = setup
+        .compare("named-fifo", &["--tolerance", "1000"])
+        .deadline(Duration::from_secs(15))
+        .run();
+    let out = run.stdout_text();
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let ended: Vec<&str> = out
+        .lines()
+        .filter(|line| {
+            line.starts_with("original ended: ")
+                || line.starts_with("lesson ended: ")
+        })
+        .collect();
+    assert_eq!(ended.len(), 12, "two for each of the six pairings:\n{out}");
+    for line in ended {
+        let writer =
+            seconds_after(line, "writer exited with status 0 by itself at ");
+        let reader =
+            seconds_after(line, "reader exited with status 0 by itself at ");
+        assert!(writer - reader > 0.7, "{line}");
+    }
+}
+
+#[test]
+fn lessons_are_built_into_the_target_folder_and_profile_compare_runs_from() {
+    // compare copied into `<dir>/target/<profile>/`, with a stand-in cargo that
+    // writes down its arguments: the dev profile's folder is `debug` (no
+    // --profile), any other is the profile's own name.
+    let setup = spam_setup("spam_match.py");
+    let target = setup.dir.path().join("target");
+    let cargo = setup.dir.path().join("cargo");
+    std::fs::write(
+        &cargo,
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" >\"$CARGO_ARGS\"\nexit \"$CARGO_STATUS\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &cargo,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    for (profile, status) in [("debug", "0"), ("fast", "0"), ("fast", "1")] {
+        let folder = target.join(profile);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::copy(BIN, folder.join("compare")).unwrap();
+        std::fs::copy(setup.bin().join("anon-pipe"), folder.join("anon-pipe"))
+            .unwrap();
+        let args_file = setup.dir.path().join(format!("args-{profile}-{status}"));
+        let run = Lesson::new(folder.join("compare"))
+            .args(["anon-pipe", "--seconds", "1.5", "--tolerance", "1000"])
+            .arg("--originals")
+            .arg(setup.originals())
+            .env("CARGO", &cargo)
+            .env("CARGO_ARGS", &args_file)
+            .env("CARGO_STATUS", status)
+            .deadline(Duration::from_secs(12))
+            .run();
+        let args = std::fs::read_to_string(&args_file)
+            .unwrap_or_else(|err| panic!("{err}: {}", run.transcript()));
+        let mut expected = vec![
+            "build".to_owned(),
+            "--quiet".to_owned(),
+            "--bins".to_owned(),
+            "--manifest-path".to_owned(),
+            manifest.to_string_lossy().into_owned(),
+            "--target-dir".to_owned(),
+            target.to_string_lossy().into_owned(),
+        ];
+        if profile != "debug" {
+            expected.extend(["--profile".to_owned(), profile.to_owned()]);
+        }
+        expected.extend(["-p".to_owned(), "anon-pipe".to_owned()]);
+        assert_eq!(args.lines().collect::<Vec<_>>(), expected, "{profile}");
+        if status == "0" {
+            // The lesson ran from the profile's folder.
+            assert_eq!(run.code(), Some(0), "{}", run.transcript());
+            says(&run, STDOUT, "lines equal: 2 of 2");
+        } else {
+            assert_eq!(run.code(), Some(2), "{}", run.transcript());
+            says(&run, STDERR, "cargo build of the lessons failed");
+        }
+    }
+}
