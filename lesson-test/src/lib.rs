@@ -943,6 +943,39 @@ pub fn strace_works() -> Result<(), String> {
     probe_tracer("strace")
 }
 
+/// A `scripts/trace` output's lines (after its command line) grouped by process, signals left out (when one arrives varies),
+/// and each write cut after its string, without its length: a pid printed in it
+/// (`<child>` in the trace) has more digits in one run than in another. A string
+/// strace cut short (`"..."...`) is cut further, at its last space, since more or
+/// less of it shows.
+pub fn calls_by_process(
+    trace: &str,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut groups: std::collections::BTreeMap<String, Vec<String>> =
+        std::collections::BTreeMap::new();
+    for line in trace.lines().skip(1) {
+        let (who, call) = line.split_once(' ').unwrap_or((line, ""));
+        let call = call.trim();
+        if call.starts_with("--- ") {
+            continue;
+        }
+        let call = if !call.starts_with("write(") {
+            call.to_owned()
+        } else if let Some((shown, _)) = call.split_once("\"...") {
+            shown
+                .rsplit_once(' ')
+                .map_or(shown, |(kept, _)| kept)
+                .to_owned()
+        } else if let Some(end) = call.rfind("\", ") {
+            call[..=end].to_owned()
+        } else {
+            call.to_owned()
+        };
+        groups.entry(who.to_owned()).or_default().push(call);
+    }
+    groups
+}
+
 /// [`strace_works`] with the tracer's program named, so the self-tests can stand in a
 /// missing or refusing one.
 fn probe_tracer(program: &str) -> Result<(), String> {
@@ -1135,5 +1168,24 @@ mod tests {
         assert!(missing.contains("apt-get install strace"), "{missing}");
         let refused = probe_tracer("false").unwrap_err();
         assert!(refused.starts_with("strace cannot trace here"), "{refused}");
+    }
+
+    #[test]
+    fn trace_calls_group_by_process_without_signals_or_write_lengths() {
+        let trace = "$ scripts/trace demo\n\
+            parent   write(1, \"Parent 12 got\", 13) = 13\n\
+            child    write(2, \"Child 1234 says a long\"..., 40) = 40\n\
+            parent   --- SIGCHLD ---\n\
+            parent   wait4(<child>, [exited 0], 0, NULL) = <child>\n";
+        let groups = calls_by_process(trace);
+        assert_eq!(
+            groups["parent"],
+            [
+                "write(1, \"Parent 12 got\"",
+                "wait4(<child>, [exited 0], 0, NULL) = <child>"
+            ]
+        );
+        assert_eq!(groups["child"], ["write(2, \"Child 1234 says a"]);
+        assert_eq!(groups.len(), 2);
     }
 }

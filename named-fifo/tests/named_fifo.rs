@@ -1070,36 +1070,6 @@ fn show_fds_in_the_streaming_writer_shows_the_close_before_the_end() {
     assert_eq!(fifo_rows(&blocks[2]), [], "{}", writer.transcript());
 }
 
-/// A trace's lines grouped by process, signals left out (when one arrives varies),
-/// and each write cut after its string, without its length: a pid printed in it
-/// (`<child>` in the trace) has more digits in one run than in another. A string
-/// strace cut short (`"..."...`) is cut further, at its last space, since more or
-/// less of it shows.
-fn calls_by_process(trace: &str) -> BTreeMap<String, Vec<String>> {
-    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for line in trace.lines().skip(1) {
-        let (who, call) = line.split_once(' ').unwrap_or((line, ""));
-        let call = call.trim();
-        if call.starts_with("--- ") {
-            continue;
-        }
-        let call = if !call.starts_with("write(") {
-            call.to_owned()
-        } else if let Some((shown, _)) = call.split_once("\"...") {
-            shown
-                .rsplit_once(' ')
-                .map_or(shown, |(kept, _)| kept)
-                .to_owned()
-        } else if let Some(end) = call.rfind("\", ") {
-            call[..=end].to_owned()
-        } else {
-            call.to_owned()
-        };
-        groups.entry(who.to_owned()).or_default().push(call);
-    }
-    groups
-}
-
 /// The book's trace of the writer, made the way the chapter says: a reader waits
 /// in the directory, then `scripts/trace fifo-writer` runs there. The workspace's
 /// trace test (lesson-test/tests/traces.rs) runs a traced program alone, where the
@@ -1136,8 +1106,8 @@ fn the_books_trace_of_the_writer_meeting_a_reader_matches_a_fresh_trace() {
     }
     let recorded = std::fs::read_to_string(&file).expect("the book's trace");
     assert_eq!(
-        calls_by_process(&recorded),
-        calls_by_process(&fresh),
+        lesson_test::calls_by_process(&recorded),
+        lesson_test::calls_by_process(&fresh),
         "{} no longer matches a fresh trace; if the change is intended, run \
          UPDATE_TRANSCRIPTS=1 cargo test -p named-fifo",
         file.display()

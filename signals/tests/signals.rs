@@ -6,7 +6,6 @@ use lesson_test::{
     number_after, send,
 };
 use nix::sys::signal::Signal;
-use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::Duration;
@@ -897,36 +896,6 @@ fn without_show_fds_no_table_is_printed() {
     }
 }
 
-/// A trace's lines grouped by process, signals left out (when one arrives varies),
-/// and each write cut after its string, without its length: a pid printed in it
-/// (`<child>` in the trace) has more digits in one run than in another. A string
-/// strace cut short (`"..."...`) is cut further, at its last space, since more or
-/// less of it shows.
-fn calls_by_process(trace: &str) -> BTreeMap<String, Vec<String>> {
-    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for line in trace.lines().skip(1) {
-        let (who, call) = line.split_once(' ').unwrap_or((line, ""));
-        let call = call.trim();
-        if call.starts_with("--- ") {
-            continue;
-        }
-        let call = if !call.starts_with("write(") {
-            call.to_owned()
-        } else if let Some((shown, _)) = call.split_once("\"...") {
-            shown
-                .rsplit_once(' ')
-                .map_or(shown, |(kept, _)| kept)
-                .to_owned()
-        } else if let Some(end) = call.rfind("\", ") {
-            call[..=end].to_owned()
-        } else {
-            call.to_owned()
-        };
-        groups.entry(who.to_owned()).or_default().push(call);
-    }
-    groups
-}
-
 /// The book's trace of sigchld-demo, traced again and compared process by process.
 /// It is kept out of docs/src/traces/ (whose test compares the lengths of writes,
 /// and a write that prints a pid is one byte longer when the pid has one digit more)
@@ -956,8 +925,8 @@ fn the_books_trace_of_sigchld_demo_matches_a_fresh_trace() {
     }
     let recorded = std::fs::read_to_string(&file).expect("the book's trace");
     assert_eq!(
-        calls_by_process(&recorded),
-        calls_by_process(&fresh),
+        lesson_test::calls_by_process(&recorded),
+        lesson_test::calls_by_process(&fresh),
         "{} no longer matches a fresh trace; if the change is intended, run \
          UPDATE_TRANSCRIPTS=1 cargo test -p signals",
         file.display()
@@ -973,9 +942,12 @@ fn trace_comparison_ignores_what_the_digits_of_a_pid_change() {
     let b = "$ x\nparent   write(1, \"P <parent> forked: <child>\\n\", 34) = 34\n\
              parent   write(1, \"reaped child <child> (exited with\"..., 51) = 51\n\
              child    exit_group(0) = ?\n";
-    assert_eq!(calls_by_process(a), calls_by_process(b));
     assert_eq!(
-        calls_by_process(a)["parent"],
+        lesson_test::calls_by_process(a),
+        lesson_test::calls_by_process(b)
+    );
+    assert_eq!(
+        lesson_test::calls_by_process(a)["parent"],
         [
             "write(1, \"P <parent> forked: <child>\\n\"",
             "write(1, \"reaped child <child> (exited"
@@ -983,7 +955,7 @@ fn trace_comparison_ignores_what_the_digits_of_a_pid_change() {
     );
     let c = "$ x\nparent   write(1, \"P <parent> forked: <child2>\\n\", 36) = 36\n";
     assert_ne!(
-        calls_by_process(a)["parent"][0],
-        calls_by_process(c)["parent"][0]
+        lesson_test::calls_by_process(a)["parent"][0],
+        lesson_test::calls_by_process(c)["parent"][0]
     );
 }
