@@ -943,11 +943,11 @@ pub fn strace_works() -> Result<(), String> {
     probe_tracer("strace")
 }
 
-/// A `scripts/trace` output's lines (after its command line) grouped by process, signals left out (when one arrives varies),
-/// and each write cut after its string, without its length: a pid printed in it
-/// (`<child>` in the trace) has more digits in one run than in another. A string
-/// strace cut short (`"..."...`) is cut further, at its last space, since more or
-/// less of it shows.
+/// A `scripts/trace` output's lines (after its command line) grouped by process,
+/// signals left out (when one arrives varies), and each write cut after its string,
+/// without its length: a pid printed in it (`<child>` in the trace) has more digits
+/// in one run than in another. A string strace cut short (`"..."...`) is cut
+/// further, at its last space, since more or less of it shows.
 pub fn calls_by_process(
     trace: &str,
 ) -> std::collections::BTreeMap<String, Vec<String>> {
