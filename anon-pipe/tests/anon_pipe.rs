@@ -1,18 +1,13 @@
 //! The lesson's promises, checked by running its binary as a subprocess with a deadline.
 
+use lesson_test::faults::{StalledStdout, as_nobody, stop_process};
 use lesson_test::{
-    Leftovers, Lesson, Running, TempDir, assert_matches_document,
-    assert_usage_errors, check_transcript_of, number_after, parse_bytes_repr,
-    process, send,
+    Leftovers, Lesson, assert_matches_document, assert_usage_errors,
+    check_transcript_of, number_after, parse_bytes_repr, process, send,
 };
-use nix::fcntl::{OFlag, open};
 use nix::sys::signal::Signal;
-use nix::sys::stat::Mode;
-use nix::unistd::mkfifo;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_anon-pipe");
 
@@ -64,71 +59,6 @@ fn unrepr(line: &str) -> String {
     let start = line.find("[b").expect("a bytes repr in the line") + 1;
     let end = line.rfind("] at ").expect("the end of the repr");
     String::from_utf8(parse_bytes_repr(&line[start..end])).expect("ASCII messages")
-}
-
-/// A FIFO that the lesson's stdout goes into and nobody reads: the lesson fills it and
-/// then blocks writing, like `anon-pipe | sleep 60`. Dropping `reader` breaks the pipe.
-struct StalledStdout {
-    _dir: TempDir,
-    reader: Option<OwnedFd>,
-}
-
-impl StalledStdout {
-    /// Starts the lesson with `args`, its stdout into the FIFO, and waits until the FIFO
-    /// is full (the lesson is then blocked on its stdout).
-    fn start(args: &str) -> (StalledStdout, Running) {
-        let dir = TempDir::new("anon-pipe-stall");
-        let path: PathBuf = dir.path().join("stdout");
-        mkfifo(&path, Mode::S_IRWXU).expect("mkfifo");
-        // Non-blocking, so this open does not wait for the writer; the lesson's open for
-        // writing then finds a reader at once. Close-on-exec, or every process the tests
-        // start would inherit a read end, and the pipe could never break.
-        let reader = open(
-            &path,
-            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .expect("open fifo");
-        let script = format!("exec \"$0\" {args} > \"$1\"");
-        let running = Lesson::new("sh")
-            .args(["-c", &script, BIN, path.to_str().unwrap()])
-            .deadline(Duration::from_secs(15))
-            .spawn();
-        // Full: almost 64 KiB queued, and no more coming for 300 ms (the lesson writes
-        // about 50 KB/s, so it is blocked, not slow).
-        let start = Instant::now();
-        let mut last = (0, Instant::now());
-        loop {
-            let now = queued(&reader);
-            if now != last.0 {
-                last = (now, Instant::now());
-            } else if now > 60_000 && last.1.elapsed() > Duration::from_millis(300)
-            {
-                break;
-            }
-            let alive = process(running.pid()).is_some_and(|p| p.state != 'Z');
-            assert!(
-                alive && start.elapsed() < Duration::from_secs(12),
-                "the lesson did not fill its stdout (alive: {alive})"
-            );
-            sleep(Duration::from_millis(10));
-        }
-        let stalled = StalledStdout {
-            _dir: dir,
-            reader: Some(reader),
-        };
-        (stalled, running)
-    }
-}
-
-/// How many bytes wait in the FIFO.
-fn queued(fd: &OwnedFd) -> i32 {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one c_int through the pointer, which points to `n`, alive
-    // for the call; `fd` is an open descriptor we own.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
-    assert_eq!(rc, 0, "ioctl FIONREAD");
-    n
 }
 
 /// Checks that `count` `Spam n` messages arrived in order and on the document's
@@ -311,7 +241,7 @@ fn a_second_sigint_right_after_the_first_does_not_break_the_cleanup() {
 
 #[test]
 fn a_stop_signal_ends_it_while_blocked_on_a_stalled_stdout() {
-    let (stalled, running) = StalledStdout::start("--speed 1000000 --no-gap");
+    let (stalled, running) = StalledStdout::start(BIN, "--speed 1000000 --no-gap");
     let run = running.stop_with(Signal::SIGTERM);
     assert!(
         run.stderr.contains("killed by SIGTERM"),
@@ -324,18 +254,10 @@ fn a_stop_signal_ends_it_while_blocked_on_a_stalled_stdout() {
 #[test]
 fn a_stopped_child_is_killed_after_a_grace_when_stdout_breaks() {
     let (mut stalled, mut running) =
-        StalledStdout::start("--speed 1000000 --no-gap");
+        StalledStdout::start(BIN, "--speed 1000000 --no-gap");
     let child = child_pid(&running.wait_for_stderr("forked child"));
-    send(child, Signal::SIGSTOP);
-    let start = Instant::now();
-    while process(child).is_some_and(|p| p.state != 'T') {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "child not stopped"
-        );
-        sleep(Duration::from_millis(5));
-    }
-    stalled.reader = None; // the reader leaves: the lesson's next write fails
+    stop_process(child);
+    stalled.break_pipe(); // the reader leaves: the lesson's next write fails
     let run = running.finish();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
     assert!(
@@ -466,26 +388,10 @@ fn running_out_of_descriptors_is_reported_before_and_after_the_fork() {
 #[test]
 fn a_failing_fork_is_reported() {
     // RLIMIT_NPROC does not bind root: run as `nobody`, allowed one process (itself).
-    let run = Lesson::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "prlimit",
-            "--nproc=1:1",
-            BIN,
-            "--count",
-            "1",
-        ])
+    let Some(nobody) = as_nobody(BIN) else { return };
+    let run = nobody
+        .args(["prlimit", "--nproc=1:1", BIN, "--count", "1"])
         .run();
-    if run.stderr.contains("Permission denied") || run.code() == Some(127) {
-        println!(
-            "skipped: cannot run the lesson as nobody here\n{}",
-            run.transcript()
-        );
-        return;
-    }
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
     assert!(
         run.stderr.contains("Error: fork: EAGAIN"),

@@ -5,6 +5,7 @@
 //! check (the lesson's own group) does not see: tests that start one check its
 //! group themselves ([`assert_group_gone`]).
 
+use lesson_test::faults::as_nobody;
 use lesson_test::{
     Leftovers, Lesson, Running, TempDir, assert_usage_errors, check_transcript_of,
     children_of, group_members, mask_number, number_after, process,
@@ -557,14 +558,6 @@ fn too_many_open_files_is_a_runtime_error_not_126() {
 #[test]
 fn a_fork_that_fails_is_a_runtime_error_not_126() {
     // RLIMIT_NPROC does not bind root: run as nobody, allowed one process (itself).
-    let allowed = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "true"])
-        .status()
-        .is_ok_and(|status| status.success());
-    if !allowed {
-        println!("skipped: setpriv cannot switch to user nobody here");
-        return;
-    }
     for (style, message) in [
         (&[][..], "fork: EAGAIN"),
         (
@@ -572,9 +565,9 @@ fn a_fork_that_fails_is_a_runtime_error_not_126() {
             "spawn sleep: Resource temporarily unavailable",
         ),
     ] {
-        let run = Lesson::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .args(["--inh-caps=-all", "prlimit", "--nproc=1:1", BIN])
+        let Some(nobody) = as_nobody(BIN) else { return };
+        let run = nobody
+            .args(["prlimit", "--nproc=1:1", BIN])
             .args(style)
             .args(["--", "sleep", "30"])
             .run();

@@ -1,6 +1,7 @@
 //! `--show-fds`: the descriptor tables that parent and child print at each step of
 //! the wiring, and what they prove (who holds which end of which pipe).
 
+use lesson_test::fd_blocks::{Block, Row, block, blocks};
 use lesson_test::{Finished, Lesson, check_transcript_of, number_after};
 use std::path::Path;
 use std::time::Duration;
@@ -30,76 +31,14 @@ fn lesson() -> Lesson {
     Lesson::new(BIN).deadline(Duration::from_secs(10))
 }
 
-/// One `--show-fds` block: `[fds] <who> <pid>, <step>:`, a header, one row per fd.
-#[derive(Debug)]
-struct Block {
-    who: String,
-    pid: i32,
-    step: String,
-    rows: Vec<Row>,
-}
-
-/// One row: `  4  pipe  pipe:[33045]  read  cloexec`.
-#[derive(Debug, Clone, PartialEq)]
-struct Row {
-    fd: i32,
-    kind: String,
-    object: String,
-    end: String,
-    cloexec: bool,
-}
-
-/// The blocks in `text`, in the order they were printed.
-fn blocks(text: &str) -> Vec<Block> {
-    let mut blocks = Vec::new();
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        let Some(head) = line.strip_prefix("[fds] ") else {
-            continue;
-        };
-        let (who_pid, step) = head.split_once(", ").expect("who pid, step");
-        let (who, pid) = who_pid.rsplit_once(' ').expect("who pid");
-        let header = lines.next().expect("a header line");
-        assert!(header.trim_start().starts_with("fd  kind"), "{header}");
-        let mut rows = Vec::new();
-        while let Some(row) = lines.peek().and_then(|l| l.strip_prefix("  ")) {
-            let words: Vec<&str> = row.split_whitespace().collect();
-            rows.push(Row {
-                fd: words[0].parse().expect("fd number"),
-                kind: words[1].to_owned(),
-                object: words[2].to_owned(),
-                end: words[3].to_owned(),
-                cloexec: words.get(4).is_some_and(|f| f.contains("cloexec")),
-            });
-            lines.next();
-        }
-        blocks.push(Block {
-            who: who.to_owned(),
-            pid: pid.parse().expect("pid"),
-            step: step.trim_end_matches(':').to_owned(),
-            rows,
-        });
-    }
-    blocks
-}
-
-/// The block of `who` at `step`; fails if there is not exactly one.
-fn block<'a>(blocks: &'a [Block], who: &str, step: &str) -> &'a Block {
-    let found: Vec<&Block> = blocks
-        .iter()
-        .filter(|b| b.who == who && b.step == step)
-        .collect();
-    assert_eq!(found.len(), 1, "one block of {who} {step}: {blocks:#?}");
-    found[0]
-}
-
-/// `(fd, end, cloexec)` of every row of `block` that holds `object`.
+/// `(fd, end, cloexec)` of every row of `block` that holds `object`: here, whether a
+/// descriptor survives `exec` is the point.
 fn holding(block: &Block, object: &str) -> Vec<(i32, String, bool)> {
     block
         .rows
         .iter()
         .filter(|r| r.object == object)
-        .map(|r| (r.fd, r.end.clone(), r.cloexec))
+        .map(|r| (r.fd, r.end.clone(), r.cloexec()))
         .collect()
 }
 
@@ -119,7 +58,7 @@ fn the_two_pipes(blocks: &[Block]) -> (String, String) {
     for pair in ours.chunks(2) {
         assert_eq!(pair[0].object, pair[1].object, "{first:#?}");
         assert_eq!((&*pair[0].end, &*pair[1].end), ("read", "write"));
-        assert!(pair[0].cloexec && pair[1].cloexec, "pipe2(O_CLOEXEC)");
+        assert!(pair[0].cloexec() && pair[1].cloexec(), "pipe2(O_CLOEXEC)");
     }
     assert_ne!(ours[0].object, ours[2].object, "two pipes, not one");
     (ours[0].object.clone(), ours[2].object.clone())

@@ -5,6 +5,7 @@
 //! anon-pipe, which compare builds itself; the book's transcript test runs the real
 //! originals, when `../shared/originals` exists.
 
+use lesson_test::faults::as_nobody;
 use lesson_test::{Lesson, TempDir, assert_usage_errors};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
@@ -675,18 +676,9 @@ fn processes_of(uid: u32) -> usize {
 fn a_process_limit_is_a_clear_error_and_leaves_nothing() {
     // RLIMIT_NPROC does not bind root: compare runs as nobody (65534), under
     // prlimit, with the system's python3 (root's pyenv is out of nobody's reach).
-    const NOBODY: &[&str] = &[
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--inh-caps=-all",
-        "env",
-        "PATH=/usr/bin:/bin",
-    ];
-    let probe = Lesson::new("/usr/bin/setpriv")
-        .args(NOBODY)
-        .args([BIN, "--list"])
-        .run();
+    const PATH: [&str; 2] = ["env", "PATH=/usr/bin:/bin"];
+    let Some(nobody) = as_nobody(BIN) else { return };
+    let probe = nobody.args(PATH).args([BIN, "--list"]).run();
     if probe.code() != Some(0) || !Path::new("/usr/bin/python3").exists() {
         println!(
             "skipped: compare cannot run as nobody here\n{}",
@@ -705,8 +697,9 @@ fn a_process_limit_is_a_clear_error_and_leaves_nothing() {
     // second run; or threads, but no process for the second program.
     for (room, error) in [(2, "thread for anon-pipe"), (4, "start ")] {
         let limit = format!("--nproc={}", processes_of(65534) + room);
-        let run = Lesson::new("/usr/bin/setpriv")
-            .args(NOBODY)
+        let nobody = as_nobody(BIN).expect("checked above");
+        let run = nobody
+            .args(PATH)
             .args(["prlimit", &limit, "--", BIN, "anon-pipe", "--seconds", "1"])
             .arg("--originals")
             .arg(setup.originals())

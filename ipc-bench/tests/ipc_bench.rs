@@ -3,6 +3,7 @@
 //! behaviour (bytes arrive exactly, records are neither lost nor repeated, nothing
 //! is left behind, signals stop it), never timings.
 
+use lesson_test::faults::as_nobody;
 use lesson_test::{
     Leftovers, Lesson, Running, TempDir, assert_usage_errors, check_transcript_of,
     children_of, process, send,
@@ -707,25 +708,12 @@ fn a_fork_that_fails_midway_ends_the_peer_already_made() {
     // and one more process: the peer forks, the measuring side cannot. (The limit
     // counts every process of the user: if other processes run as nobody, an
     // earlier fork fails instead, which must be just as clean.)
-    if !Path::new("/usr/bin/setpriv").exists() {
-        eprintln!("skipped: setpriv is not installed");
-        return;
-    }
-    let run = Lesson::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
+    let Some(nobody) = as_nobody(BIN) else { return };
+    let run = nobody
         .args(["prlimit", "--nproc=2", "--", BIN])
         .args(TINY)
         .args(["--only", "pipe"])
         .run();
-    if run.stderr.contains("Permission denied") || run.stderr.contains("prlimit") {
-        eprintln!("skipped: cannot run as nobody here\n{}", run.transcript());
-        return;
-    }
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
     assert!(run.stderr.contains(": EAGAIN"), "{}", run.transcript());
     if run.stderr.contains("[2/2] pipe") {

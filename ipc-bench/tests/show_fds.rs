@@ -2,10 +2,7 @@
 //! measuring side print at each step, and what they prove: after the closes each
 //! process holds only its own ends, and nothing else leaked.
 
-#[path = "../../anon-pipe/tests/common/fds_blocks.rs"]
-mod fds_blocks;
-
-use fds_blocks::{Block, Row, block, blocks, steps};
+use lesson_test::fd_blocks::{Block, Row, block, blocks, steps};
 use lesson_test::{Finished, Lesson, check_transcript};
 use std::path::Path;
 use std::time::Duration;
@@ -136,7 +133,7 @@ fn after_the_closes_each_process_of_a_pipe_job_holds_only_its_own_ends() {
             made.rows
                 .iter()
                 .filter(|r| &r.object == pipe)
-                .all(|r| r.cloexec)
+                .all(|r| r.cloexec())
         );
     }
     assert_eq!(own(made).len(), 9, "{made:#?}");

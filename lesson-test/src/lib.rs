@@ -29,6 +29,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+pub mod faults;
+pub mod fd_blocks;
+
 /// The deadline when a test sets none: long enough for a slow CI machine, short enough to
 /// fail fast.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);

@@ -623,3 +623,57 @@ fn reap_within_waits_for_a_child_to_end_and_gives_up_on_others_at_the_bound() {
     assert!(took >= Duration::from_millis(200), "{took:?}");
     assert!(took < Duration::from_secs(2), "{took:?}");
 }
+
+// ---------------------------------------------------------------- the fault fixtures
+
+#[test]
+fn stalled_stdout_blocks_the_writer_until_the_pipe_breaks() {
+    use std::os::unix::process::ExitStatusExt;
+    let yes = ["/usr/bin/yes", "/bin/yes"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+        .expect("coreutils' yes");
+    let (mut stalled, running) = faults::StalledStdout::start(yes, "stalled");
+    // Blocked in write, not ended: the fixture returned only once the FIFO stayed full.
+    let state = process(running.pid()).expect("yes is still there").state;
+    assert!(state == 'S' || state == 'R', "state {state}");
+    stalled.break_pipe();
+    let run = running.finish();
+    // yes keeps SIGPIPE's default action: its next write kills it.
+    assert_eq!(run.status.signal(), Some(13), "{}", run.transcript());
+}
+
+#[test]
+fn stop_process_returns_once_the_process_is_stopped() {
+    let running = sh("exec sleep 30").spawn();
+    faults::stop_process(running.pid());
+    assert_eq!(process(running.pid()).map(|p| p.state), Some('T'));
+    send(running.pid(), Signal::SIGKILL);
+    let run = running.finish();
+    assert_eq!(run.code(), None, "{}", run.transcript());
+}
+
+#[test]
+fn as_nobody_runs_a_program_as_nobody_or_says_why_not() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .iter()
+        .any(|path| std::path::Path::new(path).exists());
+    let nobody = faults::as_nobody("/usr/bin/id");
+    if !(root && setpriv) {
+        assert!(nobody.is_none(), "needs root and setpriv");
+        return;
+    }
+    let nobody = nobody.expect("as root with setpriv, as_nobody works");
+    let run = nobody.args(["/usr/bin/id", "-u"]).run();
+    assert_eq!(run.texts(), ["65534"], "{}", run.transcript());
+    // A program nobody may not execute: skipped, not run.
+    let private = TempDir::new("as-nobody");
+    let program = private.path().join("prog");
+    std::fs::write(&program, "#!/bin/sh\n").unwrap();
+    let mode = std::fs::Permissions::from_mode(0o700);
+    std::fs::set_permissions(&program, mode).unwrap();
+    assert!(faults::as_nobody(program.to_str().unwrap()).is_none());
+}

@@ -2,6 +2,7 @@
 //! deadlines. The harness fails any test after which a child is left in the
 //! lesson's process group (a zombie nobody reaped, or an orphan still running).
 
+use lesson_test::faults::as_nobody;
 use lesson_test::{
     Finished, Leftovers, Lesson, TempDir, assert_usage_errors, check_transcript,
     mask_number, number_after, process, send,
@@ -843,15 +844,13 @@ fn running_out_of_descriptors_is_reported() {
 #[test]
 fn a_fork_that_fails_midway_ends_and_reaps_the_children_already_made() {
     // RLIMIT_NPROC does not bind root: run as nobody, with four processes allowed
-    // (the parent and three children). SAFETY: geteuid has no preconditions and
-    // cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: setpriv needs root to switch to nobody");
+    // (the parent and three children).
+    let Some(nobody) = as_nobody(MULTI1) else {
         return;
-    }
-    let script = r#"exec setpriv --reuid=65534 --regid=65534 --clear-groups \
-        --inh-caps=-all bash -c 'ulimit -u 4; exec "$0"' "$0""#;
-    let run = in_shell(script, MULTI1).run();
+    };
+    let run = nobody
+        .args(["bash", "-c", r#"ulimit -u 4; exec "$0""#, MULTI1])
+        .run();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
     // The limit counts every process of user nobody (another test may be running
     // some), so the failing fork may come earlier; whichever it is, the children

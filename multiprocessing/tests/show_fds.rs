@@ -4,6 +4,7 @@
 //! The book's tables are made here too, grouped by process (the processes print
 //! them concurrently, so the order on the terminal changes from run to run).
 
+use lesson_test::fd_blocks::{Block, Row, blocks};
 use lesson_test::{Finished, Lesson, check_transcript};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,72 +21,6 @@ fn transcript(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../docs/src/transcripts")
         .join(name)
-}
-
-/// One `--show-fds` block: `[fds] <who> <pid>, <step>:`, a header, one row per fd.
-#[derive(Debug)]
-struct Block {
-    who: String,
-    pid: i32,
-    step: String,
-    rows: Vec<Row>,
-    /// The block as printed.
-    text: String,
-}
-
-/// One row: `  4  socket  socket:[33045]  rw  cloexec,nonblock`.
-#[derive(Debug, Clone, PartialEq)]
-struct Row {
-    fd: i32,
-    kind: String,
-    object: String,
-    end: String,
-    /// `cloexec`, `cloexec,nonblock`, or empty.
-    flags: String,
-}
-
-/// The blocks in `text`, in the order they were printed.
-fn blocks(text: &str) -> Vec<Block> {
-    let mut blocks = Vec::new();
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        let Some(head) = line.strip_prefix("[fds] ") else {
-            continue;
-        };
-        let (who_pid, step) = head.split_once(", ").expect("who pid, step");
-        let (who, pid) = who_pid.rsplit_once(' ').expect("who pid");
-        let header = lines.next().expect("a header line");
-        assert!(header.trim_start().starts_with("fd  kind"), "{header}");
-        let mut text = format!("{line}\n{header}\n");
-        let mut rows = Vec::new();
-        // A row starts with its number (multi4's `  @ <pid> <state>` lines do not).
-        let is_row = |l: &&str| {
-            l.starts_with("  ")
-                && l.split_whitespace()
-                    .next()
-                    .is_some_and(|w| w.parse::<i32>().is_ok())
-        };
-        while let Some(row) = lines.next_if(is_row) {
-            let words: Vec<&str> = row.split_whitespace().collect();
-            rows.push(Row {
-                fd: words[0].parse().expect("fd number"),
-                kind: words[1].to_owned(),
-                object: words[2].to_owned(),
-                end: words[3].to_owned(),
-                flags: words.get(4).copied().unwrap_or_default().to_owned(),
-            });
-            text.push_str(row);
-            text.push('\n');
-        }
-        blocks.push(Block {
-            who: who.to_owned(),
-            pid: pid.parse().expect("pid"),
-            step: step.trim_end_matches(':').to_owned(),
-            rows,
-            text,
-        });
-    }
-    blocks
 }
 
 /// The steps that process `pid` showed, in its order.
@@ -320,18 +255,14 @@ fn multi5_exec_keeps_the_pid_and_the_plain_descriptors_and_closes_the_cloexec_on
     let before = block(&blocks, child, "after fork");
     let after = block(&blocks, child, "after exec");
     // Before exec: the parent's self-pipe (close-on-exec) came along with fork.
-    let cloexec: Vec<&Row> = before
-        .rows
-        .iter()
-        .filter(|r| r.flags.contains("cloexec"))
-        .collect();
+    let cloexec: Vec<&Row> = before.rows.iter().filter(|r| r.cloexec()).collect();
     assert!(cloexec.len() >= 4, "the self-pipe's four: {output}");
     assert!(cloexec.iter().all(|r| r.fd > 2), "{output}");
     // After exec: exactly the descriptors without close-on-exec, as they were.
     let kept: Vec<Row> = before
         .rows
         .iter()
-        .filter(|r| !r.flags.contains("cloexec"))
+        .filter(|r| !r.cloexec())
         .cloned()
         .collect();
     assert_eq!(after.rows, kept, "{output}");

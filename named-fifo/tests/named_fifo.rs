@@ -1,6 +1,7 @@
 //! The lesson's promises, checked by running both programs as subprocesses with
 //! deadlines, each test in a directory of its own.
 
+use lesson_test::fd_blocks::{self, Block as FdBlock, Row as FdRow};
 use lesson_test::{
     Finished, Lesson, Running, TempDir, check_transcript_of, group_members,
 };
@@ -843,58 +844,6 @@ fn help_lists_every_option_aligned_and_survives_a_full_stdout() {
     );
 }
 
-/// One `--show-fds` block: `[fds] <who> <pid>, <step>:`, a header line, then one row
-/// per descriptor.
-#[derive(Debug)]
-struct FdBlock {
-    who: String,
-    step: String,
-    rows: Vec<FdRow>,
-}
-
-/// One row of a block: `  3  fifo  /tmp/x/my_pipe  read  cloexec,nonblock`.
-#[derive(Debug, Clone, PartialEq)]
-struct FdRow {
-    fd: i32,
-    kind: String,
-    object: String,
-    end: String,
-    flags: String,
-}
-
-/// The `--show-fds` blocks in `text`, in the order they were printed.
-fn fd_blocks(text: &str) -> Vec<FdBlock> {
-    let mut blocks: Vec<FdBlock> = Vec::new();
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        let Some(head) = line.strip_prefix("[fds] ") else {
-            continue;
-        };
-        let (who_pid, step) = head.split_once(", ").expect("who pid, step");
-        let who = who_pid.rsplit_once(' ').expect("who pid").0;
-        let header = lines.next().expect("a header line");
-        assert!(header.trim_start().starts_with("fd  kind"), "{header}");
-        let mut rows = Vec::new();
-        while let Some(row) = lines.peek().and_then(|l| l.strip_prefix("  ")) {
-            let words: Vec<&str> = row.split_whitespace().collect();
-            rows.push(FdRow {
-                fd: words[0].parse().expect("fd number"),
-                kind: words[1].to_owned(),
-                object: words[2].to_owned(),
-                end: words[3].to_owned(),
-                flags: words.get(4).unwrap_or(&"").to_string(),
-            });
-            lines.next();
-        }
-        blocks.push(FdBlock {
-            who: who.to_owned(),
-            step: step.trim_end_matches(':').to_owned(),
-            rows,
-        });
-    }
-    blocks
-}
-
 /// The rows of `block` that are FIFOs.
 fn fifo_rows(block: &FdBlock) -> Vec<FdRow> {
     block
@@ -982,7 +931,7 @@ fn show_fds_shows_the_fifo_only_between_open_and_close_read_and_write_ends() {
         (&writer, "fifo-writer", "write"),
     ] {
         let output = run.stdout_text();
-        let blocks = fd_blocks(&output);
+        let blocks = fd_blocks::blocks(&output);
         let steps: Vec<&str> = blocks.iter().map(|b| b.step.as_str()).collect();
         assert_eq!(
             steps,
@@ -1063,7 +1012,7 @@ fn show_fds_in_the_streaming_writer_shows_the_close_before_the_end() {
     assert_code(&reader, 0);
     assert_code(&writer, 0);
     assert_eq!(reader.lines.len(), 3, "{}", reader.transcript());
-    let blocks = fd_blocks(&writer.stderr);
+    let blocks = fd_blocks::blocks(&writer.stderr);
     assert_eq!(blocks.len(), 3, "{}", writer.transcript());
     assert_eq!(blocks[2].step, "after close my_pipe");
     assert_eq!(fifo_rows(&blocks[1])[0].end, "write");

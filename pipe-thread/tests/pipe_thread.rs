@@ -1,16 +1,12 @@
 //! The lesson's promises, checked by running its binary as a subprocess with a deadline.
 
+use lesson_test::faults::{StalledStdout, as_nobody};
 use lesson_test::{
-    Lesson, Running, TempDir, assert_matches_document, assert_usage_errors,
-    check_transcript_of, children_of, parse_bytes_repr, process,
+    Lesson, assert_matches_document, assert_usage_errors, check_transcript_of,
+    children_of, parse_bytes_repr,
 };
-use nix::fcntl::{OFlag, open};
 use nix::sys::signal::Signal;
-use nix::sys::stat::Mode;
-use nix::unistd::mkfifo;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
-use std::thread::sleep;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pipe-thread");
@@ -57,71 +53,6 @@ fn chunk(line: &str) -> Vec<u8> {
 fn reported_broken_stdout(stderr: &str) -> bool {
     stderr.contains("Error: poll stdout: POLLERR: its reader is gone")
         || stderr.contains("Error: write stdout: EPIPE: Broken pipe")
-}
-
-/// A FIFO that the lesson's stdout goes into and nobody reads: the lesson fills it and
-/// then blocks writing, like `pipe-thread | sleep 60`.
-struct StalledStdout {
-    _dir: TempDir,
-    _reader: OwnedFd,
-}
-
-impl StalledStdout {
-    /// Starts the lesson with `args`, its stdout into the FIFO, and waits until the FIFO
-    /// is full (the lesson is then blocked on its stdout).
-    fn start(args: &str) -> (StalledStdout, Running) {
-        let dir = TempDir::new("pipe-thread-stall");
-        let path: PathBuf = dir.path().join("stdout");
-        mkfifo(&path, Mode::S_IRWXU).expect("mkfifo");
-        // Non-blocking, so this open does not wait for the writer; the lesson's open for
-        // writing then finds a reader at once. Close-on-exec, or every process the tests
-        // start would inherit a read end, and the pipe could never break.
-        let reader = open(
-            &path,
-            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .expect("open fifo");
-        let script = format!("exec \"$0\" {args} > \"$1\"");
-        let running = Lesson::new("sh")
-            .args(["-c", &script, BIN, path.to_str().unwrap()])
-            .deadline(Duration::from_secs(15))
-            .spawn();
-        // Full: almost 64 KiB queued, and no more coming for 300 ms (the lesson writes
-        // about 50 KB/s, so it is blocked, not slow).
-        let start = Instant::now();
-        let mut last = (0, Instant::now());
-        loop {
-            let now = queued(&reader);
-            if now != last.0 {
-                last = (now, Instant::now());
-            } else if now > 60_000 && last.1.elapsed() > Duration::from_millis(300)
-            {
-                break;
-            }
-            let alive = process(running.pid()).is_some_and(|p| p.state != 'Z');
-            assert!(
-                alive && start.elapsed() < Duration::from_secs(12),
-                "the lesson did not fill its stdout (alive: {alive})"
-            );
-            sleep(Duration::from_millis(10));
-        }
-        let stalled = StalledStdout {
-            _dir: dir,
-            _reader: reader,
-        };
-        (stalled, running)
-    }
-}
-
-/// How many bytes wait in the FIFO.
-fn queued(fd: &OwnedFd) -> i32 {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one c_int through the pointer, which points to `n`, alive
-    // for the call; `fd` is an open descriptor we own.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
-    assert_eq!(rc, 0, "ioctl FIONREAD");
-    n
 }
 
 /// Checks that `count` `Spam n` messages arrived in order and on the document's
@@ -233,7 +164,7 @@ fn stop_signals_end_it_within_a_second() {
 #[test]
 fn a_stop_signal_ends_it_while_blocked_on_a_stalled_stdout() {
     // `pipe-thread --speed 1e6 --no-gap | sleep 25`: the main thread waits to write.
-    let (stalled, running) = StalledStdout::start("--speed 1000000 --no-gap");
+    let (stalled, running) = StalledStdout::start(BIN, "--speed 1000000 --no-gap");
     let run = running.stop_with(Signal::SIGTERM);
     assert!(
         run.stderr.contains("stopped by SIGTERM"),
@@ -417,26 +348,10 @@ fn running_out_of_descriptors_is_reported() {
 fn a_thread_that_cannot_be_started_is_reported() {
     // RLIMIT_NPROC counts threads too. It does not bind root: run as `nobody`, allowed
     // one task (the main thread).
-    let run = Lesson::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "prlimit",
-            "--nproc=1:1",
-            BIN,
-            "--count",
-            "1",
-        ])
+    let Some(nobody) = as_nobody(BIN) else { return };
+    let run = nobody
+        .args(["prlimit", "--nproc=1:1", BIN, "--count", "1"])
         .run();
-    if run.stderr.contains("Permission denied") || run.code() == Some(127) {
-        println!(
-            "skipped: cannot run the lesson as nobody here\n{}",
-            run.transcript()
-        );
-        return;
-    }
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
     assert!(
         run.stderr.contains(

@@ -1,6 +1,8 @@
 //! The lesson's promises, checked by running its binaries as subprocesses with deadlines.
 //! The tests send the signals themselves: no person at a terminal is needed.
 
+use lesson_test::faults::as_nobody;
+use lesson_test::fd_blocks::{self, Block as FdBlock, Row as FdRow};
 use lesson_test::{
     Finished, Lesson, check_transcript, check_transcript_of, group_members,
     number_after, send,
@@ -391,31 +393,14 @@ fn sigchld_demo_reaps_its_children_when_stdout_fails() {
     assert_code(&run, 0);
 }
 
-/// Whether the tests run as root (/proc/self belongs to the effective user).
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
 /// As root, RLIMIT_NPROC does not bind; run as `nobody`, whose processes it counts.
 #[test]
 fn sigchld_demo_whose_fork_fails_half_way_reaps_the_children_it_has() {
-    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
-        .into_iter()
-        .find(|path| Path::new(path).exists());
-    let (true, Some(setpriv)) = (is_root(), setpriv) else {
-        eprintln!(
-            "skipped: needs root and setpriv to run the demo as an unprivileged user"
-        );
+    let Some(nobody) = as_nobody(SIGCHLD_DEMO) else {
         return;
     };
-    let run = lesson(setpriv)
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
+    let run = nobody
+        .deadline(Duration::from_secs(10))
         .args([
             "bash",
             "-c",
@@ -682,60 +667,6 @@ fn book_transcripts_match_fresh_runs() {
     }
 }
 
-/// One `--show-fds` block: `[fds] <who> <pid>, <step>:`, a header line, then one row
-/// per descriptor.
-#[derive(Debug)]
-struct FdBlock {
-    who: String,
-    pid: i32,
-    step: String,
-    rows: Vec<FdRow>,
-}
-
-/// One row of a block: `  4  pipe  pipe:[33045]  write  cloexec`.
-#[derive(Debug, Clone, PartialEq)]
-struct FdRow {
-    fd: i32,
-    kind: String,
-    object: String,
-    end: String,
-    flags: String,
-}
-
-/// The `--show-fds` blocks in `text`, in the order they were printed.
-fn fd_blocks(text: &str) -> Vec<FdBlock> {
-    let mut blocks = Vec::new();
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        let Some(head) = line.strip_prefix("[fds] ") else {
-            continue;
-        };
-        let (who_pid, step) = head.split_once(", ").expect("who pid, step");
-        let (who, pid) = who_pid.rsplit_once(' ').expect("who pid");
-        let header = lines.next().expect("a header line");
-        assert!(header.trim_start().starts_with("fd  kind"), "{header}");
-        let mut rows = Vec::new();
-        while let Some(row) = lines.peek().and_then(|l| l.strip_prefix("  ")) {
-            let words: Vec<&str> = row.split_whitespace().collect();
-            rows.push(FdRow {
-                fd: words[0].parse().expect("fd number"),
-                kind: words[1].to_owned(),
-                object: words[2].to_owned(),
-                end: words[3].to_owned(),
-                flags: words.get(4).unwrap_or(&"").to_string(),
-            });
-            lines.next();
-        }
-        blocks.push(FdBlock {
-            who: who.to_owned(),
-            pid: pid.parse().expect("pid"),
-            step: step.trim_end_matches(':').to_owned(),
-            rows,
-        });
-    }
-    blocks
-}
-
 /// The rows of `block` above 2: what the program itself opened.
 fn own_rows(block: &FdBlock) -> Vec<FdRow> {
     block.rows.iter().filter(|r| r.fd > 2).cloned().collect()
@@ -777,7 +708,7 @@ fn sigpipe_demo_show_fds_leaves_the_write_end_alone_before_the_write() {
         .run();
     assert_code(&run, 1);
     let output = run.stdout_text();
-    let blocks = fd_blocks(&output);
+    let blocks = fd_blocks::blocks(&output);
     let steps: Vec<&str> = blocks.iter().map(|b| b.step.as_str()).collect();
     assert_eq!(steps, ["after pipe2", "after close(read end)"], "{output}");
     assert!(
@@ -815,7 +746,7 @@ fn sigchld_demo_show_fds_children_hold_copies_of_the_parents_self_pipe() {
         .args(["--children", "3", "--show-fds"])
         .run();
     assert_code(&run, 0);
-    let blocks = fd_blocks(&run.stderr);
+    let blocks = fd_blocks::blocks(&run.stderr);
     assert_eq!(blocks.len(), 4, "{}", run.transcript());
     let parent = &blocks[0];
     assert_eq!(
@@ -867,7 +798,7 @@ fn signal1_show_fds_shows_the_self_pipe_its_handlers_write_to() {
         .args(["USR1", "--count", "1", "--show-fds"])
         .spawn();
     let stderr = running.wait_for_stderr("to stop it");
-    let blocks = fd_blocks(&stderr);
+    let blocks = fd_blocks::blocks(&stderr);
     assert_eq!(blocks.len(), 1, "{stderr}");
     assert_eq!(blocks[0].step, "after Signals::new", "{stderr}");
     let pipe = own_rows(&blocks[0]);

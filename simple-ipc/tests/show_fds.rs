@@ -2,6 +2,7 @@
 //! `4-upcase` they exec print at each step, and what the tables prove (which
 //! process holds which end, what `dup2` moved, what `exec` kept).
 
+use lesson_test::fd_blocks::{self, Block, Row, held, holding};
 use lesson_test::{Finished, Lesson, TempDir, check_transcript_of};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,70 +21,16 @@ fn transcript(name: &str) -> PathBuf {
         .join(format!("simple-ipc-{name}.txt"))
 }
 
-/// One `--show-fds` block: `[fds] <who> <pid>, <step>:`, a header, one row per fd.
-#[derive(Debug)]
-struct Block {
-    who: String,
-    pid: i32,
-    step: String,
-    rows: Vec<Row>,
-}
-
-/// One row: `  4  pipe  pipe:[33045]  read  cloexec`.
-#[derive(Debug, Clone, PartialEq)]
-struct Row {
-    fd: i32,
-    kind: String,
-    object: String,
-    end: String,
-    cloexec: bool,
-    nonblock: bool,
-}
-
-/// The blocks in `text`, in the order they were printed. Lines that `4-redirect`
-/// shows from out.txt (`  out.txt: <line>`) count as printed: after `2>&1`, the
-/// tables of the child and of `4-upcase` went into that file.
+/// The blocks in `text`. Lines that `4-redirect` shows from out.txt (`  out.txt: <line>`)
+/// count as printed: after `2>&1`, the tables of the child and of `4-upcase` went into
+/// that file.
 fn blocks(text: &str) -> Vec<Block> {
-    let text: Vec<&str> = text
+    let unwrapped: String = text
         .lines()
         .map(|line| line.strip_prefix("  out.txt: ").unwrap_or(line))
+        .flat_map(|line| [line, "\n"])
         .collect();
-    let mut blocks = Vec::new();
-    let mut lines = text.into_iter().peekable();
-    while let Some(line) = lines.next() {
-        let Some(head) = line.strip_prefix("[fds] ") else {
-            continue;
-        };
-        let (who_pid, step) = head.split_once(", ").expect("who pid, step");
-        let (who, pid) = who_pid.rsplit_once(' ').expect("who pid");
-        let header = lines.next().expect("a header line");
-        assert!(header.trim_start().starts_with("fd  kind"), "{header}");
-        let mut rows = Vec::new();
-        while let Some(row) = lines
-            .peek()
-            .filter(|l| is_row(l))
-            .and_then(|l| l.strip_prefix("  "))
-        {
-            let words: Vec<&str> = row.split_whitespace().collect();
-            let flags = words.get(4).copied().unwrap_or("");
-            rows.push(Row {
-                fd: words[0].parse().expect("fd number"),
-                kind: words[1].to_owned(),
-                object: words[2].to_owned(),
-                end: words[3].to_owned(),
-                cloexec: flags.contains("cloexec"),
-                nonblock: flags.contains("nonblock"),
-            });
-            lines.next();
-        }
-        blocks.push(Block {
-            who: who.to_owned(),
-            pid: pid.parse().expect("pid"),
-            step: step.trim_end_matches(':').to_owned(),
-            rows,
-        });
-    }
-    blocks
+    fd_blocks::blocks(&unwrapped)
 }
 
 /// `(who, step)` of every block, in order.
@@ -92,20 +39,6 @@ fn steps(blocks: &[Block]) -> Vec<(&str, &str)> {
         .iter()
         .map(|b| (b.who.as_str(), b.step.as_str()))
         .collect()
-}
-
-/// `(fd, end)` of every row of `block` that holds `object`.
-fn holding(block: &Block, object: &str) -> Vec<(i32, String)> {
-    block
-        .rows
-        .iter()
-        .filter(|r| r.object == object)
-        .map(|r| (r.fd, r.end.clone()))
-        .collect()
-}
-
-fn held(fd: i32, end: &str) -> (i32, String) {
-    (fd, end.to_owned())
 }
 
 /// The row of descriptor `fd`.
@@ -124,7 +57,7 @@ fn lesson_pipe(block: &Block) -> String {
     let ours: Vec<&Row> = block
         .rows
         .iter()
-        .filter(|r| r.kind == "pipe" && r.cloexec && !r.nonblock)
+        .filter(|r| r.kind == "pipe" && r.cloexec() && !r.nonblock())
         .collect();
     assert_eq!(ours.len(), 2, "{block:#?}");
     assert_eq!(ours[0].object, ours[1].object, "{block:#?}");
@@ -256,7 +189,7 @@ fn redirect_dup2_moves_fd_1_to_the_file_and_back() {
     let saved = copies[1].0;
     let file = holding(first, &out);
     assert_eq!(file.len(), 1, "{first:#?}");
-    assert!(row(first, file[0].0).cloexec, "{first:#?}");
+    assert!(row(first, file[0].0).cloexec(), "{first:#?}");
 
     // dup2(file, 1): fd 1 names the file; the file's own fd still does too.
     let second = &blocks[1];
@@ -264,7 +197,10 @@ fn redirect_dup2_moves_fd_1_to_the_file_and_back() {
         holding(second, &out),
         [held(1, "write"), held(file[0].0, "write")]
     );
-    assert!(!row(second, 1).cloexec, "dup2's copy is not close-on-exec");
+    assert!(
+        !row(second, 1).cloexec(),
+        "dup2's copy is not close-on-exec"
+    );
     assert_eq!(holding(second, &stdout), [held(saved, "write")]);
 
     // close(file): fd 1 alone keeps the file open.
@@ -317,8 +253,8 @@ fn redirect_child_gets_each_operator_as_one_dup2_and_exec_keeps_only_them() {
     for execd in &from_file[1..] {
         assert_eq!(holding(execd, &input), [held(0, "read")], "{execd:#?}");
         assert_eq!(holding(execd, &out), [held(1, "write"), held(2, "write")]);
-        assert!(execd.rows.iter().all(|r| !r.cloexec), "{execd:#?}");
-        let kept: Vec<&Row> = both.rows.iter().filter(|r| !r.cloexec).collect();
+        assert!(execd.rows.iter().all(|r| !r.cloexec()), "{execd:#?}");
+        let kept: Vec<&Row> = both.rows.iter().filter(|r| !r.cloexec()).collect();
         let execd_rows: Vec<&Row> = execd.rows.iter().collect();
         assert_eq!(execd_rows, kept, "{}", run.transcript());
     }
@@ -433,7 +369,7 @@ fn popen_r_after_the_closes_the_parent_holds_only_the_read_end() {
     assert_eq!(holding(&step[4], &pipe)[0].1, "write");
     let dup2 = &step[5];
     assert_eq!(holding(dup2, &pipe)[0], held(1, "write"), "{dup2:#?}");
-    assert!(!row(dup2, 1).cloexec, "dup2's copy is not close-on-exec");
+    assert!(!row(dup2, 1).cloexec(), "dup2's copy is not close-on-exec");
     assert_eq!(holding(dup2, &pipe).len(), 2, "{dup2:#?}");
     assert_eq!(
         holding(&step[6], &pipe),
@@ -444,8 +380,8 @@ fn popen_r_after_the_closes_the_parent_holds_only_the_read_end() {
     // After exec the program has the write end as its stdout, nothing else of ours.
     let execd = &step[7];
     assert_eq!(holding(execd, &pipe), [held(1, "write")], "{execd:#?}");
-    assert!(execd.rows.iter().all(|r| !r.cloexec), "{execd:#?}");
-    let kept: Vec<&Row> = step[6].rows.iter().filter(|r| !r.cloexec).collect();
+    assert!(execd.rows.iter().all(|r| !r.cloexec()), "{execd:#?}");
+    let kept: Vec<&Row> = step[6].rows.iter().filter(|r| !r.cloexec()).collect();
     assert_eq!(execd.rows.iter().collect::<Vec<_>>(), kept);
 }
 
@@ -503,7 +439,7 @@ fn popen_command_keeps_one_end_in_the_parent_and_hands_the_other_over() {
         assert_eq!(parent.len(), 1, "{:#?}", step[0]);
         assert_eq!(parent[0].1, ours);
         assert!(
-            row(&step[0], parent[0].0).cloexec,
+            row(&step[0], parent[0].0).cloexec(),
             "Command's pipes are cloexec"
         );
     }

@@ -1,5 +1,6 @@
 //! The lesson's promises, checked by running its binaries as subprocesses with deadlines.
 
+use lesson_test::faults::as_nobody;
 use lesson_test::{
     Finished, Lesson, TempDir, assert_usage_errors, check_transcript,
     check_transcript_of, mask_number, number_after,
@@ -434,24 +435,11 @@ fn exitstatus_into_a_closed_pipe_ends_with_exit_1_and_no_panic() {
 #[test]
 fn exitstatus_fork_failure_is_reported() {
     // RLIMIT_NPROC does not bind root: run as nobody, allowed one process (itself).
-    let probe = lesson("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .args(["--inh-caps=-all", "prlimit", "--nproc=1", "true"])
-        .run();
-    if probe.code() != Some(0) {
-        eprintln!("skipped: cannot run as nobody here\n{}", probe.transcript());
+    let Some(nobody) = as_nobody(EXITSTATUS) else {
         return;
-    }
-    let run = lesson("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .args([
-            "--inh-caps=-all",
-            "prlimit",
-            "--nproc=1",
-            EXITSTATUS,
-            "--count",
-            "1",
-        ])
+    };
+    let run = nobody
+        .args(["prlimit", "--nproc=1", EXITSTATUS, "--count", "1"])
         .run();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
     assert!(run.stderr.contains("fork: EAGAIN"), "{}", run.transcript());

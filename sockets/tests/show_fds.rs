@@ -3,6 +3,7 @@
 //! per accepted connection, each end of a socketpair kept by one process only).
 //! Also the book's system-call excerpt of socketpair-demo, compared with a fresh trace.
 
+use lesson_test::fd_blocks::{self, Block as FdBlock, Row as FdRow};
 use lesson_test::{
     Finished, Lesson, TempDir, check_transcript, check_transcript_of, number_after,
 };
@@ -23,59 +24,6 @@ fn docs(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../docs/src")
         .join(path)
-}
-
-/// One `--show-fds` block: `[fds] <who> <pid>, <step>:`, a header, one row per fd.
-#[derive(Debug)]
-struct FdBlock {
-    who: String,
-    pid: i32,
-    step: String,
-    rows: Vec<FdRow>,
-}
-
-/// One row: `  4  socket  socket:[33045]  rw  cloexec,nonblock`.
-#[derive(Debug, Clone, PartialEq)]
-struct FdRow {
-    fd: i32,
-    kind: String,
-    object: String,
-    end: String,
-    flags: String,
-}
-
-/// The blocks in `text`, in the order they were printed.
-fn fd_blocks(text: &str) -> Vec<FdBlock> {
-    let mut blocks = Vec::new();
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        let Some(head) = line.strip_prefix("[fds] ") else {
-            continue;
-        };
-        let (who_pid, step) = head.split_once(", ").expect("who pid, step");
-        let (who, pid) = who_pid.rsplit_once(' ').expect("who pid");
-        let header = lines.next().expect("a header line");
-        assert!(header.trim_start().starts_with("fd  kind"), "{header}");
-        let mut rows = Vec::new();
-        while let Some(row) = lines.peek().and_then(|l| l.strip_prefix("  ")) {
-            let words: Vec<&str> = row.split_whitespace().collect();
-            rows.push(FdRow {
-                fd: words[0].parse().expect("fd number"),
-                kind: words[1].to_owned(),
-                object: words[2].to_owned(),
-                end: words[3].to_owned(),
-                flags: words.get(4).unwrap_or(&"").to_string(),
-            });
-            lines.next();
-        }
-        blocks.push(FdBlock {
-            who: who.to_owned(),
-            pid: pid.parse().expect("pid"),
-            step: step.trim_end_matches(':').to_owned(),
-            rows,
-        });
-    }
-    blocks
 }
 
 /// The sockets of a block: what the program made (0, 1 and 2 are the test's pipes).
@@ -115,7 +63,7 @@ fn socketpair_after_the_closes_each_process_holds_only_its_own_end() {
         .run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
     let output = run.stdout_text();
-    let blocks = fd_blocks(&output);
+    let blocks = fd_blocks::blocks(&output);
     // The child prints its tables once the parent's first line is here: after the
     // parent's, so the order is the same on every run.
     assert_eq!(
@@ -199,7 +147,7 @@ fn socket_progs_the_server_gets_one_socket_per_connection_the_client_its_own() {
     assert!(dir.entries().is_empty(), "{:?}", dir.entries());
 
     let text = server.stdout_text();
-    let blocks = fd_blocks(&text);
+    let blocks = fd_blocks::blocks(&text);
     assert_eq!(
         steps(&blocks),
         pairs(&[
@@ -223,7 +171,7 @@ fn socket_progs_the_server_gets_one_socket_per_connection_the_client_its_own() {
     assert_eq!(sockets(&blocks[3]), [], "{text}");
 
     let text = client.stdout_text();
-    let blocks = fd_blocks(&text);
+    let blocks = fd_blocks::blocks(&text);
     let name = format!("client:process={}", client.pid);
     assert_eq!(
         steps(&blocks),
@@ -247,7 +195,7 @@ fn socket_preview_threads_share_one_table_holding_both_ends_of_a_connection() {
         .args(["--port", "0", "--clients", "1", "--show-fds"])
         .run();
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
-    let blocks = fd_blocks(&run.stderr);
+    let blocks = fd_blocks::blocks(&run.stderr);
     let text = &run.stderr;
     // One process: every thread prints the same pid, and the same table.
     assert!(blocks.iter().all(|b| b.pid == run.pid), "{text}");

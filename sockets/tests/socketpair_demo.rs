@@ -1,5 +1,6 @@
 //! socketpair-demo: one socketpair, a parent and a forked child, both ways.
 
+use lesson_test::faults::as_nobody;
 use lesson_test::{
     Leftovers, Lesson, assert_usage_errors, check_transcript_of, number_after,
     parse_bytes_repr, process, send,
@@ -191,24 +192,9 @@ fn book_transcript_matches_a_fresh_run() {
 #[test]
 fn a_fork_that_fails_is_reported_and_leaves_nothing() {
     // RLIMIT_NPROC does not bind root: run as nobody, allowed one process (itself).
-    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
-        .into_iter()
-        .find(|path| Path::new(path).exists());
-    // SAFETY: geteuid has no arguments and cannot fail; it only reads our credentials.
-    let root = unsafe { libc::geteuid() } == 0;
-    let Some(setpriv) = setpriv.filter(|_| root) else {
-        println!("skipped: needs root and setpriv to run the lesson as nobody");
-        return;
-    };
-    let run = Lesson::new(setpriv)
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .args([
-            "--inh-caps=-all",
-            "bash",
-            "-c",
-            "ulimit -u 1; exec \"$0\"",
-            BIN,
-        ])
+    let Some(nobody) = as_nobody(BIN) else { return };
+    let run = nobody
+        .args(["bash", "-c", "ulimit -u 1; exec \"$0\"", BIN])
         .run();
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
     assert!(run.stderr.contains("fork: EAGAIN"), "{}", run.transcript());
