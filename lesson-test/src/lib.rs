@@ -449,11 +449,20 @@ impl Running {
     }
 
     /// Waits until stderr contains `needle` (or the deadline passes) and returns stderr.
+    /// Fails at once when stderr closes without it (the lesson ended, or gave its stderr
+    /// away), so a lesson that dies early fails its test in milliseconds, not at the deadline.
     pub fn wait_for_stderr(&mut self, needle: &str) -> String {
         loop {
+            // Asked before reading: once the reader is done, the text read next is all.
+            let closed = self.readers[1].as_ref().is_some_and(|r| r.is_finished());
             let text = self.stderr_text();
             if text.contains(needle) {
                 return text;
+            }
+            if closed {
+                self.fail(&format!(
+                    "stderr closed without {needle:?} (did the lesson end?)"
+                ));
             }
             if Instant::now() >= self.deadline {
                 self.fail(&format!(

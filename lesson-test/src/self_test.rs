@@ -256,6 +256,25 @@ fn next_line_gives_up_at_the_deadline() {
 }
 
 #[test]
+fn wait_for_stderr_fails_at_once_when_stderr_closes_without_the_text() {
+    let running = sh("echo other >&2; exit 1")
+        .deadline(Duration::from_secs(20))
+        .spawn();
+    let started = Instant::now();
+    let why = failure_of(Duration::from_secs(10), move || {
+        let mut running = running;
+        running.wait_for_stderr("ready");
+    });
+    assert!(why.starts_with("stderr closed without \"ready\""), "{why}");
+    assert!(why.contains("--- stderr:\nother\n"), "{why}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "did not wait for the 20 s deadline: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn wait_for_stderr_waits_for_the_text_and_gives_up_at_the_deadline() {
     let mut running = sh("sleep 0.2; echo ready >&2; exec sleep 30")
         .deadline(Duration::from_secs(2))
