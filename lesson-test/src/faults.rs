@@ -70,6 +70,11 @@ impl StalledStdout {
         (stalled, running)
     }
 
+    /// How many bytes wait in the FIFO (0 once the pipe is broken).
+    pub fn queued(&self) -> i32 {
+        self.reader.as_ref().map_or(0, queued)
+    }
+
     /// The reader leaves: the lesson's stdout is broken from now on.
     pub fn break_pipe(&mut self) {
         self.reader = None;

@@ -204,6 +204,14 @@ mod tests {
         assert_eq!(steps(&found, "main thread"), ["after pipe"]);
         assert!(steps(&found, "parent").is_empty());
         assert_eq!(block(&found, "child", "after fork").pid, 8);
+        // The same step in two processes: each has its own block.
+        let both = "[fds] parent 1, after fork:\n  fd  kind\n\
+                    [fds] child 2, after fork:\n  fd  kind\n\
+                    [fds] parent 1, end:\n  fd  kind\n";
+        let both = blocks(both);
+        assert_eq!(block(&both, "parent", "after fork").pid, 1);
+        assert_eq!(block(&both, "child", "after fork").pid, 2);
+        assert_eq!(steps(&both, "parent"), ["after fork", "end"]);
     }
 
     #[test]

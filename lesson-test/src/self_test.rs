@@ -656,7 +656,13 @@ fn stalled_stdout_blocks_the_writer_until_the_pipe_breaks() {
     // Blocked in write, not ended: the fixture returned only once the FIFO stayed full.
     let state = process(running.pid()).expect("yes is still there").state;
     assert!(state == 'S' || state == 'R', "state {state}");
+    assert!(
+        stalled.queued() > 60_000,
+        "{} bytes queued",
+        stalled.queued()
+    );
     stalled.break_pipe();
+    assert_eq!(stalled.queued(), 0);
     let run = running.finish();
     // yes keeps SIGPIPE's default action: its next write kills it.
     assert_eq!(run.status.signal(), Some(13), "{}", run.transcript());
@@ -695,4 +701,25 @@ fn as_nobody_runs_a_program_as_nobody_or_says_why_not() {
     let mode = std::fs::Permissions::from_mode(0o700);
     std::fs::set_permissions(&program, mode).unwrap();
     assert!(faults::as_nobody(program.to_str().unwrap()).is_none());
+}
+
+#[test]
+fn stalled_stdout_waits_for_a_slow_writer_to_block() {
+    // 1000 bytes every 20 ms: about 1.3 s to fill the FIFO, and a write of 1000 bytes
+    // (below PIPE_BUF) waits for room for all of them, so it blocks a little short of
+    // 64 KiB (64000 here: 4 writes fill each of the pipe's 16 pages of 4096 bytes, and a
+    // write never straddles two).
+    let slow = "-c 'while :; do printf %1000s x; sleep 0.02; done'";
+    let (mut stalled, running) = faults::StalledStdout::start("/bin/sh", slow);
+    let full = stalled.queued();
+    thread::sleep(Duration::from_millis(200));
+    assert!(full > 60_000, "returned at {full} bytes queued");
+    assert_eq!(
+        full,
+        stalled.queued(),
+        "returned while the writer was still writing"
+    );
+    stalled.break_pipe();
+    let run = running.finish();
+    assert_eq!(run.code(), None, "{}", run.transcript());
 }
